@@ -1,0 +1,58 @@
+"""Code lists of the data contract. Labels for people live in the translation catalogue."""
+
+CHANNELS = (
+    "phone", "callback", "chat", "chatbot", "e_message",
+    "digital_form", "video", "walk_in", "home_visit", "mobile",
+)
+CONTACT_TYPES = (
+    "R10", "R20", "R30", "R40", "R41", "R50", "R51", "R52", "R55", "R56",
+    "R60", "R71", "R72", "R80", "R90",
+)
+# Avohilmo yhteystapa derived from the channel when a record does not carry one.
+CONTACT_TYPE_BY_CHANNEL = {
+    "phone": "R52", "callback": "R52", "chat": "R52", "chatbot": "R56", "video": "R52",
+    "e_message": "R56", "digital_form": "R56", "walk_in": "R10", "home_visit": "R20",
+    "mobile": "R41",
+}
+DESTINATIONS = (
+    "tk_doctor", "tk_nurse", "mental_health_substance", "physio_rehab", "tk_social_counsellor",
+    "other_primary_care", "specialist_care", "adult_social_services", "disability_services",
+    "elderly_social_services", "third_sector", "kela", "employment_services", "sports_services",
+    "culture_services", "other", "none_needed",
+)
+NO_REFERRAL_NEEDED = "none_needed"
+INITIATORS = (
+    "self", "relative", "primary_care", "specialist_care", "social_services",
+    "employment_services", "other",
+)
+SERVICE_LINES = (
+    "health", "social", "mental_health_substance", "elderly", "family", "disability",
+    "employment", "oral_health", "rehabilitation", "other",
+)
+REASONS = (
+    "many_visits", "many_services", "multimorbidity", "single_health_issue",
+    "mental_health_substance", "suspected_risk", "unclear_employment", "cannot_use_services",
+    "loneliness_moving", "family_problems", "financial_problems", "difficult_life_situation",
+)
+PROFESSIONAL_GROUPS = (
+    "nurse", "doctor", "social_worker", "social_counsellor", "physiotherapist",
+    "psychologist", "team", "other",
+)
+AGE_BANDS = ("0-17", "18-64", "65-79", "80+")
+AGE_BAND_MIDPOINTS = {"0-17": 9.0, "18-64": 41.0, "65-79": 72.0, "80+": 85.0}
+OUTCOMES = (
+    "resolved", "referred", "appointment_booked", "callback_scheduled",
+    "failure_demand", "no_action_needed", "other",
+)
+REFERRAL_STATUSES = ("planned", "started", "cancelled")
+QUEUED_CHANNELS = ("phone", "callback", "chat")
+
+
+def age_band(age: int) -> str:
+    if age < 18:
+        return "0-17"
+    if age < 65:
+        return "18-64"
+    if age < 80:
+        return "65-79"
+    return "80+"

@@ -1,0 +1,123 @@
+"""Engines, migrations and the data version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from data_access.config import Settings
+from data_access.models import DataVersion
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached."""
+
+
+class DatabaseNeedsUpgrade(RuntimeError):
+    """The schema is older than this version of the code."""
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def engine_from_settings(settings: Settings) -> Engine:
+    return create_db_engine(settings.resolved_database_url)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(str(exc.orig)) from exc
+
+
+def upgrade_database(engine: Engine) -> None:
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise DatabaseNeedsUpgrade with a plain message when migrations are pending."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise DatabaseNeedsUpgrade(
+            f"The database schema is at revision {current or 'empty'}, this version needs {head}. "
+            "Run: ohjaustaulu db upgrade"
+        )
+
+
+def data_version(engine: Engine) -> int:
+    """The highest change sequence: one indexed single-row read."""
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(DataVersion.seq).where(DataVersion.id == 1)).scalar()
+    return int(value or 0)
+
+
+def reserve_change_seq(conn: sa.Connection, count: int) -> int:
+    """Reserve ``count`` sequence numbers; returns the first. Serialises writers briefly."""
+    table = DataVersion.__table__
+    updated = conn.execute(
+        sa.update(table).where(table.c.id == 1).values(seq=table.c.seq + count).returning(table.c.seq)
+    ).scalar()
+    if updated is None:
+        conn.execute(sa.insert(table).values(id=1, seq=count))
+        updated = count
+    return int(updated) - count + 1
+
+
+class epoch_seconds(FunctionElement):
+    """Seconds since 1970 UTC of a UTCDateTime column, computed by the database."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element, compiler, **kw) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"
