@@ -82,6 +82,8 @@ class Filters:
     channels: tuple[str, ...] = ()
     service_lines: tuple[str, ...] = ()
     age_bands: tuple[str, ...] = ()
+    # Only records before this local minute of each day (for "today so far" comparisons).
+    until_minute: int | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -400,6 +402,8 @@ def _filtered(store: FactStore, metric: Metric, filters: Filters, allowed: list[
     ):
         if values and column in frame.columns:
             conditions.append(pl.col(column).is_in(list(values)))
+    if filters.until_minute is not None:
+        conditions.append(pl.col("minute_of_day") < filters.until_minute)
     if metric.extra_filter is not None:
         conditions.append(metric.extra_filter())
     return frame.lazy().filter(*conditions)

@@ -77,6 +77,7 @@ def _local_calendar(column: str) -> list[pl.Expr]:
     return [
         local.dt.date().alias("day"),
         local.dt.hour().cast(pl.Int8).alias("hour"),
+        (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
         local.dt.weekday().cast(pl.Int8).alias("weekday"),
         local.dt.date().dt.truncate("1w").alias("week"),
         local.dt.date().dt.truncate("1mo").alias("month"),

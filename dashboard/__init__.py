@@ -1,0 +1,1 @@
+"""Ohjaustaulu: the app shell, components, charts, translations and the command line."""

@@ -1,0 +1,63 @@
+"""The frame: page config, language, shared filters, live refresh and navigation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from data_access.config import get_settings
+from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable, data_version
+from data_access.metrics import Scope
+from dashboard.filters import filter_sidebar, language_selector
+from dashboard.formatting import format_time
+from dashboard.i18n import t
+from data_access.periods import local_now
+from dashboard.state import Context, get_store, set_context
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+st.set_page_config(page_title="Ohjaustaulu", page_icon=":material/dashboard:", layout="wide")
+settings = get_settings()
+language = language_selector(settings.default_language)
+
+try:
+    store = get_store()
+except DatabaseUnavailable:
+    st.error(t("error.database_unavailable", language), icon=":material/cloud_off:")
+    st.stop()
+except DatabaseNeedsUpgrade:
+    st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
+    st.stop()
+
+filters, comparison, preset = filter_sidebar(store, language)
+set_context(
+    Context(
+        settings=settings, store=store, language=language, filters=filters, comparison=comparison,
+        # Sign-in comes later; until then every session sees every municipality.
+        scope=Scope.everything(), preset=preset,
+    )
+)
+
+
+@st.fragment(run_every=settings.refresh_seconds)
+def live_refresh() -> None:
+    """Poll the data version; rerun the page only when new data has arrived."""
+    try:
+        version = data_version(store.engine)
+    except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
+        return
+    if version != store.version:
+        st.rerun(scope="app")
+    st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))
+
+
+with st.sidebar:
+    live_refresh()
+
+page = st.navigation(
+    [
+        st.Page(PAGES / "overview.py", title=t("page.overview", language), icon=":material/today:", url_path="yleiskuva", default=True),
+    ]
+)
+page.run()

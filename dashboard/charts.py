@@ -1,0 +1,178 @@
+"""Altair chart builders and the one registered theme.
+
+Each builder takes a tidy plot frame whose columns are already labelled for people and
+returns a chart; nothing here reads data or translates. Number and date formats are
+Finnish inside the spec (config.locale), so tooltips and axes read "52,4 %".
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+THEME = "ohjaustaulu"
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999"]
+TARGET_COLOUR = "#D55E00"
+
+LOCALES = {
+    "fi": {
+        "number": {"decimal": ",", "thousands": "\u00a0", "grouping": [3], "currency": ["", "\u00a0€"]},
+        "time": {
+            "dateTime": "%A, %-d. %Bta %Y klo %X", "date": "%-d.%-m.%Y", "time": "%H:%M:%S",
+            "periods": ["a.m.", "p.m."],
+            "days": ["sunnuntai", "maanantai", "tiistai", "keskiviikko", "torstai", "perjantai", "lauantai"],
+            "shortDays": ["su", "ma", "ti", "ke", "to", "pe", "la"],
+            "months": ["tammikuu", "helmikuu", "maaliskuu", "huhtikuu", "toukokuu", "kesäkuu", "heinäkuu",
+                       "elokuu", "syyskuu", "lokakuu", "marraskuu", "joulukuu"],
+            "shortMonths": ["tammi", "helmi", "maalis", "huhti", "touko", "kesä", "heinä", "elo", "syys",
+                            "loka", "marras", "joulu"],
+        },
+    },
+    "sv": {
+        "number": {"decimal": ",", "thousands": "\u00a0", "grouping": [3], "currency": ["", "\u00a0€"]},
+        "time": {
+            "dateTime": "%A %-d %B %Y %X", "date": "%-d.%-m.%Y", "time": "%H:%M:%S", "periods": ["fm", "em"],
+            "days": ["söndag", "måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag"],
+            "shortDays": ["sön", "mån", "tis", "ons", "tor", "fre", "lör"],
+            "months": ["januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september",
+                       "oktober", "november", "december"],
+            "shortMonths": ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"],
+        },
+    },
+    "en": {
+        "number": {"decimal": ".", "thousands": ",", "grouping": [3], "currency": ["€", ""]},
+        "time": {
+            "dateTime": "%a %e %b %Y %X", "date": "%d/%m/%Y", "time": "%H:%M:%S", "periods": ["AM", "PM"],
+            "days": ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
+            "shortDays": ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"],
+            "months": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+                       "October", "November", "December"],
+            "shortMonths": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+        },
+    },
+}
+DATE_FORMAT = {"fi": "%-d.%-m.%Y", "sv": "%-d.%-m.%Y", "en": "%-d %b %Y"}
+AXIS_FORMAT = {"share": ".0%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.1f", "nps": ",.0f"}
+TOOLTIP_FORMAT = {"share": ".1%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.2f", "nps": ",.0f"}
+
+
+@alt.theme.register(THEME, enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    return {
+        "config": {
+            "range": {"category": PALETTE},
+            "font": "Source Sans Pro, Arial, sans-serif",
+            "axis": {"labelFontSize": 12, "titleFontSize": 12, "grid": True, "gridColor": "#e6e6e6"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom"},
+            "view": {"stroke": None},
+            "locale": LOCALES["fi"],
+        }
+    }
+
+
+def localise(chart: alt.TopLevelMixin, language: str) -> alt.TopLevelMixin:
+    return chart.configure(locale=LOCALES.get(language, LOCALES["fi"]))
+
+
+def _target_rule(target: float, *, horizontal: bool = True, label: str) -> alt.Chart:
+    frame = pl.DataFrame({"target": [target], "label": [label]})
+    encoding = {"y": "target:Q"} if horizontal else {"x": "target:Q"}
+    rule = alt.Chart(frame).mark_rule(color=TARGET_COLOUR, strokeDash=[6, 4], size=2).encode(**encoding)
+    text = alt.Chart(frame).mark_text(
+        color=TARGET_COLOUR, align="left" if horizontal else "center", dx=4, dy=-8, fontWeight="bold"
+    ).encode(**encoding, text="label:N", **({"x": alt.value(4)} if horizontal else {"y": alt.value(-6)}))
+    return rule + text
+
+
+def line_chart(
+    frame: pl.DataFrame, *, x: str, y: str, unit: str, language: str, colour: str | None = None,
+    band: tuple[str, str] | None = None, target: float | None = None, target_label: str = "",
+    x_time_unit: str = "yearmonthdate", height: int = 280,
+) -> alt.TopLevelMixin:
+    """A trend over time, optional 95 % band and target line."""
+    base = alt.Chart(frame).encode(
+        x=alt.X(f"{x}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
+    )
+    colour_enc = {"color": alt.Color(f"{colour}:N", title=None)} if colour else {}
+    tooltip = [
+        alt.Tooltip(f"{x}:T", title=x, format=DATE_FORMAT[language]),
+        alt.Tooltip(f"{y}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
+        *([alt.Tooltip(f"{colour}:N", title=colour)] if colour else []),
+    ]
+    layers = []
+    if band:
+        layers.append(base.mark_area(opacity=0.2).encode(y=f"{band[0]}:Q", y2=f"{band[1]}:Q", **colour_enc))
+    layers.append(
+        base.mark_line(point=frame.height <= 60).encode(
+            y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+        )
+    )
+    if target is not None:
+        layers.append(_target_rule(target, label=target_label))
+    return localise(alt.layer(*layers).properties(height=height), language)
+
+
+def bar_chart(
+    frame: pl.DataFrame, *, category: str, value: str, unit: str, language: str, colour: str | None = None,
+    target: float | None = None, target_label: str = "", sort_by_value: bool = True, interval: tuple[str, str] | None = None,
+    height: int | None = None,
+) -> alt.TopLevelMixin:
+    """Horizontal bars: categories on the y axis so long Finnish labels stay readable."""
+    sort = "-x" if sort_by_value else None
+    base = alt.Chart(frame).encode(y=alt.Y(f"{category}:N", title=None, sort=sort))
+    tooltip = [alt.Tooltip(f"{category}:N", title=category), alt.Tooltip(f"{value}:Q", title=value, format=TOOLTIP_FORMAT[unit])]
+    colour_enc = {"color": alt.Color(f"{colour}:N", title=None)} if colour else {"color": alt.value(PALETTE[0])}
+    layers = [
+        base.mark_bar().encode(
+            x=alt.X(f"{value}:Q", title=value, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+        )
+    ]
+    if interval:
+        layers.append(base.mark_rule(color="#333333").encode(x=f"{interval[0]}:Q", x2=f"{interval[1]}:Q"))
+    if target is not None:
+        layers.append(_target_rule(target, horizontal=False, label=target_label))
+    rows = max(frame[category].n_unique(), 1)
+    return localise(alt.layer(*layers).properties(height=height or max(120, 26 * rows)), language)
+
+
+def stacked_share_chart(
+    frame: pl.DataFrame, *, x: str, y: str, colour: str, language: str, target: float | None = None,
+    target_label: str = "", x_time_unit: str = "yearmonthdate",
+) -> alt.TopLevelMixin:
+    """Shares that add up to 100 % over time (channel mix)."""
+    bars = alt.Chart(frame).mark_area().encode(
+        x=alt.X(f"{x}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
+        y=alt.Y(f"{y}:Q", title=y, stack="normalize", axis=alt.Axis(format=".0%")),
+        color=alt.Color(f"{colour}:N", title=None),
+        tooltip=[alt.Tooltip(f"{colour}:N"), alt.Tooltip(f"{y}:Q", format=".1%")],
+    )
+    layers = [bars] + ([_target_rule(target, label=target_label)] if target is not None else [])
+    return localise(alt.layer(*layers).properties(height=300), language)
+
+
+def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str]) -> alt.TopLevelMixin:
+    chart = alt.Chart(frame).mark_rect().encode(
+        x=alt.X(f"{x}:O", title=x),
+        y=alt.Y(f"{y}:N", title=None, sort=y_order),
+        color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
+        tooltip=[alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{x}:O"), alt.Tooltip(f"{value}:Q", format=",.0f")],
+    )
+    return localise(chart.properties(height=240), language)
+
+
+def funnel_plot(
+    frame: pl.DataFrame, *, x: str, y: str, label: str, limits: pl.DataFrame, language: str, unit: str,
+    centre: float, centre_label: str,
+) -> alt.TopLevelMixin:
+    """Value against its denominator with 95 % and 99.8 % control limits around the centre."""
+    points = alt.Chart(frame).mark_circle(size=70, color=PALETTE[0]).encode(
+        x=alt.X(f"{x}:Q", title=x, scale=alt.Scale(type="log"), axis=alt.Axis(format=",.0f")),
+        y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])),
+        tooltip=[alt.Tooltip(f"{label}:N"), alt.Tooltip(f"{y}:Q", format=TOOLTIP_FORMAT[unit]), alt.Tooltip(f"{x}:Q", format=",.0f")],
+    )
+    lines = alt.Chart(limits).mark_line(strokeDash=[4, 3], color="#666666").encode(
+        x=f"{x}:Q", y="limit:Q", detail="band:N", strokeWidth=alt.StrokeWidth("band:N", legend=None),
+    )
+    centre_rule = _target_rule(centre, label=centre_label)
+    return localise(alt.layer(lines, points, centre_rule).properties(height=360), language)

@@ -1,0 +1,155 @@
+"""The ``ohjaustaulu`` command (also ``python -m dashboard``)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from data_access.bootstrap import prepare_database
+from data_access.config import Settings
+from data_access.engine import (
+    DatabaseNeedsUpgrade,
+    DatabaseUnavailable,
+    check_schema,
+    current_revision,
+    engine_from_settings,
+    head_revision,
+    upgrade_database,
+)
+from data_access.metrics import REGISTRY, Filters, MetricError, compute
+from data_access.reference import ReferenceFileError, load_population_file, normalise_municipality_code
+from data_access.snapshot import FactStore
+from dashboard.export import metrics_csv, metrics_json
+
+APP = Path(__file__).resolve().parent / "app.py"
+DEFAULT_METRICS = ("contacts", "contacts_per_1000", "first_contact_resolution", "verified_resolution", "electronic_share")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    prepare_database(settings, progress=_say)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(args.port), "--server.address", args.address,
+    ]
+    _say(f"Ohjaustaulu: http://{args.address}:{args.port}")
+    return subprocess.call(command, cwd=APP.parent.parent)
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    if settings.is_embedded:
+        upgrade_database(engine)
+    else:
+        check_schema(engine)
+    from sample_data.seed import seed_database
+
+    regions = tuple(code.strip().zfill(2) for code in args.regions.split(",")) if args.regions else None
+    report = seed_database(engine, contacts=args.contacts, days=args.days, seed=args.seed, regions=regions, progress=_say)
+    print(
+        f"seeded {report.contacts} contacts, {report.referrals} referrals, {report.feedback} feedback "
+        f"(generate {report.generate_seconds:.1f} s, write {report.write_seconds:.1f} s)"
+    )
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    store = FactStore(engine, settings)
+    store.refresh()
+    metrics = list(REGISTRY) if args.metric == ["all"] else (args.metric or list(DEFAULT_METRICS))
+    filters = Filters(
+        start=args.date_from,
+        end=args.date_to,
+        municipalities=tuple(normalise_municipality_code(code) for code in args.municipality or ()),
+    )
+    by = [args.by] if args.by else []
+    result = compute(store, metrics=metrics, filters=filters, by=by)
+    if args.format == "json":
+        print(metrics_json(result, by=by, store=store))
+    else:
+        sys.stdout.write(metrics_csv(result, by=by, store=store, language=args.language))
+    return 0
+
+
+def cmd_reference_load(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    count = load_population_file(engine, Path(args.file), source=args.source)
+    print(f"loaded {count} population rows from {args.file}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    if args.action == "upgrade":
+        upgrade_database(engine)
+    print(f"schema revision {current_revision(engine) or 'empty'} (code needs {head_revision()})")
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ohjaustaulu", description="Client guidance dashboard and tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start the dashboard")
+    run.add_argument("--port", type=int, default=int(os.environ.get("OHJAUSTAULU_PORT", "8501")))
+    run.add_argument("--address", default="localhost")
+    run.set_defaults(handler=cmd_run)
+
+    seed = commands.add_parser("seed", help="add realistic sample data")
+    seed.add_argument("--contacts", type=int, default=300_000)
+    seed.add_argument("--days", type=int, default=730)
+    seed.add_argument("--seed", type=int, default=2025)
+    seed.add_argument("--regions", help="county codes separated by commas, e.g. 01,18")
+    seed.set_defaults(handler=cmd_seed)
+
+    metrics = commands.add_parser("metrics", help="print metric values as CSV or JSON")
+    metrics.add_argument("--from", dest="date_from", type=_date, required=True)
+    metrics.add_argument("--to", dest="date_to", type=_date, required=True)
+    metrics.add_argument("--municipality", action="append", help="municipality code (repeatable)")
+    metrics.add_argument("--by", help="grouping dimension, e.g. municipality, channel, month")
+    metrics.add_argument("--metric", action="append", help=f"metric key (repeatable, or 'all'): {', '.join(REGISTRY)}")
+    metrics.add_argument("--format", choices=("csv", "json"), default="csv")
+    metrics.add_argument("--language", choices=("fi", "sv", "en"), default="fi", help="language of name columns")
+    metrics.set_defaults(handler=cmd_metrics)
+
+    reference = commands.add_parser("reference", help="reference data")
+    reference_commands = reference.add_subparsers(dest="reference_command", required=True)
+    load = reference_commands.add_parser("load", help="load an official population table (code, year, population)")
+    load.add_argument("file")
+    load.add_argument("--source", help="where the figures come from, e.g. 'Statistics Finland 31.12.2025'")
+    load.set_defaults(handler=cmd_reference_load)
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=("upgrade", "check"))
+    db.set_defaults(handler=cmd_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        return args.handler(args, settings)
+    except (DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ValueError) as exc:
+        print(f"ohjaustaulu: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,185 @@
+"""Shared screen components: KPI cards, chart blocks with their table and download,
+freshness, empty and error states."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from data_access.metrics import REGISTRY, Filters
+from data_access.periods import HELSINKI
+from data_access.quality import source_freshness
+from dashboard.export import safe_cell
+from dashboard.formatting import format_date, format_number, format_time, format_value
+from dashboard.i18n import t
+from dashboard.presenters import records_by_metric, value_text
+from dashboard.state import Context, query
+
+
+def csv_bytes(table: pl.DataFrame) -> bytes:
+    """The table as a Finnish spreadsheet expects it: semicolons, UTF-8 with BOM, no formulas."""
+    safe = table.with_columns(pl.col(pl.String).map_elements(safe_cell, return_dtype=pl.String))
+    buffer = io.BytesIO()
+    safe.write_csv(buffer, separator=";")
+    return "\ufeff".encode() + buffer.getvalue()
+
+
+def chart_block(
+    chart: alt.TopLevelMixin, table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
+) -> None:
+    """A chart with its data table within reach and a CSV download of exactly that table."""
+    st.altair_chart(chart, theme=None, key=f"chart_{key}")
+    if caption:
+        st.caption(caption)
+    with st.expander(t("common.show_table", language)):
+        st.dataframe(table, hide_index=True, key=f"table_{key}")
+    st.download_button(
+        t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
+        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
+    )
+
+
+def empty_state(language: str) -> None:
+    st.info(t("common.empty", language), icon=":material/filter_alt_off:")
+
+
+def _delta(current: dict | None, previous: dict | None, *, metric: str, language: str) -> str | None:
+    if not current or not previous or current["suppressed"] or previous["suppressed"]:
+        return None
+    if current["value"] is None or previous["value"] is None:
+        return None
+    unit = REGISTRY[metric].unit
+    difference = current["value"] - previous["value"]
+    if unit == "share":
+        signed, key = _signed(difference * 100, 1, language), "delta.pp"
+    elif unit == "count":
+        if not previous["value"]:
+            return None
+        signed, key = _signed(difference / previous["value"] * 100, 1, language), "delta.relative"
+    elif unit == "seconds":
+        signed, key = _signed(difference, 0, language), "delta.seconds"
+    else:
+        signed, key = _signed(difference, 1, language), "delta.plain"
+    return None if signed is None else t(key, language, value=signed)
+
+
+def _signed(value: float, decimals: int, language: str) -> str | None:
+    """Signed text; st.metric reads the direction from an ASCII sign. None when it rounds to 0."""
+    if round(value, decimals) == 0:
+        return None
+    return ("+" if value > 0 else "-") + format_number(abs(value), decimals=decimals, language=language)
+
+
+def _help(metric: str, record: dict | None, ctx: Context) -> str:
+    definition = REGISTRY[metric].definition(ctx.language)
+    lines = [definition]
+    target = REGISTRY[metric].target(ctx.settings)
+    if target is not None:
+        lines.append(t("card.target", ctx.language, target=value_text({"value": target, "suppressed": False}, metric=metric, threshold=0, language=ctx.language)))
+    if record and not record["suppressed"]:
+        if record["denominator"] is not None and REGISTRY[metric].unit in ("share", "seconds", "score", "nps"):
+            lines.append(t("card.n", ctx.language, n=format_number(record["denominator"], language=ctx.language)))
+        if record["ci_low"] is not None:
+            lines.append(
+                t(
+                    "card.interval", ctx.language,
+                    low=format_number(record["ci_low"] * 100, decimals=1, language=ctx.language),
+                    high=format_number(record["ci_high"] * 100, decimals=1, language=ctx.language) + "\u00a0%",
+                )
+            )
+    elif record and record["suppressed"]:
+        lines.append(t("card.suppressed", ctx.language))
+    if record and record.get("note") == "population_missing":
+        lines.append(t("card.population_missing", ctx.language))
+    return "\n\n".join(lines)
+
+
+def target_status(metric: str, record: dict | None, ctx: Context) -> str | None:
+    """'below', 'meets' or None when the metric has no target or no value."""
+    target = REGISTRY[metric].target(ctx.settings)
+    if target is None or not record or record["suppressed"] or record["value"] is None:
+        return None
+    ok = record["value"] >= target if REGISTRY[metric].higher_is_better else record["value"] <= target
+    return "meets" if ok else "below"
+
+
+def kpi_card(
+    metric: str, *, record: dict | None, previous: dict | None, sparkline: list[float | None] | None,
+    ctx: Context, delta_description: str | None,
+) -> None:
+    definition = REGISTRY[metric]
+    card = st.container(border=True)
+    card.metric(
+        definition.label(ctx.language),
+        value_text(record, metric=metric, threshold=ctx.settings.small_cell_threshold, language=ctx.language),
+        delta=_delta(record, previous, metric=metric, language=ctx.language),
+        delta_color="normal" if definition.higher_is_better else "inverse",
+        delta_description=delta_description,
+        help=_help(metric, record, ctx),
+        chart_data=sparkline if sparkline and any(v is not None for v in sparkline) else None,
+    )
+    status = target_status(metric, record, ctx)
+    target = definition.target(ctx.settings)
+    if status is not None:
+        target_text = t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))
+        if status == "below":
+            card.badge(f"{t('card.below_target', ctx.language)} ({target_text})", icon=":material/warning:", color="red")
+        else:
+            card.badge(f"{t('card.meets_target', ctx.language)} ({target_text})", icon=":material/check:", color="green")
+
+
+def kpi_column(
+    ctx: Context, *, title: str, metrics: list[str], current: Filters, previous: Filters,
+    sparklines: dict[str, list[float | None]],
+) -> None:
+    st.markdown(f"**{title}**")
+    now = records_by_metric(query(ctx, metrics, filters=current))
+    before = records_by_metric(query(ctx, metrics, filters=previous))
+    if previous.start == previous.end:
+        description = t("delta.description", ctx.language, date=format_date(previous.start, ctx.language))
+    else:
+        description = t(
+            "delta.description_range", ctx.language,
+            start=format_date(previous.start, ctx.language), end=format_date(previous.end, ctx.language),
+        )
+    for metric in metrics:
+        kpi_card(
+            metric, record=now.get(metric), previous=before.get(metric), sparkline=sparklines.get(metric),
+            ctx=ctx, delta_description=description,
+        )
+
+
+def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date) -> dict[str, list[float | None]]:
+    """Daily values of each metric for a small trend line; suppressed days are gaps."""
+    result = query(ctx, metrics, by=["day"], filters=Filters(**{**ctx.filters.__dict__, "start": start, "end": end}))
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    lines: dict[str, list[float | None]] = {}
+    for metric in metrics:
+        values = dict(result.filter(pl.col("metric") == metric).select("day", "value").iter_rows())
+        lines[metric] = [values.get(day) for day in days]
+    return lines
+
+
+def freshness_panel(ctx: Context) -> None:
+    freshness = source_freshness(ctx.store, scope=ctx.scope)
+    if freshness.is_empty():
+        return
+    language = ctx.language
+    rows = []
+    for record in freshness.iter_rows(named=True):
+        local = record["newest"].astimezone(HELSINKI)
+        rows.append(
+            {
+                t("freshness.source", language): record["source_system"],
+                t("freshness.newest_record", language): f"{format_date(local.date(), language)} {format_time(local, language)}",
+                t("freshness.status", language): (
+                    "⚠ " + t("freshness.quiet", language, minutes=ctx.settings.quiet_source_minutes)
+                    if record["quiet"] else "✓ " + t("freshness.ok", language)
+                ),
+            }
+        )
+    st.dataframe(pl.DataFrame(rows), hide_index=True, key="freshness_table")

@@ -1,0 +1,103 @@
+"""Exports of registry results: CSV and JSON for the CLI and downloads.
+
+Values are machine-readable (dot decimal); suppressed counts read "<threshold" and other
+suppressed values are left empty, with the metric named in the ``suppressed`` column.
+Text cells that a spreadsheet would run as a formula are prefixed with an apostrophe.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import polars as pl
+
+from data_access.metrics import REGISTRY
+from data_access.snapshot import FactStore
+from dashboard.formatting import suppressed_text
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _names(store: FactStore, by: list[str], language: str) -> dict[str, dict[str, str]]:
+    column = "name_sv" if language == "sv" else "name_fi"
+    names: dict[str, dict[str, str]] = {}
+    if "municipality" in by:
+        names["municipality"] = dict(store.municipalities.select("municipality_code", column).iter_rows())
+    if "region" in by:
+        region_column = "region_name_sv" if language == "sv" else "region_name_fi"
+        names["region"] = dict(store.municipalities.select("region_code", region_column).unique().iter_rows())
+    return names
+
+
+def metrics_table(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str = "fi") -> pl.DataFrame:
+    """One row per group: names, then each metric's value (and interval and n for shares)."""
+    threshold = store.settings.small_cell_threshold
+    keys = list(dict.fromkeys(result["metric"].to_list()))
+    groups = result.select(by).unique(maintain_order=True) if by else pl.DataFrame({"_": [0]})
+    rows = []
+    for group in groups.iter_rows(named=True):
+        part = result
+        for dim in by:
+            part = part.filter(pl.col(dim) == group[dim]) if group[dim] is not None else part.filter(pl.col(dim).is_null())
+        row: dict[str, object] = {dim: group[dim] for dim in by}
+        for dim, mapping in _names(store, by, language).items():
+            row[f"{dim}_name"] = mapping.get(group[dim], "")
+        hidden = []
+        for key in keys:
+            metric = REGISTRY[key]
+            record = part.filter(pl.col("metric") == key)
+            record = record.row(0, named=True) if record.height else None
+            value = None if record is None else record["value"]
+            if record is not None and record["suppressed"]:
+                hidden.append(key)
+                value = suppressed_text(threshold) if metric.unit == "count" else None
+            row[key] = value
+            if metric.unit == "share":
+                row[f"{key}_ci_low"] = None if record is None or record["suppressed"] else record["ci_low"]
+                row[f"{key}_ci_high"] = None if record is None or record["suppressed"] else record["ci_high"]
+                row[f"{key}_n"] = None if record is None or record["suppressed"] else record["denominator"]
+            if metric.unit == "per_1000":
+                row[f"{key}_note"] = None if record is None else record["note"]
+        row["suppressed"] = " ".join(hidden)
+        rows.append({k: safe_cell(v) for k, v in row.items()})
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.col(pl.Float64).round(6)
+    )
+
+
+def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str = "fi") -> str:
+    table = metrics_table(result, by=by, store=store, language=language)
+    buffer = io.StringIO()
+    table.with_columns(pl.col(pl.Object).cast(pl.String) if table.select(pl.col(pl.Object)).width else []).write_csv(buffer)
+    return buffer.getvalue()
+
+
+def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactStore) -> str:
+    """Long form: one object per group and metric, with the suppression flag."""
+    threshold = store.settings.small_cell_threshold
+    records = []
+    for record in result.with_columns(pl.col(pl.Date).cast(pl.String)).iter_rows(named=True):
+        metric = REGISTRY[record["metric"]]
+        records.append(
+            {
+                **{dim: record[dim] for dim in by},
+                "metric": record["metric"],
+                "unit": metric.unit,
+                "value": record["value"],
+                "numerator": record["numerator"],
+                "denominator": record["denominator"],
+                "ci_low": record["ci_low"],
+                "ci_high": record["ci_high"],
+                "suppressed": record["suppressed"],
+                "display": suppressed_text(threshold) if record["suppressed"] else None,
+                "note": record["note"],
+            }
+        )
+    return json.dumps({"data_version": store.version, "rows": records}, ensure_ascii=False, indent=1)

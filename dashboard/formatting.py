@@ -1,0 +1,65 @@
+"""Numbers and dates as people in Finland read them: decimal comma, no-break space
+between thousands, d.m.yyyy. Swedish follows the Finland-Swedish convention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from babel.numbers import format_decimal
+
+LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
+NBSP = "\u00a0"
+
+
+def _locale(language: str) -> str:
+    return LOCALES.get(language, "fi_FI")
+
+
+def format_number(value: float | None, *, decimals: int = 0, language: str = "fi") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    # babel uses U+202F for fi/sv grouping in recent CLDR; the brief asks for no-break space.
+    return format_decimal(value, format=pattern, locale=_locale(language)).replace("\u202f", NBSP)
+
+
+def format_value(value: float | None, unit: str, *, language: str = "fi") -> str:
+    """A metric value in its unit: share 52,4 %, count 12 345, per 1,000 123,4, seconds 2 min 5 s."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if unit == "share":
+        return f"{format_number(value * 100, decimals=1, language=language)}{NBSP}%"
+    if unit == "count":
+        return format_number(value, language=language)
+    if unit in ("per_1000", "score"):
+        return format_number(value, decimals=1, language=language)
+    if unit == "nps":
+        return format_number(value, decimals=0, language=language)
+    if unit == "seconds":
+        return format_seconds(value)
+    return format_number(value, decimals=2, language=language)
+
+
+def format_seconds(seconds: float) -> str:
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}{NBSP}s"
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}{NBSP}min {rest}{NBSP}s" if rest else f"{minutes}{NBSP}min"
+
+
+def format_date(value: dt.date | None, language: str = "fi") -> str:
+    if value is None:
+        return "—"
+    if language == "en":
+        return f"{value.day} {value.strftime('%b')} {value.year}"
+    return f"{value.day}.{value.month}.{value.year}"
+
+
+def format_time(value: dt.datetime, language: str = "fi") -> str:
+    return value.strftime("%H:%M") if language == "en" else value.strftime("%H.%M")
+
+
+def suppressed_text(threshold: int) -> str:
+    return f"<{threshold}"

@@ -1,0 +1,51 @@
+"""The translation catalogue: every word a user sees comes through ``t``.
+
+Messages live in ``messages.toml`` (one table per key, one entry per language); metric
+labels and definitions come from the metric registry, code-list labels from the
+``code.*`` tables of the same catalogue.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+LANGUAGES = ("fi", "sv", "en")
+CATALOGUE_FILE = Path(__file__).resolve().parent / "messages.toml"
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, dict[str, str]]:
+    with CATALOGUE_FILE.open("rb") as handle:
+        nested = tomllib.load(handle)
+    flat: dict[str, dict[str, str]] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        if all(isinstance(v, str) for v in node.values()) and set(node) <= set(LANGUAGES):
+            flat[prefix] = node
+            return
+        for key, value in node.items():
+            walk(f"{prefix}.{key}" if prefix else key, value)
+
+    walk("", nested)
+    return flat
+
+
+def t(key: str, language: str = "fi", /, **values: object) -> str:
+    """The message ``key`` in ``language`` (Finnish when missing), formatted with ``values``."""
+    entry = catalogue().get(key)
+    if entry is None:
+        raise KeyError(f"no message {key!r} in the catalogue")
+    text = entry.get(language) or entry["fi"]
+    return text.format(**values) if values else text
+
+
+def code_label(kind: str, code: str | None, language: str = "fi") -> str:
+    """Label of a code-list value (channel, destination...); unknown codes are shown as they are."""
+    if code is None:
+        return t("common.unknown", language)
+    entry = catalogue().get(f"code.{kind}.{code}")
+    if entry is None:
+        return str(code)
+    return entry.get(language) or entry["fi"]

@@ -1,0 +1,82 @@
+"""The overview's periods and trend section."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import polars as pl
+import streamlit as st
+
+from data_access.metrics import REGISTRY
+from data_access.periods import same_weekday_week_earlier
+from dashboard.charts import line_chart
+from dashboard.components import chart_block, empty_state
+from dashboard.formatting import format_date, format_time, format_value
+from dashboard.i18n import t
+from dashboard.presenters import display_table, plot_frame
+from dashboard.state import Context, query
+
+CARD_METRICS = [
+    "contacts", "first_contact_resolution", "electronic_share", "referrals",
+    "same_day_callback_share", "queue_median_seconds",
+]
+TREND_METRICS = ["contacts", "first_contact_resolution", "electronic_share"]
+
+
+def card_periods(ctx: Context, *, now: dt.datetime) -> list[dict]:
+    """Today so far, yesterday and the last 7 days, each with its week-earlier comparison."""
+    today = now.date()
+    yesterday = today - dt.timedelta(days=1)
+    minute = now.hour * 60 + now.minute
+    base = ctx.filters
+    today_before = same_weekday_week_earlier(today)
+    yesterday_before = same_weekday_week_earlier(yesterday)
+    week_start = today - dt.timedelta(days=7)
+    return [
+        {
+            "title": t("overview.today", ctx.language, time=format_time(now, ctx.language)),
+            "current": dataclasses.replace(base, start=today, end=today, until_minute=minute),
+            "previous": dataclasses.replace(base, start=today_before, end=today_before, until_minute=minute),
+        },
+        {
+            "title": t("overview.yesterday", ctx.language, date=format_date(yesterday, ctx.language)),
+            "current": dataclasses.replace(base, start=yesterday, end=yesterday, until_minute=None),
+            "previous": dataclasses.replace(base, start=yesterday_before, end=yesterday_before, until_minute=None),
+        },
+        {
+            "title": t("overview.last_7_days", ctx.language),
+            "current": dataclasses.replace(base, start=week_start, end=yesterday, until_minute=None),
+            "previous": dataclasses.replace(
+                base, start=week_start - dt.timedelta(days=7), end=yesterday - dt.timedelta(days=7), until_minute=None
+            ),
+        },
+    ]
+
+
+def trend_section(ctx: Context) -> None:
+    language = ctx.language
+    filters = ctx.filters
+    st.caption(
+        t("overview.period_heading", language, start=format_date(filters.start, language), end=format_date(filters.end, language))
+    )
+    by = ["week"] if (filters.end - filters.start).days > 120 else ["day"]
+    result = query(ctx, TREND_METRICS, by=by)
+    if result.is_empty() or result.filter(pl.col("metric") == "contacts")["value"].sum() == 0:
+        empty_state(language)
+        return
+    table = display_table(result, by=by, store=ctx.store, language=language, metrics=TREND_METRICS)
+    columns = st.columns(len(TREND_METRICS))
+    for column, metric in zip(columns, TREND_METRICS, strict=True):
+        definition = REGISTRY[metric]
+        frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=language)
+        target = definition.target(ctx.settings)
+        with column:
+            chart = line_chart(
+                frame, x=frame.columns[0], y=definition.label(language), unit=definition.unit, language=language,
+                band=("ci_low", "ci_high") if definition.unit == "share" else None,
+                target=target,
+                target_label=t("card.target", language, target=format_value(target, definition.unit, language=language)) if target is not None else "",
+                height=220,
+            )
+            chart_block(chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language)

@@ -1,0 +1,117 @@
+"""Registry results made readable: codes to labels, values to Finnish-formatted text.
+
+The only place where result frames are reshaped for people; pages stay thin and charts
+receive tidy frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
+from data_access.snapshot import FactStore
+from dashboard.formatting import format_date, format_value, suppressed_text
+from dashboard.i18n import code_label, t
+
+CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
+
+
+def dimension_title(dimension: str, language: str) -> str:
+    return t(f"dimension.{dimension}", language)
+
+
+def label_for(store: FactStore, dimension: str, value: object, language: str) -> str:
+    if value is None:
+        return t("common.unknown", language)
+    if dimension == "municipality":
+        names = store.municipalities.filter(pl.col("municipality_code") == value)
+        return names["name_sv" if language == "sv" else "name_fi"][0] if names.height else str(value)
+    if dimension == "region":
+        names = store.municipalities.filter(pl.col("region_code") == value)
+        return names["region_name_sv" if language == "sv" else "region_name_fi"][0] if names.height else str(value)
+    if dimension in CODE_DIMENSIONS:
+        return code_label(dimension, str(value), language)
+    if isinstance(value, dt.date):
+        return format_date(value, language)
+    return str(value)
+
+
+def with_labels(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str) -> pl.DataFrame:
+    """Add a ``<dimension>_label`` column for each non-time grouping."""
+    for dimension in by:
+        if dimension in TIME_DIMENSIONS and dimension != "weekday":
+            continue
+        values = result[dimension].unique().to_list()
+        mapping = {v: label_for(store, dimension, v, language) for v in values}
+        result = result.with_columns(
+            pl.col(dimension).replace_strict(mapping, default=None, return_dtype=pl.String).alias(f"{dimension}_label")
+        )
+    return result
+
+
+def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactStore, language: str) -> pl.DataFrame:
+    """One metric, labelled for a chart: label columns named for people, value and interval."""
+    frame = with_labels(result.filter(pl.col("metric") == metric), by=by, store=store, language=language)
+    value_title = REGISTRY[metric].label(language)
+    columns = []
+    for dimension in by:
+        source = dimension if dimension in TIME_DIMENSIONS and dimension != "weekday" else f"{dimension}_label"
+        columns.append(pl.col(source).alias(dimension_title(dimension, language)))
+    return frame.select(
+        *columns,
+        pl.col("value").alias(value_title),
+        pl.col("ci_low"),
+        pl.col("ci_high"),
+        pl.col("denominator").alias("n"),
+        pl.col("suppressed"),
+    )
+
+
+def display_table(
+    result: pl.DataFrame, *, by: list[str], store: FactStore, language: str, metrics: list[str] | None = None
+) -> pl.DataFrame:
+    """A table of formatted text: one row per group, one column per metric; "<5" where suppressed."""
+    threshold = store.settings.small_cell_threshold
+    keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
+    frame = with_labels(result, by=by, store=store, language=language)
+    label_columns = [
+        (d if d in TIME_DIMENSIONS and d != "weekday" else f"{d}_label") for d in by
+    ]
+    groups = frame.select(*by, *[c for c in label_columns if c not in by]).unique(maintain_order=True).sort(by) if by else None
+    rows = []
+    for group in (groups.iter_rows(named=True) if groups is not None else [{}]):
+        part = frame
+        for dimension in by:
+            part = part.filter(pl.col(dimension) == group[dimension]) if group[dimension] is not None else part.filter(pl.col(dimension).is_null())
+        row = {}
+        for dimension, column in zip(by, label_columns, strict=True):
+            value = group[column]
+            row[dimension_title(dimension, language)] = format_date(value, language) if isinstance(value, dt.date) else value
+        for key in keys:
+            metric = REGISTRY[key]
+            record = part.filter(pl.col("metric") == key)
+            text = "—"
+            if record.height:
+                rec = record.row(0, named=True)
+                text = suppressed_text(threshold) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
+            row[metric.label(language)] = text
+        rows.append(row)
+    return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]} if rows else None)
+
+
+def value_text(record: dict | None, *, metric: str, threshold: int, language: str) -> str:
+    if record is None:
+        return "—"
+    if record["suppressed"]:
+        return suppressed_text(threshold)
+    return format_value(record["value"], REGISTRY[metric].unit, language=language)
+
+
+def records_by_metric(result: pl.DataFrame) -> dict[str, dict]:
+    return {row["metric"]: row for row in result.iter_rows(named=True)}
+
+
+def column_of(dimension: str) -> str:
+    return COLUMN_OF.get(dimension, dimension)

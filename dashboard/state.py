@@ -1,0 +1,84 @@
+"""Per-process resources and per-session context.
+
+The fact store is one per database per server process (``cache_resource``), shared by
+every session. Registry results are cached per data version (``cache_data``): when the
+version has not moved, a rerun recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import polars as pl
+import streamlit as st
+
+from data_access.bootstrap import prepare_database
+from data_access.config import Settings, get_settings
+from data_access.metrics import Filters, Scope, compute
+from data_access.snapshot import FactStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a page needs: settings, the store, the language, the filters and the user's scope."""
+
+    settings: Settings
+    store: FactStore
+    language: str
+    filters: Filters
+    comparison: Filters | None
+    scope: Scope
+    preset: str
+
+
+@st.cache_resource(show_spinner=False)
+def _store(database_url: str) -> FactStore:
+    settings = get_settings()
+    engine = prepare_database(settings)
+    return FactStore(engine, settings)
+
+
+def get_store() -> FactStore:
+    settings = get_settings()
+    store = _store(settings.resolved_database_url)
+    store.refresh()
+    return store
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _cached_compute(
+    database_url: str, version: int, metrics: tuple[str, ...], filters: tuple, by: tuple[str, ...], scope: tuple | None
+) -> pl.DataFrame:
+    store = _store(database_url)
+    return compute(
+        store,
+        metrics=list(metrics),
+        filters=Filters(*filters),
+        by=list(by),
+        scope=Scope(frozenset(scope) if scope is not None else None),
+    )
+
+
+def query(
+    ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
+) -> pl.DataFrame:
+    """Registry results for the context's (or the given) filters, cached on the data version."""
+    chosen = filters or ctx.filters
+    scope = tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
+    return _cached_compute(
+        ctx.settings.resolved_database_url, ctx.store.version, tuple(metrics),
+        dataclasses.astuple(chosen), tuple(by), scope,
+    )
+
+
+def set_context(ctx: Context) -> None:
+    st.session_state["_context"] = ctx
+
+
+def get_context() -> Context:
+    return st.session_state["_context"]
+
+
+def with_period(filters: Filters, start: dt.date, end: dt.date, *, until_minute: int | None = None) -> Filters:
+    return dataclasses.replace(filters, start=start, end=end, until_minute=until_minute)

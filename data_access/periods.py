@@ -1,0 +1,76 @@
+"""Reporting periods: presets, comparison periods and holiday-aware week-earlier days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import holidays
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+PRESETS = (
+    "today", "yesterday", "last_7_days", "last_30_days", "this_month", "last_month",
+    "this_year", "last_12_months", "custom",
+)
+COMPARISONS = ("previous_period", "previous_year", "none")
+
+
+def local_now() -> dt.datetime:
+    return dt.datetime.now(HELSINKI)
+
+
+def preset_range(preset: str, *, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day of a preset; "last N days" end yesterday (complete days)."""
+    yesterday = today - dt.timedelta(days=1)
+    if preset == "today":
+        return today, today
+    if preset == "yesterday":
+        return yesterday, yesterday
+    if preset == "last_7_days":
+        return today - dt.timedelta(days=7), yesterday
+    if preset == "last_30_days":
+        return today - dt.timedelta(days=30), yesterday
+    if preset == "this_month":
+        return today.replace(day=1), today
+    if preset == "last_month":
+        last = today.replace(day=1) - dt.timedelta(days=1)
+        return last.replace(day=1), last
+    if preset == "this_year":
+        return today.replace(month=1, day=1), today
+    if preset == "last_12_months":
+        return _shift_year(today, -1) + dt.timedelta(days=1), today
+    raise ValueError(f"unknown period preset {preset!r}")
+
+
+def comparison_range(start: dt.date, end: dt.date, mode: str) -> tuple[dt.date, dt.date] | None:
+    if mode == "previous_period":
+        length = (end - start).days + 1
+        return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+    if mode == "previous_year":
+        return _shift_year(start, -1), _shift_year(end, -1)
+    return None
+
+
+def _shift_year(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def is_holiday(day: dt.date) -> bool:
+    return day in holidays.Finland(years=day.year)
+
+
+def same_weekday_week_earlier(day: dt.date, *, max_weeks: int = 4) -> dt.date:
+    """The same weekday one week earlier; a public holiday there (unless ``day`` is one
+    too) moves the comparison a further week back, so a normal Tuesday is not compared
+    with Easter."""
+    candidate = day - dt.timedelta(weeks=1)
+    if is_holiday(day):
+        return candidate
+    for _ in range(max_weeks):
+        if not is_holiday(candidate):
+            return candidate
+        candidate -= dt.timedelta(weeks=1)
+    return day - dt.timedelta(weeks=1)
