@@ -421,6 +421,8 @@ def _compute_one(store: FactStore, metric: Metric, filters: Filters, by: list[st
     aggregates = metric.aggregate(store.settings)
     frame = lazy.group_by(columns).agg(aggregates) if columns else lazy.select(aggregates)
     frame = frame.collect()
+    if columns and set(by) <= {"municipality", "region"}:
+        frame = _with_empty_places(store, frame, columns, allowed, metric)
     if not columns and frame.height == 1 and metric.unit in ("count", "per_1000") and frame["numerator"][0] is None:
         frame = frame.with_columns(pl.lit(0.0).alias("numerator"))
     frame = frame.rename({c: d for c, d in zip(columns, by, strict=True)})
@@ -431,6 +433,19 @@ def _compute_one(store: FactStore, metric: Metric, filters: Filters, by: list[st
         *(pl.col(name).cast(dtype) for name, dtype in RESULT_SCHEMA.items() if name not in ("metric", "suppressed")),
         pl.lit(False).alias("suppressed"),
     ).select(*by, *RESULT_SCHEMA)
+
+
+def _with_empty_places(
+    store: FactStore, frame: pl.DataFrame, columns: list[str], allowed: list[str], metric: Metric
+) -> pl.DataFrame:
+    """Every allowed municipality (or county) appears, with a true zero where nothing happened."""
+    places = store.municipalities.filter(pl.col("municipality_code").is_in(allowed)).select(columns).unique()
+    full = places.join(frame, on=columns, how="left")
+    if metric.unit in ("count", "per_1000"):
+        full = full.with_columns(pl.col("numerator").fill_null(0.0))
+    elif "denominator" in full.columns and metric.unit == "share":
+        full = full.with_columns(pl.col("numerator").fill_null(0.0), pl.col("denominator").fill_null(0.0))
+    return full
 
 
 def _finish(
@@ -509,7 +524,8 @@ def suppress(frame: pl.DataFrame, *, by: list[str], threshold: int) -> pl.DataFr
             rule = rule | small(column).fill_null(False)
         primary = pl.when(pl.col("metric") == key).then(rule).otherwise(primary)
     frame = frame.with_columns(primary.alias("suppressed"))
-    frame = _secondary(frame, by=by, counts=[k for k, m in units.items() if m.unit == "count"])
+    # A rate per 1,000 residents reveals its count (rate x population): it is a count here.
+    frame = _secondary(frame, by=by, counts=[k for k, m in units.items() if m.unit in ("count", "per_1000")])
     hidden = pl.col("suppressed")
     return frame.with_columns(
         *(pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("value", "numerator", "ci_low", "ci_high")),

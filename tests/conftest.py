@@ -1,0 +1,103 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is found at OHJAUSTAULU_TEST_POSTGRES_URL (default: the local server with
+trust auth). Without it the PostgreSQL half is skipped with the reason, except in CI
+(CI=true), where an unreachable server fails the run instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from data_access.config import Settings
+from data_access.engine import create_db_engine, upgrade_database
+from data_access.reference import load_shipped_reference
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OHJAUSTAULU_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _postgres_reason() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(exc).__name__}"
+
+
+_PG_REASON = _postgres_reason()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this test session."""
+    if _PG_REASON:
+        if IN_CI:
+            pytest.fail(f"CI=true requires PostgreSQL: {_PG_REASON}")
+        pytest.skip(_PG_REASON)
+    name = f"ohjaustaulu_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh_postgres(server_url: str) -> str:
+    """A new, empty database for one test (cheap with a template-less CREATE)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres(server_url: str, url: str) -> None:
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """An empty database, SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    url = _fresh_postgres(server)
+    yield url
+    _drop_postgres(server, url)
+
+
+@pytest.fixture
+def engine(database_url) -> Iterator[sa.Engine]:
+    """A migrated database with the shipped reference data."""
+    engine = create_db_engine(database_url)
+    upgrade_database(engine)
+    load_shipped_reference(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url)
+
+

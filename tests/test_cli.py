@@ -1,0 +1,96 @@
+"""The command line, in-process, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import polars as pl
+import pytest
+
+from dashboard.cli import main
+from data_access.config import Settings
+from data_access.engine import create_db_engine
+from data_access.metrics import Filters, compute
+from data_access.snapshot import FactStore
+
+
+@pytest.fixture
+def seeded_url(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", database_url)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["seed", "--contacts", "6000", "--days", "120", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "seeded 6000 contacts" in out
+    return database_url
+
+
+def _window() -> tuple[str, str]:
+    today = dt.date.today()
+    return (today - dt.timedelta(days=119)).isoformat(), today.isoformat()
+
+
+def test_metrics_csv_by_municipality_matches_the_registry(seeded_url, capsys):
+    start, end = _window()
+    assert main(["metrics", "--from", start, "--to", end, "--by", "municipality", "--format", "csv"]) == 0
+    table = pl.read_csv(io.StringIO(capsys.readouterr().out), schema_overrides={"municipality": pl.String}, infer_schema=False)
+    for column in ("municipality", "municipality_name", "contacts", "contacts_per_1000", "first_contact_resolution", "electronic_share"):
+        assert column in table.columns
+    assert table.height == 74  # every municipality of the five counties
+    assert "Halsua" in table["municipality_name"].to_list()
+
+    store = FactStore(create_db_engine(seeded_url), Settings(database_url=seeded_url))
+    store.refresh()
+    direct = compute(
+        store, metrics=["contacts", "first_contact_resolution"],
+        filters=Filters(start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end)), by=["municipality"],
+    )
+    turku_cli = table.filter(pl.col("municipality") == "853").row(0, named=True)
+    turku = direct.filter(pl.col("municipality") == "853")
+    assert int(turku_cli["contacts"]) == turku.filter(pl.col("metric") == "contacts")["value"].item()
+    assert float(turku_cli["first_contact_resolution"]) == pytest.approx(
+        turku.filter(pl.col("metric") == "first_contact_resolution")["value"].item(), abs=1e-6
+    )
+    # Small municipalities show "<5" for suppressed counts, never 0.
+    hidden = table.filter(pl.col("suppressed").str.contains("contacts "))
+    assert hidden.height > 0 and set(hidden["contacts"].to_list()) == {"<5"}
+
+
+def test_metrics_json_for_one_municipality_with_leading_zero_dropped(seeded_url, capsys):
+    start, end = _window()
+    assert main(["metrics", "--from", start, "--to", end, "--municipality", "74", "--format", "json", "--metric", "contacts"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    (row,) = payload["rows"]
+    assert row["metric"] == "contacts"
+    assert row["suppressed"] == (row["value"] is None)
+
+
+def test_reference_load_updates_population(seeded_url, tmp_path, capsys):
+    path = tmp_path / "vaesto.csv"
+    path.write_text("code;year;population\n18;2025;4 800\n074;2025;970\n", encoding="utf-8")
+    assert main(["reference", "load", str(path), "--source", "Tilastokeskus 31.12.2025"]) == 0
+    start, end = "2025-01-01", "2025-12-31"
+    capsys.readouterr()
+    assert main(["metrics", "--from", start, "--to", end, "--municipality", "018", "--metric", "contacts_per_1000", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["denominator"] == 4800
+
+
+def test_bad_population_file_is_one_plain_sentence(seeded_url, tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("kunta,vuosi\n853,2025\n", encoding="utf-8")
+    assert main(["reference", "load", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "missing column(s) code, population" in err and "bad.csv" in err
+
+
+def test_unmigrated_database_says_what_to_do(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", database_url)
+    assert main(["metrics", "--from", "2025-01-01", "--to", "2025-01-31"]) == 2
+    assert "ohjaustaulu db upgrade" in capsys.readouterr().err
+
+
+def test_period_ending_before_it_starts_is_refused(seeded_url, capsys):
+    assert main(["metrics", "--from", "2025-02-01", "--to", "2025-01-01"]) == 2
+    assert "before it starts" in capsys.readouterr().err

@@ -1,0 +1,259 @@
+"""Metric definitions against small hand-computed cases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from data_access.metrics import REGISTRY, Filters, MetricError, Scope, compute, wilson_interval
+from tests.factories import add_contacts, add_feedback, add_referrals, make_store
+
+MARCH = Filters(start=dt.date(2025, 3, 1), end=dt.date(2025, 3, 31))
+
+
+def _value(result: pl.DataFrame, metric: str, **where) -> dict:
+    frame = result.filter(pl.col("metric") == metric)
+    for column, value in where.items():
+        frame = frame.filter(pl.col(column) == value)
+    assert frame.height == 1, frame
+    return frame.row(0, named=True)
+
+
+def test_first_contact_resolution_ignores_unknown_values(engine, settings):
+    flags = [True] * 6 + [False] * 4 + [None] * 3
+    add_contacts(engine, [{"occurred_at": "2025-03-10T08:00:00", "resolved_first_contact": f} for f in flags])
+    result = compute(make_store(engine, settings), metrics=["first_contact_resolution", "contacts"], filters=MARCH)
+    fcr = _value(result, "first_contact_resolution")
+    assert (fcr["numerator"], fcr["denominator"], fcr["value"]) == (6, 10, 0.6)
+    # 95 % Wilson interval of 6/10, from the closed formula.
+    assert fcr["ci_low"] == pytest.approx(0.312674, abs=1e-6)
+    assert fcr["ci_high"] == pytest.approx(0.831820, abs=1e-6)
+    assert _value(result, "contacts")["value"] == 13
+
+
+def test_electronic_share_uses_the_configured_group(engine, settings):
+    channels = ["chat"] * 5 + ["video"] + ["phone"] * 6 + ["walk_in"] * 2
+    add_contacts(engine, [{"occurred_at": "2025-03-11T09:00:00", "channel": c} for c in channels])
+    store = make_store(engine, settings)
+    share = _value(compute(store, metrics=["electronic_share"], filters=MARCH), "electronic_share")
+    assert share["numerator"] == 6 and share["denominator"] == 14
+    assert share["value"] == pytest.approx(6 / 14)
+
+    narrow = settings.model_copy(update={"electronic_channels": ("chat",)})
+    narrow_store = make_store(engine, narrow)
+    assert _value(compute(narrow_store, metrics=["electronic_share"], filters=MARCH), "electronic_share")["numerator"] == 5
+
+
+def test_per_1000_uses_latest_earlier_population_and_dash_when_missing(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-12T10:00:00", "municipality_code": "853"} for _ in range(13)])
+    add_contacts(engine, [{"occurred_at": "2025-03-12T10:00:00", "municipality_code": "018"} for _ in range(7)])
+    store = make_store(engine, settings)
+    result = compute(store, metrics=["contacts_per_1000"], filters=MARCH, by=["municipality"])
+    expected = pl.DataFrame(
+        {
+            "municipality": ["018", "853"],
+            "value": [None, 13 / 206_073 * 1000],  # Turku 2024 population used for 2025
+            "note": ["population_missing", None],
+        }
+    )
+    shown = result.filter(pl.col("municipality").is_in(["018", "853"])).sort("municipality")
+    assert_frame_equal(shown.select("municipality", "value", "note"), expected)
+    # Municipalities without contacts are listed with a true zero, not left out.
+    assert result.height == 74
+    assert result.filter(pl.col("municipality") == "272")["value"].item() == 0
+
+    # No population for 2023 or earlier: no rate, and the reason says why.
+    early = Filters(start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31), municipalities=("853",))
+    add_contacts(engine, [{"occurred_at": "2023-05-02T10:00:00"} for _ in range(6)])
+    store.refresh()
+    record = _value(compute(store, metrics=["contacts_per_1000"], filters=early), "contacts_per_1000")
+    assert record["value"] is None and record["note"] == "population_missing"
+
+
+def test_whole_area_rate_is_missing_when_any_municipality_lacks_population(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-12T10:00:00", "municipality_code": "853"} for _ in range(10)])
+    store = make_store(engine, settings)
+    everything = _value(compute(store, metrics=["contacts_per_1000"], filters=MARCH), "contacts_per_1000")
+    assert everything["value"] is None  # Askola and others have no verified population
+    only_turku = Filters(start=MARCH.start, end=MARCH.end, municipalities=("853",))
+    assert _value(compute(store, metrics=["contacts_per_1000"], filters=only_turku), "contacts_per_1000")["value"] == pytest.approx(
+        10 / 206_073 * 1000
+    )
+
+
+def test_small_counts_are_suppressed_with_their_rates(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-13T10:00:00", "municipality_code": "421", "resolved_first_contact": True} for _ in range(3)])
+    add_contacts(engine, [{"occurred_at": "2025-03-13T10:00:00", "municipality_code": "853", "resolved_first_contact": True} for _ in range(9)])
+    result = compute(
+        make_store(engine, settings), metrics=["contacts", "first_contact_resolution", "contacts_per_1000"],
+        filters=MARCH, by=["municipality"],
+    )
+    small = result.filter(pl.col("municipality") == "421")
+    assert small["suppressed"].to_list() == [True, True, True]
+    assert small["value"].to_list() == [None, None, None]
+    assert small["numerator"].to_list() == [None, None, None]
+    # With one suppressed count in the breakdown, the next smallest count (Turku's 9) is
+    # hidden too, or the 3 could be recovered from the total; so is its rate per 1,000
+    # (rate x population = count). Its resolution share reveals nothing and stays.
+    turku = result.filter(pl.col("municipality") == "853").sort("metric")
+    assert turku["metric"].to_list() == ["contacts", "contacts_per_1000", "first_contact_resolution"]
+    assert turku["suppressed"].to_list() == [True, True, False]
+
+
+def test_secondary_suppression_hides_a_second_cell(engine, settings):
+    rows = [("phone", 8), ("chat", 6), ("video", 2), ("walk_in", 12)]
+    add_contacts(engine, [{"occurred_at": "2025-03-14T10:00:00", "channel": c} for c, n in rows for _ in range(n)])
+    result = compute(make_store(engine, settings), metrics=["contacts"], filters=MARCH, by=["channel"])
+    expected = pl.DataFrame(
+        {
+            "channel": ["chat", "phone", "video", "walk_in"],
+            "value": [None, 8.0, None, 12.0],
+            "suppressed": [True, False, True, False],
+        }
+    )
+    assert_frame_equal(result.sort("channel").select("channel", "value", "suppressed"), expected)
+
+
+def test_threshold_setting_changes_what_is_suppressed(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-14T10:00:00"} for _ in range(4)])
+    strict = make_store(engine, settings)
+    assert _value(compute(strict, metrics=["contacts"], filters=MARCH), "contacts")["suppressed"] is True
+    lenient = make_store(engine, settings.model_copy(update={"small_cell_threshold": 3}))
+    assert _value(compute(lenient, metrics=["contacts"], filters=MARCH), "contacts")["value"] == 4
+
+
+def test_scope_limits_what_a_user_can_see(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-15T10:00:00", "municipality_code": "853"} for _ in range(10)])
+    add_contacts(engine, [{"occurred_at": "2025-03-15T10:00:00", "municipality_code": "272"} for _ in range(20)])
+    store = make_store(engine, settings)
+    kokkola_only = Scope(frozenset({"272"}))
+    assert _value(compute(store, metrics=["contacts"], filters=MARCH, scope=kokkola_only), "contacts")["value"] == 20
+    # Asking for a municipality outside the scope gives nothing, not the other municipality.
+    outside = Filters(start=MARCH.start, end=MARCH.end, municipalities=("853",))
+    assert _value(compute(store, metrics=["contacts"], filters=outside, scope=kokkola_only), "contacts")["value"] == 0
+
+
+def test_verified_resolution_requires_no_recontact_within_seven_days(engine, settings):
+    add_contacts(
+        engine,
+        [
+            {"occurred_at": "2025-03-03T10:00:00", "client_id": "A", "resolved_first_contact": True},
+            {"occurred_at": "2025-03-06T10:00:00", "client_id": "A", "resolved_first_contact": True},
+            {"occurred_at": "2025-03-03T10:00:00", "client_id": "B", "resolved_first_contact": True},
+            {"occurred_at": "2025-03-20T10:00:00", "client_id": "B", "resolved_first_contact": False},
+            {"occurred_at": "2025-03-03T10:00:00", "client_id": None, "resolved_first_contact": True},
+        ],
+    )
+    store = make_store(engine, settings)
+    frame = store.contacts.sort("client_id", "occurred_at").select("client_id", "verified_resolved")
+    expected = pl.DataFrame(
+        {"client_id": [None, "A", "A", "B", "B"], "verified_resolved": [None, False, True, True, False]}
+    )
+    assert_frame_equal(frame, expected)
+
+
+def test_same_day_callback_and_queue_median(engine, settings):
+    rows = [
+        {"channel": "callback", "occurred_at": "2025-03-17T08:00:00", "callback_requested_at": "2025-03-17T08:00:00",
+         "callback_done_at": "2025-03-17T12:00:00", "queue_seconds": 10},
+        {"channel": "callback", "occurred_at": "2025-03-17T08:00:00", "callback_requested_at": "2025-03-17T08:00:00",
+         "callback_done_at": "2025-03-17T21:30:00", "queue_seconds": 20},  # 23.30 local: same day
+        {"channel": "callback", "occurred_at": "2025-03-17T08:00:00", "callback_requested_at": "2025-03-17T08:00:00",
+         "callback_done_at": "2025-03-17T22:30:00", "queue_seconds": 30},  # 00.30 local next day
+        {"channel": "callback", "occurred_at": "2025-03-17T08:00:00", "callback_requested_at": "2025-03-17T08:00:00",
+         "callback_done_at": None, "queue_seconds": 40},
+        {"channel": "callback", "occurred_at": "2025-03-17T08:00:00", "callback_requested_at": "2025-03-17T08:00:00",
+         "callback_done_at": "2025-03-17T09:00:00", "queue_seconds": 50},
+        {"channel": "walk_in", "occurred_at": "2025-03-17T08:00:00", "queue_seconds": 999},  # not a queued channel
+    ]
+    add_contacts(engine, rows * 2)  # twice, so no count falls under the suppression threshold
+    result = compute(make_store(engine, settings), metrics=["same_day_callback_share", "queue_median_seconds"], filters=MARCH)
+    callback = _value(result, "same_day_callback_share")
+    assert (callback["numerator"], callback["denominator"]) == (6, 10)
+    assert _value(result, "queue_median_seconds")["value"] == 30
+
+
+def test_referral_destinations_and_no_referral_needed(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-18T08:00:00", "contact_id": f"k{i}"} for i in range(20)])
+    destinations = ["tk_doctor"] * 10 + ["kela"] * 6 + ["none_needed"] * 5
+    add_referrals(
+        engine,
+        [{"contact_id": f"k{i % 20}", "referred_at": "2025-03-18T09:00:00", "destination": d} for i, d in enumerate(destinations)],
+    )
+    result = compute(make_store(engine, settings), metrics=["referrals", "referral_share", "no_referral_needed"], filters=MARCH, by=["destination"])
+    assert _value(result, "referrals", destination="tk_doctor")["value"] == 10
+    assert _value(result, "referral_share", destination="kela")["value"] == pytest.approx(6 / 16)
+    assert _value(result, "no_referral_needed", destination="none_needed")["value"] == 5
+    assert result.filter((pl.col("metric") == "referrals") & (pl.col("destination") == "none_needed")).is_empty()
+
+
+def test_service_start_within_care_guarantee_depends_on_date_and_age(engine, settings):
+    contacts = [{"occurred_at": "2025-03-18T08:00:00", "contact_id": f"a{i}", "age_band": "18-64"} for i in range(5)]
+    contacts += [{"occurred_at": "2025-03-18T08:00:00", "contact_id": f"y{i}", "age_band": "0-17"} for i in range(5)]
+    add_contacts(engine, contacts)
+    # 30 days to start: within 90 days for adults (2025 rule), over 14 days for under-23s.
+    add_referrals(
+        engine,
+        [
+            {"contact_id": c["contact_id"], "referred_at": "2025-03-18T09:00:00", "destination": "tk_doctor",
+             "service_started_at": "2025-04-17T09:00:00", "status": "started"}
+            for c in contacts
+        ],
+    )
+    result = compute(make_store(engine, settings), metrics=["service_start_within_guarantee"], filters=MARCH, by=["age_band"])
+    assert _value(result, "service_start_within_guarantee", age_band="18-64")["value"] == 1.0
+    assert _value(result, "service_start_within_guarantee", age_band="0-17")["value"] == 0.0
+
+
+def test_feedback_mean_and_nps(engine, settings):
+    scores = [10, 10, 9, 8, 6, 10]
+    add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": s} for s in scores])
+    result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps"], filters=MARCH)
+    assert _value(result, "recommend_mean")["value"] == pytest.approx(53 / 6)
+    assert _value(result, "nps")["value"] == pytest.approx((4 - 1) / 6 * 100)
+
+
+def test_days_are_helsinki_local_days(engine, settings):
+    # 22.30 UTC on 31 March is 01.30 on 1 April in Helsinki (summer time).
+    add_contacts(engine, [{"occurred_at": "2025-03-31T22:30:00"} for _ in range(5)])
+    store = make_store(engine, settings)
+    april = Filters(start=dt.date(2025, 4, 1), end=dt.date(2025, 4, 1))
+    assert _value(compute(store, metrics=["contacts"], filters=april), "contacts")["value"] == 5
+    assert _value(compute(store, metrics=["contacts"], filters=MARCH), "contacts")["value"] == 0
+
+
+def test_store_refresh_picks_up_new_rows_only_when_version_moves(engine, settings):
+    add_contacts(engine, [{"occurred_at": "2025-03-20T10:00:00"} for _ in range(5)])
+    store = make_store(engine, settings)
+    assert store.refresh() is False
+    add_contacts(engine, [{"occurred_at": "2025-03-20T11:00:00"} for _ in range(6)])
+    assert store.refresh() is True
+    assert _value(compute(store, metrics=["contacts"], filters=MARCH), "contacts")["value"] == 11
+
+
+def test_unknown_metric_or_grouping_is_a_clear_error(engine, settings):
+    store = make_store(engine, settings)
+    with pytest.raises(MetricError, match="unknown metric"):
+        compute(store, metrics=["nope"], filters=MARCH)
+    with pytest.raises(MetricError, match="unknown grouping"):
+        compute(store, metrics=["contacts"], filters=MARCH, by=["colour"])
+    with pytest.raises(MetricError, match="cannot be grouped"):
+        compute(store, metrics=["recommend_mean"], filters=MARCH, by=["destination"])
+
+
+def test_wilson_interval_formula():
+    frame = pl.DataFrame({"k": [8.0, 0.0], "n": [10.0, 5.0]})
+    low, high = wilson_interval(pl.col("k"), pl.col("n"))
+    result = frame.select(low, high)
+    assert result["ci_low"].to_list() == pytest.approx([0.490162, 0.0], abs=1e-6)
+    assert result["ci_high"].to_list() == pytest.approx([0.943318, 0.434482], abs=1e-6)
+
+
+def test_every_metric_has_labels_and_definitions_in_three_languages():
+    for metric in REGISTRY.values():
+        for language in ("fi", "sv", "en"):
+            assert metric.labels.get(language), (metric.key, language)
+            assert metric.definitions.get(language), (metric.key, language)
