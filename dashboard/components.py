@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 
 import altair as alt
 import polars as pl
@@ -120,7 +121,8 @@ def kpi_card(
         delta_color="normal" if definition.higher_is_better else "inverse",
         delta_description=delta_description,
         help=_help(metric, record, ctx),
-        chart_data=sparkline if sparkline and any(v is not None for v in sparkline) else None,
+        # st.metric takes numbers only; a suppressed or empty day is a gap (NaN).
+        chart_data=[math.nan if v is None else v for v in sparkline] if sparkline and any(v is not None for v in sparkline) else None,
     )
     status = target_status(metric, record, ctx)
     target = definition.target(ctx.settings)

@@ -1,0 +1,56 @@
+"""Every chart builder renders to a Vega-Lite spec with the Finnish locale and target line."""
+
+import datetime as dt
+import json
+
+import polars as pl
+
+from dashboard import charts
+
+DAYS = pl.DataFrame(
+    {
+        "Päivä": [dt.date(2025, 3, d) for d in range(1, 6)],
+        "Osuus": [0.41, 0.45, 0.52, 0.48, 0.5],
+        "ci_low": [0.35, 0.4, 0.47, 0.43, 0.45],
+        "ci_high": [0.47, 0.5, 0.57, 0.53, 0.55],
+        "Kanava": ["puhelin", "chat", "puhelin", "chat", "puhelin"],
+    }
+)
+
+
+def _spec(chart) -> dict:
+    spec = chart.to_dict()
+    json.dumps(spec)  # serialisable as the browser gets it
+    return spec
+
+
+def test_line_chart_has_band_target_and_finnish_locale():
+    spec = _spec(
+        charts.line_chart(DAYS, x="Päivä", y="Osuus", unit="share", language="fi", band=("ci_low", "ci_high"),
+                          target=0.5, target_label="tavoite 50,0 %")
+    )
+    assert spec["config"]["locale"]["number"]["decimal"] == ","
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"][:2]]
+    assert marks == ["area", "line"]
+    assert "tavoite 50,0 %" in json.dumps(spec, ensure_ascii=False)  # the target label travels in the data
+    assert spec["layer"][1]["encoding"]["x"]["axis"]["format"] == "%-d.%-m.%Y"
+
+
+def test_swedish_and_english_locales():
+    sv = _spec(charts.line_chart(DAYS, x="Päivä", y="Osuus", unit="share", language="sv"))
+    en = _spec(charts.line_chart(DAYS, x="Päivä", y="Osuus", unit="share", language="en"))
+    assert sv["config"]["locale"]["time"]["shortMonths"][4] == "maj"
+    assert en["config"]["locale"]["number"]["decimal"] == "."
+
+
+def test_bar_stacked_heatmap_and_funnel_render():
+    bar = _spec(charts.bar_chart(DAYS, category="Kanava", value="Osuus", unit="share", language="fi", target=0.45, target_label="t"))
+    assert bar["layer"][0]["encoding"]["y"]["field"] == "Kanava"
+    stacked = _spec(charts.stacked_share_chart(DAYS, x="Päivä", y="Osuus", colour="Kanava", language="fi", target=0.45, target_label="t"))
+    assert stacked["layer"][0]["encoding"]["y"]["stack"] == "normalize"
+    heat = pl.DataFrame({"Tunti": [8, 9], "Viikonpäivä": ["ma", "ti"], "Yhteydenotot": [10, 12]})
+    assert _spec(charts.heatmap(heat, x="Tunti", y="Viikonpäivä", value="Yhteydenotot", language="fi", y_order=["ma", "ti"]))["mark"]["type"] == "rect"
+    points = pl.DataFrame({"n": [100, 1000], "Osuus": [0.4, 0.5], "Kunta": ["A", "B"]})
+    limits = pl.DataFrame({"n": [100, 1000, 100, 1000], "limit": [0.3, 0.45, 0.7, 0.55], "band": ["95", "95", "95u", "95u"]})
+    funnel = _spec(charts.funnel_plot(points, x="n", y="Osuus", label="Kunta", limits=limits, language="fi", unit="share", centre=0.5, centre_label="alue"))
+    assert funnel["layer"][1]["encoding"]["x"]["scale"]["type"] == "log"

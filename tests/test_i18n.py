@@ -1,0 +1,51 @@
+import re
+from pathlib import Path
+
+from dashboard.formatting import format_date, format_value
+from dashboard.i18n import LANGUAGES, catalogue, code_label, t
+from data_access import codes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_message_has_all_languages():
+    for key, entry in catalogue().items():
+        assert set(entry) == set(LANGUAGES), key
+        assert all(text.strip() for text in entry.values()), key
+
+
+def test_every_key_used_in_code_exists():
+    used = set()
+    for path in [*ROOT.glob("dashboard/**/*.py"), *ROOT.glob("pages/*.py")]:
+        used |= set(re.findall(r"\bt\(\s*[f]?\"([a-z_.]+)\"", path.read_text(encoding="utf-8")))
+    missing = {key for key in used if key not in catalogue()}
+    assert not missing, missing
+
+
+def test_every_code_has_a_label_in_every_language():
+    for kind, values in {
+        "channel": codes.CHANNELS, "service_line": codes.SERVICE_LINES, "destination": codes.DESTINATIONS,
+        "initiator": codes.INITIATORS, "age_band": codes.AGE_BANDS, "professional_group": codes.PROFESSIONAL_GROUPS,
+    }.items():
+        for value in values:
+            for language in LANGUAGES:
+                assert f"code.{kind}.{value}" in catalogue(), (kind, value)
+                assert code_label(kind, value, language)
+
+
+def test_finnish_is_the_default_and_fallback():
+    assert t("page.overview") == "Yleiskuva"
+    assert t("page.overview", "sv") == "Översikt"
+    assert code_label("channel", "digital_form") == "sähköinen lomake (Omaolo)"
+
+
+def test_finnish_number_and_date_formats():
+    assert format_value(12345, "count") == "12\u00a0345"
+    assert format_value(0.5243, "share") == "52,4\u00a0%"
+    assert format_value(0.5243, "share", language="en") == "52.4\u00a0%"
+    assert format_value(1234.56, "per_1000", language="sv") == "1\u00a0234,6"
+    assert format_value(None, "share") == "—"
+    assert format_value(125, "seconds") == "2\u00a0min 5\u00a0s"
+    import datetime as dt
+
+    assert format_date(dt.date(2026, 3, 7)) == "7.3.2026"
