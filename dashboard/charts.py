@@ -12,7 +12,8 @@ import polars as pl
 
 THEME = "ohjaustaulu"
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999"]
+# Okabe–Ito, extended with two of Paul Tol's muted colours so ten channels stay distinct.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#882255", "#44AA99"]
 TARGET_COLOUR = "#D55E00"
 
 LOCALES = {
@@ -71,6 +72,11 @@ def _theme() -> alt.theme.ThemeConfig:
     }
 
 
+def _f(name: str) -> str:
+    """A column name as a Vega-Lite field: dots and brackets would mean nested access."""
+    return name.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[").replace("]", "\\]")
+
+
 def localise(chart: alt.TopLevelMixin, language: str) -> alt.TopLevelMixin:
     return chart.configure(locale=LOCALES.get(language, LOCALES["fi"]))
 
@@ -92,20 +98,20 @@ def line_chart(
 ) -> alt.TopLevelMixin:
     """A trend over time, optional 95 % band and target line."""
     base = alt.Chart(frame).encode(
-        x=alt.X(f"{x}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
+        x=alt.X(f"{_f(x)}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
     )
-    colour_enc = {"color": alt.Color(f"{colour}:N", title=None)} if colour else {}
+    colour_enc = {"color": alt.Color(f"{_f(colour)}:N", title=None)} if colour else {}
     tooltip = [
-        alt.Tooltip(f"{x}:T", title=x, format=DATE_FORMAT[language]),
-        alt.Tooltip(f"{y}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
-        *([alt.Tooltip(f"{colour}:N", title=colour)] if colour else []),
+        alt.Tooltip(f"{_f(x)}:T", title=x, format=DATE_FORMAT[language]),
+        alt.Tooltip(f"{_f(y)}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
+        *([alt.Tooltip(f"{_f(colour)}:N", title=colour)] if colour else []),
     ]
     layers = []
     if band:
-        layers.append(base.mark_area(opacity=0.2).encode(y=f"{band[0]}:Q", y2=f"{band[1]}:Q", **colour_enc))
+        layers.append(base.mark_area(opacity=0.2).encode(y=f"{_f(band[0])}:Q", y2=f"{_f(band[1])}:Q", **colour_enc))
     layers.append(
         base.mark_line(point=frame.height <= 60).encode(
-            y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+            y=alt.Y(f"{_f(y)}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
         )
     )
     if target is not None:
@@ -120,16 +126,16 @@ def bar_chart(
 ) -> alt.TopLevelMixin:
     """Horizontal bars: categories on the y axis so long Finnish labels stay readable."""
     sort = "-x" if sort_by_value else None
-    base = alt.Chart(frame).encode(y=alt.Y(f"{category}:N", title=None, sort=sort))
-    tooltip = [alt.Tooltip(f"{category}:N", title=category), alt.Tooltip(f"{value}:Q", title=value, format=TOOLTIP_FORMAT[unit])]
-    colour_enc = {"color": alt.Color(f"{colour}:N", title=None)} if colour else {"color": alt.value(PALETTE[0])}
+    base = alt.Chart(frame).encode(y=alt.Y(f"{_f(category)}:N", title=None, sort=sort))
+    tooltip = [alt.Tooltip(f"{_f(category)}:N", title=category), alt.Tooltip(f"{_f(value)}:Q", title=value, format=TOOLTIP_FORMAT[unit])]
+    colour_enc = {"color": alt.Color(f"{_f(colour)}:N", title=None)} if colour else {"color": alt.value(PALETTE[0])}
     layers = [
         base.mark_bar().encode(
-            x=alt.X(f"{value}:Q", title=value, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+            x=alt.X(f"{_f(value)}:Q", title=value, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
         )
     ]
     if interval:
-        layers.append(base.mark_rule(color="#333333").encode(x=f"{interval[0]}:Q", x2=f"{interval[1]}:Q"))
+        layers.append(base.mark_rule(color="#333333").encode(x=f"{_f(interval[0])}:Q", x2=f"{_f(interval[1])}:Q"))
     if target is not None:
         layers.append(_target_rule(target, horizontal=False, label=target_label))
     rows = max(frame[category].n_unique(), 1)
@@ -137,28 +143,43 @@ def bar_chart(
 
 
 def stacked_share_chart(
-    frame: pl.DataFrame, *, x: str, y: str, colour: str, language: str, target: float | None = None,
-    target_label: str = "", x_time_unit: str = "yearmonthdate",
+    frame: pl.DataFrame, *, x: str, y: str, colour: str, language: str, colour_order: list[str],
+    target: float | None = None, target_label: str = "", x_time_unit: str = "yearmonthdate",
 ) -> alt.TopLevelMixin:
-    """Shares that add up to 100 % over time (channel mix)."""
-    bars = alt.Chart(frame).mark_area().encode(
-        x=alt.X(f"{x}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
-        y=alt.Y(f"{y}:Q", title=y, stack="normalize", axis=alt.Axis(format=".0%")),
-        color=alt.Color(f"{colour}:N", title=None),
-        tooltip=[alt.Tooltip(f"{colour}:N"), alt.Tooltip(f"{y}:Q", format=".1%")],
+    """Shares that add up to 100 % over time (channel mix), stacked in ``colour_order`` from
+    the bottom, so the first group's height can be read against the target line."""
+    frame = frame.with_columns(
+        pl.col(colour).replace_strict({c: i for i, c in enumerate(colour_order)}, default=len(colour_order)).alias("_order")
+    )
+    bars = alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{_f(x)}:O", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language], labelAngle=-45)),
+        # Values are already shares of the whole; a suppressed cell leaves a gap rather
+        # than re-scaling the others, as "normalize" would.
+        y=alt.Y(f"{_f(y)}:Q", title=y, stack="zero", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        color=alt.Color(f"{_f(colour)}:N", title=None, sort=colour_order),
+        order=alt.Order("_order:Q", sort="ascending"),
+        tooltip=[
+            alt.Tooltip(f"{_f(x)}:T", title=x, format=DATE_FORMAT[language]),
+            alt.Tooltip(f"{_f(colour)}:N", title=colour),
+            alt.Tooltip(f"{_f(y)}:Q", title=y, format=".1%"),
+        ],
     )
     layers = [bars] + ([_target_rule(target, label=target_label)] if target is not None else [])
     return localise(alt.layer(*layers).properties(height=300), language)
 
 
 def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str]) -> alt.TopLevelMixin:
+    """Counts over two categories; rows grow with the number of categories on the y axis."""
     chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X(f"{x}:O", title=x),
-        y=alt.Y(f"{y}:N", title=None, sort=y_order),
-        color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
-        tooltip=[alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{x}:O"), alt.Tooltip(f"{value}:Q", format=",.0f")],
+        x=alt.X(f"{_f(x)}:O", title=x, axis=alt.Axis(labelAngle=-35, labelLimit=160)),
+        y=alt.Y(f"{_f(y)}:N", title=None, sort=y_order),
+        color=alt.Color(f"{_f(value)}:Q", title=value, scale=alt.Scale(scheme="blues")),
+        tooltip=[
+            alt.Tooltip(f"{_f(y)}:N", title=y), alt.Tooltip(f"{_f(x)}:O", title=x),
+            alt.Tooltip(f"{_f(value)}:Q", title=value, format=",.0f"),
+        ],
     )
-    return localise(chart.properties(height=240), language)
+    return localise(chart.properties(height=max(200, 24 * len(y_order))), language)
 
 
 def funnel_plot(
@@ -167,12 +188,15 @@ def funnel_plot(
 ) -> alt.TopLevelMixin:
     """Value against its denominator with 95 % and 99.8 % control limits around the centre."""
     points = alt.Chart(frame).mark_circle(size=70, color=PALETTE[0]).encode(
-        x=alt.X(f"{x}:Q", title=x, scale=alt.Scale(type="log"), axis=alt.Axis(format=",.0f")),
-        y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])),
-        tooltip=[alt.Tooltip(f"{label}:N"), alt.Tooltip(f"{y}:Q", format=TOOLTIP_FORMAT[unit]), alt.Tooltip(f"{x}:Q", format=",.0f")],
+        x=alt.X(f"{_f(x)}:Q", title=x, scale=alt.Scale(type="log"), axis=alt.Axis(format=",.0f")),
+        y=alt.Y(f"{_f(y)}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])),
+        tooltip=[
+            alt.Tooltip(f"{_f(label)}:N", title=label), alt.Tooltip(f"{_f(y)}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
+            alt.Tooltip(f"{_f(x)}:Q", title=x, format=",.0f"),
+        ],
     )
     lines = alt.Chart(limits).mark_line(strokeDash=[4, 3], color="#666666").encode(
-        x=f"{x}:Q", y="limit:Q", detail="band:N", strokeWidth=alt.StrokeWidth("band:N", legend=None),
+        x=f"{_f(x)}:Q", y="limit:Q", detail="band:N", strokeWidth=alt.StrokeWidth("band:N", legend=None),
     )
     centre_rule = _target_rule(centre, label=centre_label)
     return localise(alt.layer(lines, points, centre_rule).properties(height=360), language)

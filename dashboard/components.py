@@ -185,3 +185,18 @@ def freshness_panel(ctx: Context) -> None:
             }
         )
     st.dataframe(pl.DataFrame(rows), hide_index=True, key="freshness_table")
+
+
+def kpi_row(ctx: Context, metrics: list[str]) -> None:
+    """Cards for the selected period, with the change against the comparison period."""
+    now = records_by_metric(query(ctx, metrics))
+    before = records_by_metric(query(ctx, metrics, filters=ctx.comparison)) if ctx.comparison else {}
+    description = None
+    if ctx.comparison:
+        description = t(
+            "delta.description_range", ctx.language,
+            start=format_date(ctx.comparison.start, ctx.language), end=format_date(ctx.comparison.end, ctx.language),
+        )
+    for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
+        with column:
+            kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=None, ctx=ctx, delta_description=description)

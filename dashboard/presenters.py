@@ -18,6 +18,10 @@ from dashboard.i18n import code_label, t
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
 
 
+def metric_label(metric: str, language: str) -> str:
+    return REGISTRY[metric].label(language)
+
+
 def dimension_title(dimension: str, language: str) -> str:
     return t(f"dimension.{dimension}", language)
 
@@ -115,3 +119,59 @@ def records_by_metric(result: pl.DataFrame) -> dict[str, dict]:
 
 def column_of(dimension: str) -> str:
     return COLUMN_OF.get(dimension, dimension)
+
+
+def plot_frame_metrics(
+    result: pl.DataFrame, *, metrics: list[str], by: list[str], store: FactStore, language: str
+) -> pl.DataFrame:
+    """Several metrics in one long frame for a chart coloured by metric."""
+    frames = []
+    for metric in metrics:
+        frame = plot_frame(result, metric=metric, by=by, store=store, language=language)
+        value = REGISTRY[metric].label(language)
+        frames.append(
+            frame.rename({value: t("common.value", language)}).with_columns(pl.lit(value).alias(t("common.metric", language)))
+        )
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def change_table(
+    current: pl.DataFrame, previous: pl.DataFrame | None, *, by: list[str], metrics: list[str], store: FactStore, language: str
+) -> pl.DataFrame:
+    """The display table plus a change column per metric against the comparison period."""
+    table = display_table(current, by=by, store=store, language=language, metrics=metrics)
+    if previous is None or table.is_empty():
+        return table
+    keys = [dimension_title(d, language) for d in by]
+    labelled = []
+    for frame in (current, previous):
+        named = with_labels(frame, by=by, store=store, language=language)
+        labelled.append(named.rename({f"{d}_label": dimension_title(d, language) for d in by}))
+    changes = []
+    for metric in metrics:
+        unit = REGISTRY[metric].unit
+        now = labelled[0].filter(pl.col("metric") == metric).select(*keys, pl.col("value").alias("now"))
+        before = labelled[1].filter(pl.col("metric") == metric).select(*keys, pl.col("value").alias("before"))
+        joined = now.join(before, on=keys, how="left")
+        title = t("common.change", language, metric=REGISTRY[metric].label(language))
+        texts = []
+        for row in joined.iter_rows(named=True):
+            texts.append(change_text(row["now"], row["before"], unit=unit, language=language))
+        changes.append(joined.select(*keys).with_columns(pl.Series(title, texts, dtype=pl.String)))
+    for change in changes:
+        table = table.join(change, on=keys, how="left")
+    return table
+
+
+def change_text(now: float | None, before: float | None, *, unit: str, language: str) -> str:
+    if now is None or before is None:
+        return "—"
+    from dashboard.formatting import format_number
+
+    if unit == "share":
+        diff = (now - before) * 100
+        return t("delta.pp", language, value=("+" if diff > 0 else "") + format_number(diff, decimals=1, language=language))
+    if before == 0:
+        return "—"
+    change = (now - before) / before * 100
+    return t("delta.relative", language, value=("+" if change > 0 else "") + format_number(change, decimals=1, language=language))

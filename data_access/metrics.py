@@ -100,7 +100,8 @@ class Metric:
     aggregate: Callable[[Settings], list[pl.Expr]]
     target_setting: str | None = None
     higher_is_better: bool = True
-    share_of_total_over: str | None = None
+    # A share of the whole: the denominator is the total over every grouping but the last.
+    share_of_total: bool = False
     extra_filter: Callable[[], pl.Expr] | None = None
     suppress_on: tuple[str, ...] = field(default=("numerator", "denominator"))
 
@@ -284,7 +285,17 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "Gruppens hänvisningar / alla hänvisningar vidare med samma avgränsning.",
                 "en": "Referrals in the group / all onward referrals under the same filters.",
             },
-            aggregate=lambda s: _count(), extra_filter=_onward, share_of_total_over="destination",
+            aggregate=lambda s: _count(), extra_filter=_onward, share_of_total=True,
+        ),
+        Metric(
+            key="contact_share", unit="share", source="contacts",
+            labels={"fi": "Osuus yhteydenotoista", "sv": "Andel av kontakterna", "en": "Share of contacts"},
+            definitions={
+                "fi": "Ryhmän yhteydenotot / kaikki yhteydenotot samalla rajauksella.",
+                "sv": "Gruppens kontakter / alla kontakter med samma avgränsning.",
+                "en": "Contacts in the group / all contacts under the same filters.",
+            },
+            aggregate=lambda s: _count(), share_of_total=True,
         ),
         Metric(
             key="no_referral_needed", unit="count", source="referrals",
@@ -452,12 +463,12 @@ def _finish(
     store: FactStore, metric: Metric, frame: pl.DataFrame, filters: Filters, by: list[str], allowed: list[str]
 ) -> pl.DataFrame:
     none = pl.lit(None, pl.Float64)
-    if metric.unit == "count" and metric.share_of_total_over is None:
+    if metric.unit == "count":
         return frame.with_columns(
             pl.col("numerator").alias("value"), ci_low=none, ci_high=none, note=pl.lit(None, pl.String)
         )
-    if metric.unit == "share" and metric.share_of_total_over is not None:
-        over = [d for d in by if d != metric.share_of_total_over]
+    if metric.share_of_total:
+        over = by[:-1]
         total = pl.col("numerator").sum().over(over) if over else pl.col("numerator").sum()
         frame = frame.with_columns(total.alias("denominator"))
     if metric.unit == "share":
@@ -471,6 +482,21 @@ def _finish(
     if metric.unit == "per_1000":
         return _per_1000(store, frame, filters, by, allowed)
     return frame.with_columns(ci_low=none, ci_high=none, note=pl.lit(None, pl.String))
+
+
+def funnel_limits(centre: float, *, n_min: float, n_max: float, points: int = 60) -> pl.DataFrame:
+    """Control limits of a funnel plot around ``centre`` for denominators n_min..n_max:
+    95 % (z 1.96) and 99.8 % (z 3.09), normal approximation, clipped to 0..1."""
+    n_min = max(n_min, 1.0)
+    n_max = max(n_max, n_min * 1.01)
+    ns = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]
+    rows = []
+    for band, z in (("95", 1.959964), ("99.8", 3.090232)):
+        for sign, suffix in ((-1, "low"), (1, "high")):
+            for n in ns:
+                limit = centre + sign * z * (centre * (1 - centre) / n) ** 0.5
+                rows.append((f"{band}_{suffix}", band, n, min(max(limit, 0.0), 1.0)))
+    return pl.DataFrame(rows, schema=["band", "level", "n", "limit"], orient="row")
 
 
 def population_for(store: FactStore, year: int) -> pl.DataFrame:

@@ -46,11 +46,19 @@ def test_swedish_and_english_locales():
 def test_bar_stacked_heatmap_and_funnel_render():
     bar = _spec(charts.bar_chart(DAYS, category="Kanava", value="Osuus", unit="share", language="fi", target=0.45, target_label="t"))
     assert bar["layer"][0]["encoding"]["y"]["field"] == "Kanava"
-    stacked = _spec(charts.stacked_share_chart(DAYS, x="Päivä", y="Osuus", colour="Kanava", language="fi", target=0.45, target_label="t"))
-    assert stacked["layer"][0]["encoding"]["y"]["stack"] == "normalize"
+    stacked = _spec(charts.stacked_share_chart(DAYS, x="Päivä", y="Osuus", colour="Kanava", language="fi", colour_order=["chat", "puhelin"], target=0.45, target_label="t"))
+    assert stacked["layer"][0]["encoding"]["y"]["stack"] == "zero"
     heat = pl.DataFrame({"Tunti": [8, 9], "Viikonpäivä": ["ma", "ti"], "Yhteydenotot": [10, 12]})
     assert _spec(charts.heatmap(heat, x="Tunti", y="Viikonpäivä", value="Yhteydenotot", language="fi", y_order=["ma", "ti"]))["mark"]["type"] == "rect"
     points = pl.DataFrame({"n": [100, 1000], "Osuus": [0.4, 0.5], "Kunta": ["A", "B"]})
     limits = pl.DataFrame({"n": [100, 1000, 100, 1000], "limit": [0.3, 0.45, 0.7, 0.55], "band": ["95", "95", "95u", "95u"]})
     funnel = _spec(charts.funnel_plot(points, x="n", y="Osuus", label="Kunta", limits=limits, language="fi", unit="share", centre=0.5, centre_label="alue"))
     assert funnel["layer"][1]["encoding"]["x"]["scale"]["type"] == "log"
+
+
+def test_field_names_with_dots_are_escaped():
+    frame = pl.DataFrame({"Kanava": ["puhelin"], "Jonotusaika, 90. persentiili": [300.0]})
+    spec = _spec(charts.bar_chart(frame, category="Kanava", value="Jonotusaika, 90. persentiili", unit="seconds", language="fi"))
+    x = spec["layer"][0]["encoding"]["x"]
+    assert x["field"] == "Jonotusaika, 90\\. persentiili"
+    assert x["title"] == "Jonotusaika, 90. persentiili"

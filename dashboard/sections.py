@@ -1,0 +1,194 @@
+"""Page sections: each asks the registry, shapes the answer for people and places a chart
+with its table and download. Pages call these and stay a description of the screen."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from data_access import codes
+from data_access.metrics import REGISTRY, funnel_limits
+from dashboard.charts import bar_chart, funnel_plot, heatmap, line_chart, stacked_share_chart
+from dashboard.components import chart_block, csv_bytes, empty_state
+from dashboard.formatting import format_value
+from dashboard.i18n import code_label, t
+from dashboard.presenters import (
+    change_table,
+    dimension_title,
+    display_table,
+    plot_frame,
+    plot_frame_metrics,
+)
+from dashboard.state import Context, query
+
+GRAINS = ("day", "week", "month")
+
+
+def default_grain(ctx: Context) -> str:
+    days = (ctx.filters.end - ctx.filters.start).days + 1
+    return "day" if days <= 92 else "week" if days <= 400 else "month"
+
+
+def _has_data(result: pl.DataFrame) -> bool:
+    return not result.is_empty() and result["value"].is_not_null().any()
+
+
+def _target_label(ctx: Context, metric: str) -> tuple[float | None, str]:
+    definition = REGISTRY[metric]
+    target = definition.target(ctx.settings)
+    if target is None:
+        return None, ""
+    return target, t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))
+
+
+def trend(ctx: Context, metric: str, *, grain: str, key: str, colour: str | None = None, height: int = 280) -> None:
+    """A metric over time, with its 95 % band (shares) and target line."""
+    by = [grain, colour] if colour else [grain]
+    result = query(ctx, [metric], by=by)
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    definition = REGISTRY[metric]
+    frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
+    target, target_label = _target_label(ctx, metric)
+    chart = line_chart(
+        frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
+        language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
+        band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
+        target=target, target_label=target_label, height=height,
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) -> None:
+    """Several metrics of the same unit over time, one line each."""
+    result = query(ctx, metrics, by=[grain])
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    frame = plot_frame_metrics(result, metrics=metrics, by=[grain], store=ctx.store, language=ctx.language)
+    target, target_label = _target_label(ctx, metrics[0])
+    chart = line_chart(
+        frame, x=dimension_title(grain, ctx.language), y=t("common.value", ctx.language), unit=REGISTRY[metrics[0]].unit,
+        language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label,
+    )
+    table = display_table(result, by=[grain], store=ctx.store, language=ctx.language, metrics=metrics)
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def breakdown(ctx: Context, metric: str, dimension: str, *, key: str, also: list[str] | None = None) -> None:
+    """A metric by one dimension as bars (with intervals for shares) and a table that may
+    carry related metrics (``also``) beside it."""
+    metrics = [metric, *(also or [])]
+    result = query(ctx, metrics, by=[dimension])
+    if not _has_data(result.filter(pl.col("metric") == metric)):
+        empty_state(ctx.language)
+        return
+    definition = REGISTRY[metric]
+    frame = plot_frame(result, metric=metric, by=[dimension], store=ctx.store, language=ctx.language)
+    target, target_label = _target_label(ctx, metric)
+    chart = bar_chart(
+        frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
+        category=dimension_title(dimension, ctx.language), value=definition.label(ctx.language), unit=definition.unit,
+        language=ctx.language, interval=("ci_low", "ci_high") if definition.unit == "share" and not definition.share_of_total else None,
+        target=target, target_label=target_label,
+    )
+    table = display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics)
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def channel_mix(ctx: Context, *, grain: str, key: str) -> None:
+    """Channel shares over time; the electronic-share target is drawn where the electronic
+    channels, stacked first, should reach."""
+    by = [grain, "channel"]
+    result = query(ctx, ["contact_share"], by=by)
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    frame = plot_frame(result, metric="contact_share", by=by, store=ctx.store, language=ctx.language)
+    target, target_label = _target_label(ctx, "electronic_share")
+    electronic = [c for c in codes.CHANNELS if c in ctx.settings.electronic_channels]
+    others = [c for c in codes.CHANNELS if c not in ctx.settings.electronic_channels]
+    chart = stacked_share_chart(
+        frame, x=dimension_title(grain, ctx.language), y=REGISTRY["contact_share"].label(ctx.language),
+        colour=dimension_title("channel", ctx.language), language=ctx.language,
+        colour_order=[code_label("channel", c, ctx.language) for c in electronic + others],
+        target=target, target_label=target_label,
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def load_heatmap(ctx: Context, *, key: str) -> None:
+    """Contacts by weekday and hour of the day."""
+    by = ["weekday", "hour"]
+    result = query(ctx, ["contacts"], by=by)
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    frame = plot_frame(result, metric="contacts", by=by, store=ctx.store, language=ctx.language)
+    order = [code_label("weekday", str(day), ctx.language) for day in range(1, 8)]
+    chart = heatmap(
+        frame, x=dimension_title("hour", ctx.language), y=dimension_title("weekday", ctx.language),
+        value=REGISTRY["contacts"].label(ctx.language), language=ctx.language, y_order=order,
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contacts"])
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def flows(ctx: Context, source: str, *, key: str) -> None:
+    """Referrals from ``source`` (initiator or channel) to each destination."""
+    by = [source, "destination"]
+    result = query(ctx, ["referrals"], by=by)
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    frame = plot_frame(result, metric="referrals", by=by, store=ctx.store, language=ctx.language)
+    destination = dimension_title("destination", ctx.language)
+    chart = heatmap(
+        frame, x=dimension_title(source, ctx.language), y=destination,
+        value=REGISTRY["referrals"].label(ctx.language), language=ctx.language,
+        y_order=sorted(frame[destination].unique().drop_nulls().to_list()),
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["referrals"])
+    chart_block(chart, table, key=key, language=ctx.language)
+
+
+def municipal_funnel(ctx: Context, metric: str, *, key: str) -> None:
+    """Each municipality's share against its denominator, around the area's value."""
+    by = ["municipality"]
+    result = query(ctx, [metric], by=by)
+    overall = query(ctx, [metric])
+    shown = result.filter(pl.col("value").is_not_null() & (pl.col("denominator") > 0))
+    if shown.is_empty() or overall.is_empty() or overall["value"][0] is None:
+        empty_state(ctx.language)
+        return
+    centre = float(overall["value"][0])
+    definition = REGISTRY[metric]
+    frame = plot_frame(shown, metric=metric, by=by, store=ctx.store, language=ctx.language)
+    n_title = t("comparison.denominator", ctx.language)
+    frame = frame.rename({"n": n_title})
+    limits = funnel_limits(centre, n_min=float(shown["denominator"].min()), n_max=float(shown["denominator"].max()))
+    chart = funnel_plot(
+        frame, x=n_title, y=definition.label(ctx.language), label=dimension_title("municipality", ctx.language),
+        limits=limits.rename({"n": n_title}), language=ctx.language, unit=definition.unit, centre=centre,
+        centre_label=t("comparison.area_value", ctx.language, value=format_value(centre, definition.unit, language=ctx.language)),
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
+    chart_block(chart, table, key=key, language=ctx.language, caption=t("comparison.funnel_help", ctx.language))
+
+
+def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
+    by = ["municipality"]
+    current = query(ctx, metrics, by=by)
+    previous = query(ctx, metrics, by=by, filters=ctx.comparison) if ctx.comparison else None
+    if not _has_data(current):
+        empty_state(ctx.language)
+        return
+    table = change_table(current, previous, by=by, metrics=metrics, store=ctx.store, language=ctx.language)
+    st.dataframe(table, hide_index=True, key=f"table_{key}")
+    st.download_button(
+        t("common.download_csv", ctx.language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
+        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
+    )

@@ -1,0 +1,28 @@
+"""Ensikontaktin ratkaisu: first-contact resolution, its trend, breakdowns and verification."""
+
+import streamlit as st
+
+from dashboard.i18n import t
+from dashboard.sections import GRAINS, breakdown, default_grain, trend, trend_of_metrics
+from dashboard.state import get_context
+
+ctx = get_context()
+language = ctx.language
+st.title(t("page.resolution", language))
+grain = st.segmented_control(
+    t("common.grain", language), GRAINS, default=default_grain(ctx), format_func=lambda g: t(f"dimension.{g}", language),
+    key="grain", required=True,
+)
+
+st.subheader(t("resolution.trend", language))
+trend(ctx, "first_contact_resolution", grain=grain, key="resolution_trend")
+
+st.subheader(t("resolution.breakdowns", language))
+dimensions = ["channel", "service_line", "professional_group", "age_band", "unit"]
+for tab, dimension in zip(st.tabs([t(f"dimension.{d}", language) for d in dimensions]), dimensions, strict=True):
+    with tab:
+        breakdown(ctx, "first_contact_resolution", dimension, key=f"resolution_by_{dimension}", also=["verified_resolution", "contacts"])
+
+st.subheader(t("resolution.verified", language))
+st.caption(t("resolution.verified_help", language, days=ctx.settings.verified_resolution_days))
+trend_of_metrics(ctx, ["first_contact_resolution", "verified_resolution"], grain=grain, key="resolution_verified")
