@@ -1,9 +1,16 @@
-"""The shared filters in the frame. Each widget is bound to a URL query parameter, so a
-view can be shared and reopened, and the values survive moving between pages."""
+"""The shared filters in the frame, kept in the URL as codes.
+
+Streamlit's own ``bind="query-params"`` writes the *displayed labels* into the URL
+(``?period=Viimeiset+7+päivää``), so a shared link would break when the reader's language
+differs. Here the URL holds codes (``?period=last_7_days&municipality=853``): it seeds the
+widgets once per session and is rewritten from them on every run, which also restores it
+after a page change (Streamlit clears query parameters when the page changes).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -14,13 +21,39 @@ from data_access.snapshot import FactStore
 from dashboard.i18n import LANGUAGES, code_label, t
 
 LANGUAGE_NAMES = {"fi": "suomi", "sv": "svenska", "en": "English"}
+MULTI = ("municipality", "channel", "service_line", "age_band")
+SINGLE_DEFAULTS = {"period": "last_30_days", "compare": "previous_period", "region": "all"}
+
+
+def _seed_once(key: str, default: object, valid: Callable[[object], bool], parse: Callable[[list[str]], object]) -> None:
+    """Put the URL's value (or the default) in session state before the widget is drawn."""
+    if key in st.session_state:
+        return
+    raw = st.query_params.get_all(key)
+    value = default
+    if raw:
+        try:
+            candidate = parse(raw)
+            if valid(candidate):
+                value = candidate
+        except ValueError:
+            pass
+    st.session_state[key] = value
+
+
+def _single(options: tuple[str, ...] | list[str]) -> tuple[Callable, Callable]:
+    return (lambda v: v in options), (lambda raw: raw[-1])
+
+
+def _multi(options: tuple[str, ...] | list[str]) -> tuple[Callable, Callable]:
+    """Unknown codes in a list are dropped one by one, not the whole list."""
+    return (lambda v: True), (lambda raw: [x for x in dict.fromkeys(raw) if x in options])
 
 
 def language_selector(default: str) -> str:
-    return st.sidebar.selectbox(
-        "Kieli / Språk / Language", LANGUAGES, index=LANGUAGES.index(default),
-        format_func=LANGUAGE_NAMES.get, key="lang", bind="query-params",
-    )
+    st.session_state["_default_language"] = default
+    _seed_once("lang", default, *_single(LANGUAGES))
+    return st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=LANGUAGE_NAMES.get, key="lang")
 
 
 def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | None, str]:
@@ -28,46 +61,53 @@ def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | 
     sidebar = st.sidebar
     sidebar.subheader(t("filter.heading", language))
     today = local_now().date()
+    municipalities = store.municipalities
+    region_codes = sorted(municipalities["region_code"].unique().to_list())
+    all_municipalities = municipalities["municipality_code"].to_list()
+
+    _seed_once("period", SINGLE_DEFAULTS["period"], *_single(PRESETS))
+    _seed_once("compare", SINGLE_DEFAULTS["compare"], *_single(COMPARISONS))
+    _seed_once("region", SINGLE_DEFAULTS["region"], *_single(["all", *region_codes]))
+    _seed_once("municipality", [], *_multi(all_municipalities))
+    for key, values in (("channel", codes.CHANNELS), ("service_line", codes.SERVICE_LINES), ("age_band", codes.AGE_BANDS)):
+        _seed_once(key, [], *_multi(values))
+    _seed_range(today)
+
     preset = sidebar.selectbox(
-        t("filter.period", language), PRESETS, index=PRESETS.index("last_30_days"),
-        format_func=lambda p: t(f"preset.{p}", language), key="period", bind="query-params",
+        t("filter.period", language), PRESETS, format_func=lambda p: t(f"preset.{p}", language), key="period"
     )
     if preset == "custom":
-        default = preset_range("last_30_days", today=today)
-        chosen = sidebar.date_input(
-            t("filter.custom_range", language), value=default, max_value=today, format="DD.MM.YYYY",
-            key="range", bind="query-params",
-        )
+        chosen = sidebar.date_input(t("filter.custom_range", language), max_value=today, format="DD.MM.YYYY", key="range")
         if isinstance(chosen, tuple) and len(chosen) == 2:
             start, end = chosen
         else:
             sidebar.caption(t("filter.range_incomplete", language))
-            start, end = default
+            start, end = st.session_state.get("_last_range", preset_range("last_30_days", today=today))
+        st.session_state["_last_range"] = (start, end)
     else:
         start, end = preset_range(preset, today=today)
     compare = sidebar.selectbox(
-        t("filter.comparison", language), COMPARISONS, format_func=lambda c: t(f"compare.{c}", language),
-        key="compare", bind="query-params",
+        t("filter.comparison", language), COMPARISONS, format_func=lambda c: t(f"compare.{c}", language), key="compare"
     )
 
-    municipalities = store.municipalities
     name_column = "name_sv" if language == "sv" else "name_fi"
     region_column = "region_name_sv" if language == "sv" else "region_name_fi"
-    region_names = dict(municipalities.select("region_code", region_column).unique().sort("region_code").iter_rows())
+    region_names = dict(municipalities.select("region_code", region_column).unique().iter_rows())
     region = sidebar.selectbox(
-        t("filter.region", language), ["all", *region_names],
-        format_func=lambda r: t("filter.all", language) if r == "all" else region_names.get(r, r),
-        key="region", bind="query-params",
+        t("filter.region", language), ["all", *region_codes],
+        format_func=lambda r: t("filter.all", language) if r == "all" else region_names.get(r, r), key="region",
     )
     in_region = municipalities if region == "all" else municipalities.filter(municipalities["region_code"] == region)
-    municipality_names = dict(in_region.select("municipality_code", name_column).sort(name_column).iter_rows())
+    names = dict(in_region.select("municipality_code", name_column).sort(name_column).iter_rows())
+    # A municipality chosen before the county changed stays chosen only if it is in the county.
+    st.session_state["municipality"] = [m for m in st.session_state["municipality"] if m in names]
     chosen_municipalities = sidebar.multiselect(
-        t("filter.municipalities", language), list(municipality_names), format_func=municipality_names.get,
-        placeholder=t("filter.all", language), key="municipality", bind="query-params",
+        t("filter.municipalities", language), list(names), format_func=names.get,
+        placeholder=t("filter.all", language), key="municipality",
     )
-    channels = _code_filter(sidebar, "channels", "channel", codes.CHANNELS, language)
-    service_lines = _code_filter(sidebar, "service_lines", "service_line", codes.SERVICE_LINES, language)
-    age_bands = _code_filter(sidebar, "age_bands", "age_band", codes.AGE_BANDS, language)
+    channels = _code_filter("channels", "channel", codes.CHANNELS, language)
+    service_lines = _code_filter("service_lines", "service_line", codes.SERVICE_LINES, language)
+    age_bands = _code_filter("age_bands", "age_band", codes.AGE_BANDS, language)
 
     filters = Filters(
         start=start, end=end,
@@ -75,18 +115,46 @@ def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | 
         regions=() if region == "all" else (region,),
         channels=channels, service_lines=service_lines, age_bands=age_bands,
     )
+    _write_url(language=language, preset=preset, start=start, end=end)
     period = comparison_range(start, end, compare)
     comparison = None if period is None else Filters(**{**filters.__dict__, "start": period[0], "end": period[1]})
     return filters, comparison, preset
 
 
-def _code_filter(sidebar, label_key: str, kind: str, values: tuple[str, ...], language: str) -> tuple[str, ...]:
-    chosen = sidebar.multiselect(
+def _seed_range(today: dt.date) -> None:
+    if "range" in st.session_state:
+        return
+    default = preset_range("last_30_days", today=today)
+    try:
+        start = dt.date.fromisoformat(st.query_params.get("from", ""))
+        end = dt.date.fromisoformat(st.query_params.get("to", ""))
+        st.session_state["range"] = (start, end) if start <= end else default
+    except ValueError:
+        st.session_state["range"] = default
+
+
+def _code_filter(label_key: str, kind: str, values: tuple[str, ...], language: str) -> tuple[str, ...]:
+    chosen = st.sidebar.multiselect(
         t(f"filter.{label_key}", language), list(values), format_func=lambda c: code_label(kind, c, language),
-        placeholder=t("filter.all", language), key=kind, bind="query-params",
+        placeholder=t("filter.all", language), key=kind,
     )
     return tuple(chosen)
 
 
-def today_local() -> dt.date:
-    return local_now().date()
+def _write_url(*, language: str, preset: str, start: dt.date, end: dt.date) -> None:
+    """The view as codes in the URL; defaults are left out to keep links short."""
+    params: dict[str, str | list[str]] = {}
+    if language != st.session_state.get("_default_language", "fi"):
+        params["lang"] = language
+    for key, default in SINGLE_DEFAULTS.items():
+        if st.session_state[key] != default:
+            params[key] = st.session_state[key]
+    if preset == "custom":
+        params["from"], params["to"] = start.isoformat(), end.isoformat()
+    for key in MULTI:
+        if st.session_state[key]:
+            params[key] = list(st.session_state[key])
+    current = {key: st.query_params.get_all(key) for key in st.query_params}
+    wanted = {key: value if isinstance(value, list) else [value] for key, value in params.items()}
+    if current != wanted:
+        st.query_params.from_dict(params)

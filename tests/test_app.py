@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,42 @@ from streamlit.testing.v1 import AppTest
 from data_access.config import get_settings
 from data_access.engine import create_db_engine, upgrade_database
 from sample_data.seed import seed_database
+from tests.conftest import _drop_postgres, _fresh_postgres
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+PAGES = {
+    "overview.py": "Yleiskuva",
+    "channels.py": "Yhteydenottokanavat",
+    "resolution.py": "Ensikontaktin ratkaisu",
+    "referrals.py": "Ohjaukset",
+    "comparison.py": "Kuntavertailu",
+}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app_database(request, tmp_path_factory):
+    """One seeded database per backend for all page tests of this module."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'app.sqlite3'}"
+        server = None
+    else:
+        server = request.getfixturevalue("postgres_server_url")
+        url = _fresh_postgres(server)
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    seed_database(engine, contacts=30_000, days=90, seed=11)
+    engine.dispose()
+    yield url
+    if server:
+        _drop_postgres(server, url)
 
 
 @pytest.fixture
-def app_database(database_url, monkeypatch):
-    engine = create_db_engine(database_url)
-    upgrade_database(engine)
-    seed_database(engine, contacts=20_000, days=60, seed=11)
-    engine.dispose()
-    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", database_url)
+def app_env(app_database, monkeypatch):
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", app_database)
     get_settings.cache_clear()
-    yield database_url
+    yield app_database
     get_settings.cache_clear()
 
 
@@ -32,35 +56,82 @@ def _run(at: AppTest) -> AppTest:
     return at
 
 
+def _open(page: str) -> AppTest:
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    if page != "overview.py":
+        at.switch_page(str(ROOT / "pages" / page))
+        _run(at)
+    return at
+
+
+def _tables(at: AppTest) -> list[str]:
+    return [str(frame.value) for frame in at.dataframe]
+
+
 def _metric_values(at: AppTest, label: str) -> list[str]:
     return [m.value for m in at.metric if m.label == label]
 
 
-def test_overview_shows_cards_against_targets(app_database):
-    at = _run(AppTest.from_file(APP, default_timeout=120))
-    assert at.title[0].value == "Yleiskuva"
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_its_charts_and_tables(app_env, page):
+    at = _open(page)
+    assert at.title[0].value == PAGES[page]
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("vega_lite_chart"), "charts are drawn"
+    assert at.dataframe, "every chart has its table within reach"
+    assert at.get("download_button"), "and a CSV download"
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_filter_changes_the_numbers(app_env, page):
+    at = _open(page)
+    before = _tables(at) + [m.value for m in at.metric]
+    at.sidebar.selectbox(key="region").set_value("18")
+    _run(at)
+    after = _tables(at) + [m.value for m in at.metric]
+    assert after != before
+
+
+def test_overview_cards_against_targets(app_env):
+    at = _open("overview.py")
     labels = [m.label for m in at.metric]
     for label in ("Yhteydenotot", "Ratkaistu ensikontaktissa", "Sähköisten kanavien osuus", "Ohjaukset",
                   "Takaisinsoitto samana päivänä", "Jonotusaika, mediaani"):
         assert labels.count(label) == 3, label  # today, yesterday, last 7 days
-    week = _metric_values(at, "Yhteydenotot")[2]
-    assert week.replace("\u00a0", "").isdigit() and int(week.replace("\u00a0", "")) > 0
-    badges = [m.value for m in at.markdown if "tavoite" in str(m.value)]
-    assert badges, "target badges are shown"
+    week = _metric_values(at, "Yhteydenotot")[2].replace("\u00a0", "")
+    assert week.isdigit() and int(week) > 0
+    badges = [m.value for m in at.markdown if "badge[" in m.value]
+    assert any("tavoite 50,0" in b for b in badges), "target status is shown"
 
 
-def test_a_filter_changes_the_numbers(app_database):
-    at = _run(AppTest.from_file(APP, default_timeout=120))
-    everyone = _metric_values(at, "Yhteydenotot")[2]
+def test_municipality_filter_narrows_the_overview(app_env):
+    at = _open("overview.py")
+    everyone = int(_metric_values(at, "Yhteydenotot")[2].replace("\u00a0", ""))
     at.sidebar.multiselect(key="municipality").set_value(["272"])
     _run(at)
-    kokkola = _metric_values(at, "Yhteydenotot")[2]
-    assert kokkola != everyone
-    assert int(kokkola.replace("\u00a0", "")) < int(everyone.replace("\u00a0", ""))
+    kokkola = int(_metric_values(at, "Yhteydenotot")[2].replace("\u00a0", ""))
+    assert 0 < kokkola < everyone
 
 
-def test_swedish_interface(app_database):
-    at = _run(AppTest.from_file(APP, default_timeout=120))
+def test_comparison_shows_suppressed_cells_as_less_than_five(app_env):
+    at = _open("comparison.py")
+    table = at.dataframe[0].value
+    assert "<5" in table.to_string()
+    assert "—" in table.to_string()  # Itä-Uusimaa municipalities without a verified population
+
+
+def test_empty_filter_gives_a_plain_message(app_env):
+    at = _open("resolution.py")
+    at.sidebar.multiselect(key="channel").set_value(["mobile"])
+    at.sidebar.multiselect(key="age_band").set_value(["0-17"])
+    at.sidebar.multiselect(key="municipality").set_value(["421"])
+    at.sidebar.selectbox(key="period").set_value("yesterday")
+    _run(at)
+    assert any("Valituilla rajauksilla ei ole tietoja" in i.value for i in at.info)
+
+
+def test_swedish_interface(app_env):
+    at = _open("overview.py")
     at.sidebar.selectbox(key="lang").set_value("sv")
     _run(at)
     assert at.title[0].value == "Översikt"
@@ -75,3 +146,4 @@ def test_unreachable_database_gives_a_plain_message(monkeypatch):
         assert "Tietokantaan ei saada yhteyttä" in at.error[0].value
     finally:
         get_settings.cache_clear()
+    assert os.environ["OHJAUSTAULU_DATABASE_URL"].startswith("postgresql")
