@@ -57,7 +57,7 @@ with st.sidebar:
 
 page = st.navigation(
     [
-        st.Page(PAGES / "overview.py", title=t("page.overview", language), icon=":material/today:", url_path="yleiskuva", default=True),
+        st.Page(PAGES / "overview.py", title=t("page.overview", language), icon=":material/today:", default=True),
         st.Page(PAGES / "channels.py", title=t("page.channels", language), icon=":material/call:", url_path="kanavat"),
         st.Page(PAGES / "resolution.py", title=t("page.resolution", language), icon=":material/task_alt:", url_path="ratkaisu"),
         st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),

@@ -29,6 +29,14 @@ def default_grain(ctx: Context) -> str:
     return "day" if days <= 92 else "week" if days <= 400 else "month"
 
 
+def grain_selector(ctx: Context) -> str:
+    """Day, week or month for the time charts of a page; the default follows the period length."""
+    return st.segmented_control(
+        t("common.grain", ctx.language), GRAINS, default=default_grain(ctx),
+        format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain", required=True,
+    )
+
+
 def _has_data(result: pl.DataFrame) -> bool:
     return not result.is_empty() and result["value"].is_not_null().any()
 

@@ -3,16 +3,13 @@
 import streamlit as st
 
 from dashboard.i18n import t
-from dashboard.sections import GRAINS, breakdown, channel_mix, default_grain, load_heatmap, trend
+from dashboard.sections import grain_selector, breakdown, channel_mix, load_heatmap, trend
 from dashboard.state import get_context
 
 ctx = get_context()
 language = ctx.language
 st.title(t("page.channels", language))
-grain = st.segmented_control(
-    t("common.grain", language), GRAINS, default=default_grain(ctx), format_func=lambda g: t(f"dimension.{g}", language),
-    key="grain", required=True,
-)
+grain = grain_selector(ctx)
 
 st.subheader(t("channels.volume", language))
 trend(ctx, "contacts", grain=grain, colour="channel", key="channels_volume")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.components import kpi_row
 from dashboard.i18n import t
-from dashboard.sections import GRAINS, breakdown, default_grain, flows, trend
+from dashboard.sections import grain_selector, breakdown, flows, trend
 from dashboard.state import get_context
 
 ctx = get_context()
@@ -26,9 +26,6 @@ with right:
     flows(ctx, "channel", key="referrals_flow_channel")
 
 st.subheader(t("referrals.guarantee", language))
-grain = st.segmented_control(
-    t("common.grain", language), GRAINS, default=default_grain(ctx), format_func=lambda g: t(f"dimension.{g}", language),
-    key="grain", required=True,
-)
+grain = grain_selector(ctx)
 trend(ctx, "service_start_within_guarantee", grain=grain, key="referrals_guarantee")
 breakdown(ctx, "service_start_within_guarantee", "age_band", key="referrals_guarantee_age")

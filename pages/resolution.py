@@ -3,16 +3,13 @@
 import streamlit as st
 
 from dashboard.i18n import t
-from dashboard.sections import GRAINS, breakdown, default_grain, trend, trend_of_metrics
+from dashboard.sections import grain_selector, breakdown, trend, trend_of_metrics
 from dashboard.state import get_context
 
 ctx = get_context()
 language = ctx.language
 st.title(t("page.resolution", language))
-grain = st.segmented_control(
-    t("common.grain", language), GRAINS, default=default_grain(ctx), format_func=lambda g: t(f"dimension.{g}", language),
-    key="grain", required=True,
-)
+grain = grain_selector(ctx)
 
 st.subheader(t("resolution.trend", language))
 trend(ctx, "first_contact_resolution", grain=grain, key="resolution_trend")

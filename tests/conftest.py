@@ -101,3 +101,19 @@ def settings(database_url) -> Settings:
     return Settings(database_url=database_url)
 
 
+
+
+def seeded_database(request, tmp_path_factory, *, contacts: int, days: int, seed: int):
+    """A migrated, seeded database for a module's tests; yields (url, cleanup)."""
+    from sample_data.seed import seed_database
+
+    if request.param == "sqlite":
+        url, server = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'seeded.sqlite3'}", None
+    else:
+        server = request.getfixturevalue("postgres_server_url")
+        url = _fresh_postgres(server)
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    seed_database(engine, contacts=contacts, days=days, seed=seed)
+    engine.dispose()
+    return url, (lambda: _drop_postgres(server, url) if server else None)

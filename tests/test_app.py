@@ -9,9 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from data_access.config import get_settings
-from data_access.engine import create_db_engine, upgrade_database
-from sample_data.seed import seed_database
-from tests.conftest import _drop_postgres, _fresh_postgres
+from tests.conftest import seeded_database
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -27,19 +25,9 @@ PAGES = {
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def app_database(request, tmp_path_factory):
     """One seeded database per backend for all page tests of this module."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'app.sqlite3'}"
-        server = None
-    else:
-        server = request.getfixturevalue("postgres_server_url")
-        url = _fresh_postgres(server)
-    engine = create_db_engine(url)
-    upgrade_database(engine)
-    seed_database(engine, contacts=30_000, days=90, seed=11)
-    engine.dispose()
+    url, cleanup = seeded_database(request, tmp_path_factory, contacts=30_000, days=90, seed=11)
     yield url
-    if server:
-        _drop_postgres(server, url)
+    cleanup()
 
 
 @pytest.fixture
