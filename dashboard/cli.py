@@ -24,9 +24,16 @@ from data_access.engine import (
     upgrade_database,
 )
 from data_access.metrics import REGISTRY, Filters, MetricError, compute
-from data_access.reference import ReferenceFileError, load_population_file, normalise_municipality_code
+from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
+from data_access.ingest.quarantine import quarantine_frame, reprocess
+from data_access.reference import (
+    ReferenceFileError,
+    load_population_file,
+    load_shipped_reference,
+    normalise_municipality_code,
+)
 from data_access.snapshot import FactStore
-from dashboard.export import metrics_csv, metrics_json
+from dashboard.export import metrics_csv, metrics_json, safe_cell
 
 APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_METRICS = ("contacts", "contacts_per_1000", "first_contact_resolution", "verified_resolution", "electronic_share")
@@ -83,6 +90,54 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _engine_checked(settings: Settings):
+    engine = engine_from_settings(settings)
+    if settings.is_embedded:
+        upgrade_database(engine)
+        load_shipped_reference(engine)
+    else:
+        check_schema(engine)
+    return engine
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine_checked(settings)
+    profile = load_profile(Path(args.profile) if args.profile else None)
+    reports, failures = [], []
+    for name in args.files:
+        try:
+            reports.append(ingest_file(engine, Path(name), kind=args.kind, source_system=args.source_system, profile=profile))
+        except FileError as exc:
+            failures.append(str(exc))
+            print(f"ohjaustaulu: {exc}", file=sys.stderr)
+    if args.json:
+        payload = [r.as_dict() for r in reports]
+        print(json.dumps(payload[0] if len(payload) == 1 and not failures else {"files": payload, "failed": failures}, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(report.text())
+    return 2 if failures else 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine_checked(settings)
+    if args.action == "reprocess":
+        profile = load_profile(Path(args.profile) if args.profile else None)
+        for report in reprocess(engine, profile=profile, source_system=args.source_system):
+            print(report.text())
+        return 0
+    frame = quarantine_frame(engine)
+    if args.action == "export":
+        target = Path(args.output or "quarantine.csv")
+        frame.with_columns(pl.col(pl.String).map_elements(safe_cell, return_dtype=pl.String)).write_csv(target)
+        print(f"wrote {frame.height} quarantined rows to {target}")
+        return 0
+    for row in frame.iter_rows(named=True):
+        print(f"#{row['id']} {row['file_name']}:{row['line_number']} [{row['kind']}] {row['reasons']}")
+    print(f"{frame.height} rows waiting in quarantine")
+    return 0
+
+
 def cmd_reference_load(args: argparse.Namespace, settings: Settings) -> int:
     engine = engine_from_settings(settings)
     check_schema(engine)
@@ -95,6 +150,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     engine = engine_from_settings(settings)
     if args.action == "upgrade":
         upgrade_database(engine)
+        load_shipped_reference(engine)
     print(f"schema revision {current_revision(engine) or 'empty'} (code needs {head_revision()})")
     return 0
 
@@ -139,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--source", help="where the figures come from, e.g. 'Statistics Finland 31.12.2025'")
     load.set_defaults(handler=cmd_reference_load)
 
+    ingest = commands.add_parser("ingest", help="load export files (CSV, JSON Lines, JSON, Parquet)")
+    ingest.add_argument("files", nargs="+")
+    ingest.add_argument("--kind", choices=("contacts", "referrals", "feedback"))
+    ingest.add_argument("--source-system", help="source system for rows that do not name one")
+    ingest.add_argument("--profile", help="mapping profile (TOML), e.g. sample_data/profiles/legacy_fi.toml")
+    ingest.add_argument("--json", action="store_true", help="print the batch report as JSON")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    quarantine = commands.add_parser("quarantine", help="rows refused at ingest")
+    quarantine.add_argument("action", choices=("list", "export", "reprocess"))
+    quarantine.add_argument("--output", help="file for export (CSV)")
+    quarantine.add_argument("--profile", help="mapping profile for reprocess")
+    quarantine.add_argument("--source-system")
+    quarantine.set_defaults(handler=cmd_quarantine)
+
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=("upgrade", "check"))
     db.set_defaults(handler=cmd_db)
@@ -150,6 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         return args.handler(args, settings)
-    except (DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ValueError) as exc:
+    except (DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError) as exc:
         print(f"ohjaustaulu: {exc}", file=sys.stderr)
         return 2

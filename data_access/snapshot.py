@@ -31,12 +31,12 @@ CONTACT_ATTRIBUTES = (
 )
 
 
-def _select_columns(table: sa.Table) -> tuple[sa.Select, dict[str, pl.DataType]]:
-    """Select every column of ``table``; timestamps as epoch seconds (cheap to read)."""
+def select_columns(table: sa.Table, names: list[str] | None = None) -> tuple[sa.Select, dict[str, pl.DataType]]:
+    """Select columns of ``table`` (default: all but batch_id and updated_at) with their
+    polars types; timestamps as epoch seconds, which are cheap to read on both databases."""
     columns, schema = [], {}
-    for column in table.columns:
-        if column.name in {"batch_id", "updated_at"}:
-            continue
+    wanted = names or [c.name for c in table.columns if c.name not in {"batch_id", "updated_at"}]
+    for column in (table.c[name] for name in wanted):
         if isinstance(column.type, UTCDateTime):
             columns.append(epoch_seconds(column).label(column.name))
             schema[column.name] = pl.Int64
@@ -54,7 +54,7 @@ def _select_columns(table: sa.Table) -> tuple[sa.Select, dict[str, pl.DataType]]
 
 def read_table(engine: Engine, table: sa.Table, *, after_seq: int, upto_seq: int) -> pl.DataFrame:
     """Rows changed in (after_seq, upto_seq], read through the DBAPI cursor in chunks."""
-    select, schema = _select_columns(table)
+    select, schema = select_columns(table)
     select = select.where(table.c.change_seq > after_seq, table.c.change_seq <= upto_seq)
     with engine.connect() as conn:
         compiled = select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})

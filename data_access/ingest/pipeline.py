@@ -1,0 +1,301 @@
+"""Loading files: validate, upsert on natural keys, quarantine the rest, report.
+
+One file is one transaction: a file that cannot be processed stores nothing, and a
+processed file's counts always add up (read = inserted + updated + unchanged +
+quarantined). Rows are compared with what is stored, so loading the same file again
+changes nothing; a row with a newer ``updated_at`` replaces the stored one, an older
+one is ignored. Without ``updated_at`` on either side, a changed row replaces.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from data_access.bulk import write_frame
+from data_access.engine import reserve_change_seq
+from data_access.ingest.profiles import Profile, load_profile
+from data_access.ingest.reading import FileError, open_batches
+from data_access.ingest.validate import SPECS, KindSpec, guess_kind, validate
+from data_access.models import Contact, IngestBatch, Municipality, QuarantinedRow, Referral, UTCDateTime
+from data_access.snapshot import select_columns
+
+UNCHANGED = "unchanged"
+
+
+@dataclass
+class IngestReport:
+    file: str
+    kind: str
+    batch_id: int | None = None
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    pending_referrals: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file, "kind": self.kind, "batch_id": self.batch_id, "read": self.read,
+            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+            "quarantined": self.quarantined, "reasons": dict(self.reasons.most_common()),
+            "pending_referrals": self.pending_referrals, "seconds": round(self.seconds, 3),
+        }
+
+    def text(self) -> str:
+        lines = [
+            f"{self.file} ({self.kind}): read {self.read}, inserted {self.inserted}, updated {self.updated}, "
+            f"unchanged {self.unchanged}, quarantined {self.quarantined} in {self.seconds:.1f} s"
+        ]
+        lines += [f"  quarantined: {count} × {reason}" for reason, count in self.reasons.most_common()]
+        if self.pending_referrals:
+            lines.append(f"  referrals waiting for their contact: {self.pending_referrals}")
+        return "\n".join(lines)
+
+
+def _canonical_columns(columns: list[str], spec_fields: set[str], profile: Profile) -> dict[str, str]:
+    """Export column -> canonical column, through the profile or by name in any case."""
+    mapping = {}
+    for column in columns:
+        target = profile.columns.get(column.strip())
+        if target is None and column.strip().lower() in spec_fields:
+            target = column.strip().lower()
+        if target is not None and target not in mapping.values():
+            mapping[column] = target
+    return mapping
+
+
+def ingest_file(
+    engine: Engine, path: Path, *, kind: str | None = None, source_system: str | None = None,
+    profile: Profile | None = None,
+) -> IngestReport:
+    """Load one file. Raises FileError (nothing stored) when it cannot be processed at all."""
+    started = time.perf_counter()
+    profile = profile or load_profile()
+    path = Path(path)
+    try:
+        with open_batches(path, profile) as (columns, batches):
+            chosen = kind or profile.kind or guess_kind([profile.columns.get(c, c).lower() for c in columns])
+            if chosen not in SPECS:
+                raise FileError(
+                    f"{path}: cannot tell what the file holds; give --kind contacts, referrals or feedback"
+                )
+            spec = SPECS[chosen]
+            mapping = _canonical_columns(columns, {f.name for f in spec.fields}, profile)
+            source = source_system or profile.source_system
+            needed = [name for name in spec.required if not (name == "source_system" and source)]
+            missing = [name for name in needed if name not in mapping.values()]
+            if missing:
+                raise FileError(f"{path}: missing required column(s) {', '.join(missing)}")
+            report = IngestReport(file=str(path), kind=chosen)
+            with engine.begin() as conn:
+                report.batch_id = _start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
+                frames = (_prepare(batch, mapping, source) for batch in batches)
+                load_frames(conn, spec, frames, profile=profile, report=report)
+                _finish_batch(conn, report)
+    except FileError as exc:
+        _record_failure(engine, kind=kind or "unknown", file_name=str(path), message=str(exc))
+        raise
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _prepare(batch: pl.DataFrame, mapping: dict[str, str], source: str | None) -> pl.DataFrame:
+    originals = [c for c in batch.columns if c != "_line"]
+    frame = batch.with_columns(pl.struct(originals).struct.json_encode().alias("_raw"))
+    frame = frame.select("_line", "_raw", *(pl.col(c).alias(target) for c, target in mapping.items()))
+    if source:
+        if "source_system" in frame.columns:
+            empty = pl.col("source_system").is_null() | (pl.col("source_system").str.strip_chars() == "")
+            frame = frame.with_columns(pl.when(empty).then(pl.lit(source)).otherwise(pl.col("source_system")).alias("source_system"))
+        else:
+            frame = frame.with_columns(pl.lit(source).alias("source_system"))
+    return frame
+
+
+def load_frames(
+    conn: sa.Connection, spec: KindSpec, frames: Iterable[pl.DataFrame], *, profile: Profile, report: IngestReport,
+) -> None:
+    """Validate and store text frames (canonical columns, ``_line``, ``_raw``) inside ``conn``'s transaction."""
+    municipalities = list(conn.execute(sa.select(Municipality.code)).scalars())
+    for frame in frames:
+        report.read += frame.height
+        valid, bad = validate(frame, spec, profile, municipalities=municipalities)
+        _quarantine(conn, bad, spec=spec, report=report)
+        _upsert(conn, spec, valid, report=report)
+    report.pending_referrals = _pending_referrals(conn)
+
+
+def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, report: IngestReport) -> None:
+    if bad.is_empty():
+        return
+    report.quarantined += bad.height
+    for reasons in bad["_reasons"].to_list():
+        for reason in reasons:
+            report.reasons[_reason_category(reason)] += 1
+    # A row already waiting in quarantine from this file is not stored twice.
+    q = QuarantinedRow.__table__
+    waiting = conn.execute(
+        sa.select(q.c.line_number, q.c.raw).where(q.c.file_name == report.file, q.c.reprocessed_at.is_(None))
+    ).all()
+    if waiting:
+        known = pl.DataFrame([tuple(w) for w in waiting], schema={"_line": pl.Int64, "_raw": pl.String}, orient="row")
+        bad = bad.join(known, on=["_line", "_raw"], how="anti")
+    rows = bad.select(
+        pl.lit(report.batch_id, pl.Int64).alias("batch_id"),
+        pl.lit(spec.kind).alias("kind"),
+        pl.lit(report.file).alias("file_name"),
+        pl.col("_line").cast(pl.Int64).alias("line_number"),
+        pl.col("_raw").alias("raw"),
+        pl.col("_reasons").list.join("; ").alias("reasons"),
+    )
+    write_frame(conn, QuarantinedRow.__table__, rows)
+
+
+def _reason_category(reason: str) -> str:
+    """'channel: unknown value 'faksi'' -> 'channel: unknown value' (for counting)."""
+    return reason.split(" '", 1)[0]
+
+
+def _keys(spec: KindSpec) -> list[str]:
+    return ["source_system", spec.key]
+
+
+def _upsert(conn: sa.Connection, spec: KindSpec, valid: pl.DataFrame, *, report: IngestReport) -> None:
+    if valid.is_empty():
+        return
+    keys = _keys(spec)
+    stored = [c for c in spec.stored if c in valid.columns]
+    # A key repeated inside the batch is stored once: the newest version, else the last line.
+    ordered = valid.sort(pl.col("updated_at").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC)), "_line")
+    latest = ordered.unique(subset=keys, keep="last", maintain_order=True)
+    report.unchanged += valid.height - latest.height
+    existing = _existing(conn, spec, latest.select(keys))
+    timestamps = [c for c in stored if isinstance(spec.table.c[c].type, UTCDateTime)]
+    incoming = latest.with_columns(*(pl.col(c).dt.epoch("s").alias(f"_cmp_{c}") for c in timestamps))
+    joined = incoming.join(existing, on=keys, how="left", suffix="_old")
+    is_new = pl.col("_id_old").is_null()
+    older = pl.col("_cmp_updated_at").is_not_null() & pl.col("updated_at_old").is_not_null() & (
+        pl.col("_cmp_updated_at") < pl.col("updated_at_old")
+    )
+    same = pl.lit(True)
+    for column in stored:
+        if column in keys:
+            continue
+        mine = pl.col(f"_cmp_{column}") if column in timestamps else pl.col(column)
+        same = same & mine.eq_missing(pl.col(f"{column}_old"))
+    classified = joined.with_columns(
+        pl.when(is_new).then(pl.lit("insert")).when(older | same).then(pl.lit(UNCHANGED)).otherwise(pl.lit("update")).alias("_action")
+    )
+    inserts = classified.filter(pl.col("_action") == "insert").select(stored)
+    updates = classified.filter(pl.col("_action") == "update").select(stored)
+    report.unchanged += classified.filter(pl.col("_action") == UNCHANGED).height
+    if inserts.is_empty() and updates.is_empty():
+        return
+    first = reserve_change_seq(conn, inserts.height + updates.height)
+    stamp = [pl.lit(report.batch_id, pl.Int64).alias("batch_id")]
+    if not inserts.is_empty():
+        write_frame(
+            conn, spec.table,
+            inserts.with_columns(pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("change_seq"), *stamp),
+        )
+        report.inserted += inserts.height
+    if not updates.is_empty():
+        start = first + inserts.height
+        _apply_updates(conn, spec, updates.with_columns(pl.int_range(start, start + pl.len(), dtype=pl.Int64).alias("change_seq"), *stamp))
+        report.updated += updates.height
+
+
+def _temp_table(conn: sa.Connection, name: str, spec: KindSpec, columns: list[str]) -> sa.Table:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        name, metadata,
+        *(sa.Column(c, spec.table.c[c].type) for c in columns),
+        prefixes=["TEMPORARY"],
+    )
+    conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+    table.create(conn)
+    return table
+
+
+def _existing(conn: sa.Connection, spec: KindSpec, keys: pl.DataFrame) -> pl.DataFrame:
+    """Stored rows for these natural keys, timestamps as epoch seconds, columns suffixed _old."""
+    key_columns = _keys(spec)
+    table = spec.table
+    temp = _temp_table(conn, "_ingest_keys", spec, key_columns)
+    write_frame(conn, temp, keys)
+    select, schema = select_columns(table, [c for c in spec.stored if c not in key_columns] + key_columns)
+    select = select.add_columns(table.c.id.label("_id")).select_from(
+        table.join(temp, sa.and_(*(table.c[k] == temp.c[k] for k in key_columns)))
+    )
+    rows = conn.execute(select).all()
+    schema = {**schema, "_id": pl.Int64}
+    existing = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    existing = existing.with_columns(pl.col(pl.Int8).cast(pl.Boolean))
+    conn.execute(sa.text('DROP TABLE "_ingest_keys"'))
+    return existing.rename({c: f"{c}_old" for c in existing.columns if c not in key_columns})
+
+
+def _apply_updates(conn: sa.Connection, spec: KindSpec, updates: pl.DataFrame) -> None:
+    table = spec.table
+    temp = _temp_table(conn, "_ingest_updates", spec, updates.columns)
+    write_frame(conn, temp, updates)
+    keys = _keys(spec)
+    conn.execute(
+        sa.update(table)
+        .values({table.c[c]: temp.c[c] for c in updates.columns if c not in keys})
+        .where(*(table.c[k] == temp.c[k] for k in keys))
+    )
+    conn.execute(sa.text('DROP TABLE "_ingest_updates"'))
+
+
+def _pending_referrals(conn: sa.Connection) -> int:
+    r, c = Referral.__table__, Contact.__table__
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(
+                r.outerjoin(c, sa.and_(c.c.source_system == r.c.source_system, c.c.contact_id == r.c.contact_id))
+            ).where(c.c.id.is_(None))
+        ).scalar()
+    )
+
+
+def _start_batch(conn: sa.Connection, *, kind: str, file_name: str, source_system: str | None) -> int:
+    table = IngestBatch.__table__
+    return conn.execute(
+        sa.insert(table).values(
+            kind=kind, file_name=file_name, source_system=source_system, started_at=dt.datetime.now(dt.UTC), status="running"
+        ).returning(table.c.id)
+    ).scalar_one()
+
+
+def _finish_batch(conn: sa.Connection, report: IngestReport) -> None:
+    table = IngestBatch.__table__
+    conn.execute(
+        sa.update(table).where(table.c.id == report.batch_id).values(
+            finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=report.read, rows_inserted=report.inserted,
+            rows_updated=report.updated, rows_unchanged=report.unchanged, rows_quarantined=report.quarantined,
+        )
+    )
+
+
+def _record_failure(engine: Engine, *, kind: str, file_name: str, message: str) -> None:
+    """A file that could not be processed leaves a trace, in its own transaction."""
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(IngestBatch.__table__).values(
+                kind=kind, file_name=file_name, started_at=now, finished_at=now, status="failed", message=message
+            )
+        )
