@@ -216,7 +216,10 @@ def validate(
         pl.concat_list([r.cast(pl.String) for r in reasons]).list.drop_nulls().alias("_reasons"),
     )
     if spec.kind == "contacts":
-        banded = pl.col("age").cut([17, 64, 79], labels=list(codes.AGE_BANDS), left_closed=False).cast(pl.String)
+        age = pl.col("age")
+        banded = pl.when(age <= 17).then(pl.lit("0-17")).when(age <= 64).then(pl.lit("18-64")).when(age <= 79).then(
+            pl.lit("65-79")
+        ).when(age.is_not_null()).then(pl.lit("80+"))
         typed = typed.with_columns(
             pl.coalesce("age_band", banded).alias("age_band"),
             pl.coalesce("contact_type", pl.col("channel").replace_strict(codes.CONTACT_TYPE_BY_CHANNEL, default=None)).alias("contact_type"),

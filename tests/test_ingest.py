@@ -1,0 +1,226 @@
+"""Ingestion against the data contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from data_access.engine import data_version
+from data_access.ingest import FileError, ingest_file, load_profile
+from data_access.ingest.quarantine import quarantine_frame
+from data_access.models import Contact, IngestBatch, QuarantinedRow
+from dashboard.export import safe_cell
+from tests.factories import make_store
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "source_system,contact_id,occurred_at,municipality_code,channel,resolved_first_contact,updated_at,unit_code"
+
+
+def write(path: Path, lines: list[str], *, encoding: str = "utf-8", bom: bool = False) -> Path:
+    text = "\n".join(lines) + "\n"
+    data = text.encode(encoding)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    return path
+
+
+def rows(engine: sa.Engine, *columns: str) -> list[tuple]:
+    table = Contact.__table__
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(*(table.c[c] for c in columns)).order_by(table.c.contact_id))]
+
+
+def counts_add_up(report) -> bool:
+    return report.read == report.inserted + report.updated + report.unchanged + report.quarantined
+
+
+def test_same_file_twice_changes_nothing(engine, tmp_path):
+    path = write(tmp_path / "c.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,", "s,2,2025-03-03T11:00:00+02:00,853,chat,,,"])
+    first = ingest_file(engine, path)
+    assert (first.read, first.inserted, first.quarantined) == (2, 2, 0)
+    version = data_version(engine)
+    second = ingest_file(engine, path)
+    assert (second.read, second.inserted, second.updated, second.unchanged) == (2, 0, 0, 2)
+    assert data_version(engine) == version
+    assert counts_add_up(first) and counts_add_up(second)
+
+
+def test_row_repeated_in_a_file_is_stored_once(engine, tmp_path):
+    line = "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,"
+    report = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, line, line, line]))
+    assert (report.inserted, report.unchanged) == (1, 2)
+    assert len(rows(engine, "contact_id")) == 1
+
+
+def test_newer_correction_replaces_and_older_is_ignored(engine, tmp_path):
+    ingest_file(engine, write(tmp_path / "a.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,false,2025-03-03T12:00:00+02:00,"]))
+    newer = ingest_file(engine, write(tmp_path / "b.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,2025-03-04T12:00:00+02:00,"]))
+    assert newer.updated == 1
+    older = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,chat,false,2025-03-01T12:00:00+02:00,"]))
+    assert (older.updated, older.unchanged) == (0, 1)
+    assert rows(engine, "channel", "resolved_first_contact") == [("phone", True)]
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("2025-03-30T02:59:00", dt.datetime(2025, 3, 30, 0, 59, tzinfo=dt.UTC)),  # before the spring change
+        ("2025-03-30T04:00:00", dt.datetime(2025, 3, 30, 1, 0, tzinfo=dt.UTC)),  # after it (EEST)
+        ("2025-10-26T02:59:00", dt.datetime(2025, 10, 25, 23, 59, tzinfo=dt.UTC)),  # before the autumn change
+        ("2025-10-26T04:00:00", dt.datetime(2025, 10, 26, 2, 0, tzinfo=dt.UTC)),  # after it (EET)
+        ("2025-10-26T03:30:00+03:00", dt.datetime(2025, 10, 26, 0, 30, tzinfo=dt.UTC)),  # an offset removes the doubt
+        ("2025-10-26T03:30:00Z", dt.datetime(2025, 10, 26, 3, 30, tzinfo=dt.UTC)),
+    ],
+)
+def test_local_times_are_helsinki_and_stored_as_utc(engine, tmp_path, text, stored):
+    report = ingest_file(engine, write(tmp_path / "t.csv", [HEADER, f"s,1,{text},853,phone,,,"]))
+    assert report.inserted == 1
+    assert rows(engine, "occurred_at") == [(stored,)]
+
+
+@pytest.mark.parametrize("text", ["2025-03-30T03:30:00", "2025-10-26T03:30:00"])
+def test_nonexistent_and_ambiguous_local_times_go_to_quarantine(engine, tmp_path, text):
+    report = ingest_file(engine, write(tmp_path / "t.csv", [HEADER, f"s,1,{text},853,phone,,,"]))
+    assert report.quarantined == 1
+    (reason,) = quarantine_frame(engine)["reasons"].to_list()
+    assert "daylight-saving" in reason and text in reason
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("cp1252", False), ("utf-8", True)])
+def test_windows_1252_and_bom_files(engine, tmp_path, encoding, bom):
+    lines = [HEADER, "s,1,2025-03-03T10:00:00,853,puhelin,kyllä,,Hämeenkyrön sote-asema"]
+    report = ingest_file(engine, write(tmp_path / "e.csv", lines, encoding=encoding, bom=bom))
+    assert report.inserted == 1, report.text()
+    assert rows(engine, "channel", "resolved_first_contact", "unit_code") == [("phone", True, "Hämeenkyrön sote-asema")]
+
+
+def test_semicolons_decimal_commas_and_codes_without_leading_zeros(engine, tmp_path):
+    lines = [
+        "source_system;contact_id;occurred_at;municipality_code;channel;queue_seconds;age",
+        "s;1;2025-03-03T10:00:00;74;phone;185,0;67",
+        "s;2;2025-03-03T10:05:00;74.0;callback;12;15",
+        "s;3;2025-03-03T10:06:00;1234;phone;-3;200",
+    ]
+    report = ingest_file(engine, write(tmp_path / "s.csv", lines))
+    assert (report.inserted, report.quarantined) == (2, 1)
+    assert rows(engine, "municipality_code", "queue_seconds", "age_band") == [("074", 185, "65-79"), ("074", 12, "0-17")]
+    (reasons,) = quarantine_frame(engine)["reasons"].to_list()
+    assert "municipality_code: not a municipality code '1234'" in reasons
+    assert "queue_seconds: not a whole number" in reasons and "age: not a whole number" in reasons
+
+
+def test_referral_before_its_contact_is_kept_and_linked(engine, settings, tmp_path):
+    referrals = write(tmp_path / "r.csv", [
+        "source_system,referral_id,contact_id,referred_at,destination",
+        "s,r1,c1,2025-03-03T10:30:00,tk_doctor",
+    ])
+    early = ingest_file(engine, referrals)
+    assert (early.inserted, early.pending_referrals) == (1, 1)
+    contact = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, "s,c1,2025-03-03T10:00:00,272,phone,,,"]))
+    assert contact.pending_referrals == 0
+    store = make_store(engine, settings)
+    assert store.referrals.select("referral_id", "municipality_code").rows() == [("r1", "272")]
+
+
+def test_markup_and_formulas_are_stored_verbatim_and_exported_safely(engine, tmp_path):
+    formula = '=HYPERLINK("http://example.invalid","x")'
+    markup = "<script>alert(1)</script>"
+    path = tmp_path / "x.csv"
+    pl.DataFrame(
+        {"source_system": ["s", "s"], "contact_id": ["1", "2"], "occurred_at": ["2025-03-03T10:00:00"] * 2,
+         "municipality_code": ["853", "853"], "channel": ["phone", "fax"], "unit_code": [formula, markup]}
+    ).write_csv(path)
+    ingest_file(engine, path)
+    assert rows(engine, "unit_code") == [(formula,)]
+    assert safe_cell(formula) == "'" + formula
+    (raw,) = quarantine_frame(engine)["raw"].to_list()
+    assert json.loads(raw)["unit_code"] == markup
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
+def test_json_lines_json_and_parquet(engine, tmp_path, fmt):
+    frame = pl.DataFrame(
+        {"source_system": ["s", "s"], "contact_id": ["1", "2"], "occurred_at": ["2025-03-03T10:00:00+02:00", "nope"],
+         "municipality_code": ["853", "853"], "channel": ["phone", "chat"], "queue_seconds": [12, 30]}
+    )
+    path = tmp_path / f"c.{fmt}"
+    {"jsonl": frame.write_ndjson, "json": frame.write_json, "parquet": frame.write_parquet}[fmt](path)
+    report = ingest_file(engine, path)
+    assert (report.inserted, report.quarantined) == (1, 1)
+    assert quarantine_frame(engine)["line_number"].to_list() == [2]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("source_system,contact_id,occurred_at\ns,1,2025-01-01T10:00\n", "missing required column(s) municipality_code, channel"),
+        ("", "the file is empty"),
+        (HEADER + "\n", "header but no rows"),
+    ],
+)
+def test_a_file_that_cannot_be_processed_stores_nothing(engine, tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(FileError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        ingest_file(engine, path)
+    assert "bad.csv" in str(error.value) and "\n" not in str(error.value)
+    assert rows(engine, "contact_id") == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(QuarantinedRow)).scalar() == 0
+        statuses = conn.execute(sa.select(IngestBatch.status, IngestBatch.message)).all()
+    assert [s for s, _ in statuses] == ["failed"] and message in statuses[0][1]
+
+
+def test_shipped_legacy_export_with_its_profile(engine):
+    profile = load_profile(ROOT / "sample_data" / "profiles" / "legacy_fi.toml")
+    report = ingest_file(engine, ROOT / "sample_data" / "legacy_export_fi.csv", profile=profile)
+    assert (report.read, report.inserted, report.quarantined) == (6, 4, 2)
+    assert set(report.reasons) == {
+        "channel: unknown value", "occurred_at: local time does not exist or is ambiguous at the daylight-saving change"
+    }
+    stored = rows(engine, "contact_id", "source_system", "municipality_code", "channel", "contact_type", "initiator")
+    assert stored[0] == ("L-1001", "effica-legacy", "074", "phone", "R52", "primary_care")
+
+
+VALID = st.fixed_dictionaries(
+    {
+        "occurred_at": st.datetimes(min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2025, 12, 31)).map(
+            lambda d: d.replace(microsecond=0).isoformat() + "+02:00"
+        ),
+        "municipality_code": st.sampled_from(["853", "74", "272", "018"]),
+        "channel": st.sampled_from(["phone", "chat", "Puhelin", "video"]),
+        "resolved_first_contact": st.sampled_from(["true", "false", "", "kyllä"]),
+    }
+)
+INVALID = st.fixed_dictionaries(
+    {
+        "occurred_at": st.sampled_from(["", "yesterday", "2025-13-01T10:00:00", "2025-03-30T03:15:00"]),
+        "municipality_code": st.sampled_from(["", "9999", "abc", "853"]),
+        "channel": st.sampled_from(["fax", "", "phone"]),
+        "resolved_first_contact": st.sampled_from(["maybe", "", "true"]),
+    }
+)
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.tuples(st.booleans(), VALID, INVALID, st.integers(0, 6)), min_size=1, max_size=40))
+def test_counts_always_add_up(engine, tmp_path, records):
+    prefix = uuid.uuid4().hex[:8]
+    lines = ["source_system,contact_id,occurred_at,municipality_code,channel,resolved_first_contact"]
+    for valid, good, bad, key in records:
+        row = good if valid else bad
+        lines.append(f"s,{prefix}-{key},{row['occurred_at']},{row['municipality_code']},{row['channel']},{row['resolved_first_contact']}")
+    path = write(tmp_path / f"{prefix}.csv", lines)
+    before = len(rows(engine, "contact_id"))
+    report = ingest_file(engine, path)
+    assert report.read == len(records)
+    assert counts_add_up(report)
+    assert len(rows(engine, "contact_id")) == before + report.inserted
+    again = ingest_file(engine, path)
+    assert (again.inserted, again.updated) == (0, 0) and counts_add_up(again)
