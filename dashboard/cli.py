@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +27,7 @@ from data_access.engine import (
 from data_access.metrics import REGISTRY, Filters, MetricError, compute
 from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
 from data_access.ingest.quarantine import quarantine_frame, reprocess
+from data_access.ingest.watch import Watcher, watch
 from data_access.reference import (
     ReferenceFileError,
     load_population_file,
@@ -119,6 +121,37 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 2 if failures else 0
 
 
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine_checked(settings)
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise FileError(f"{folder}: not a folder")
+    watcher = Watcher(
+        engine, folder, load_profile(Path(args.profile) if args.profile else None), kind=args.kind,
+        source_system=args.source_system, settle_seconds=args.settle,
+    )
+
+    def show(path: Path, result) -> None:
+        print(result.text() if hasattr(result, "text") else f"failed: {result}", flush=True)
+
+    _say(f"watching {folder} (Ctrl+C to stop); processed files move to done/ or failed/")
+    deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
+    try:
+        watch(watcher, interval=args.interval, report=show, until=lambda: deadline is not None and time.monotonic() > deadline)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine_checked(settings)
+    from sample_data.simulate import simulate
+
+    written = simulate(engine, rate=args.rate, duration=args.duration, seed=args.seed, say=_say)
+    print(f"simulated {written} contacts")
+    return 0
+
+
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine_checked(settings)
     if args.action == "reprocess":
@@ -202,6 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--profile", help="mapping profile (TOML), e.g. sample_data/profiles/legacy_fi.toml")
     ingest.add_argument("--json", action="store_true", help="print the batch report as JSON")
     ingest.set_defaults(handler=cmd_ingest)
+
+    watch_cmd = commands.add_parser("watch", help="load files dropped into a folder as they arrive")
+    watch_cmd.add_argument("folder")
+    watch_cmd.add_argument("--kind", choices=("contacts", "referrals", "feedback"))
+    watch_cmd.add_argument("--source-system")
+    watch_cmd.add_argument("--profile")
+    watch_cmd.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the folder")
+    watch_cmd.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged before it is read")
+    watch_cmd.add_argument("--max-seconds", type=float, help="stop after this long (default: run until stopped)")
+    watch_cmd.set_defaults(handler=cmd_watch)
+
+    simulate_cmd = commands.add_parser("simulate", help="stream live synthetic contacts and referrals")
+    simulate_cmd.add_argument("--rate", type=float, default=2.0, help="contacts per second on average")
+    simulate_cmd.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    simulate_cmd.add_argument("--seed", type=int)
+    simulate_cmd.set_defaults(handler=cmd_simulate)
 
     quarantine = commands.add_parser("quarantine", help="rows refused at ingest")
     quarantine.add_argument("action", choices=("list", "export", "reprocess"))

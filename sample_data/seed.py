@@ -38,20 +38,35 @@ def seed_database(
     progress: Callable[[str], None] | None = None,
 ) -> SeedReport:
     say = progress or (lambda _msg: None)
-    load_shipped_reference(engine)
-    municipalities, populations = reference_frames(engine)
-    latest_population = populations.sort("year").group_by("municipality_code").last()
-    municipalities = municipalities.join(
-        latest_population.select("municipality_code", "population"), on="municipality_code", how="left"
-    )
+    municipalities = municipalities_with_population(engine)
     started = time.perf_counter()
     data = generate(municipalities, contacts=contacts, days=days, seed=seed, end=end, regions=regions, progress=say)
     generated = time.perf_counter()
+    write_sample(engine, data, label=f"seed:{seed}", progress=say)
+    return SeedReport(
+        contacts=data.contacts.height,
+        referrals=data.referrals.height,
+        feedback=data.feedback.height,
+        generate_seconds=generated - started,
+        write_seconds=time.perf_counter() - generated,
+    )
+
+
+def municipalities_with_population(engine: Engine) -> pl.DataFrame:
+    load_shipped_reference(engine)
+    municipalities, populations = reference_frames(engine)
+    latest_population = populations.sort("year").group_by("municipality_code").last()
+    return municipalities.join(latest_population.select("municipality_code", "population"), on="municipality_code", how="left")
+
+
+def write_sample(engine: Engine, data, *, label: str, progress: Callable[[str], None] | None = None) -> None:
+    """Write generated facts in one transaction, as one batch, with change sequences."""
+    say = progress or (lambda _msg: None)
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         batch_id = conn.execute(
             sa.insert(IngestBatch.__table__)
-            .values(kind="seed", file_name=f"seed:{seed}", started_at=now, status="running")
+            .values(kind="seed", file_name=label, started_at=now, status="running")
             .returning(IngestBatch.__table__.c.id)
         ).scalar_one()
         existing_units = set(conn.execute(sa.select(Unit.code)).scalars())
@@ -80,10 +95,3 @@ def seed_database(
                 finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=total, rows_inserted=total,
             )
         )
-    return SeedReport(
-        contacts=data.contacts.height,
-        referrals=data.referrals.height,
-        feedback=data.feedback.height,
-        generate_seconds=generated - started,
-        write_seconds=time.perf_counter() - generated,
-    )
