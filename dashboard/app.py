@@ -62,6 +62,7 @@ page = st.navigation(
         st.Page(PAGES / "resolution.py", title=t("page.resolution", language), icon=":material/task_alt:", url_path="ratkaisu"),
         st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),
         st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
+        st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
     ]
 )
 page.run()

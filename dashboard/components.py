@@ -13,11 +13,11 @@ import streamlit as st
 
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
-from data_access.quality import source_freshness
+from data_access.quality import pending_referrals, quarantine_summary, source_freshness
 from dashboard.export import safe_cell
 from dashboard.formatting import format_date, format_number, format_time, format_value
 from dashboard.i18n import t
-from dashboard.presenters import records_by_metric, value_text
+from dashboard.presenters import reason_label, records_by_metric, value_text
 from dashboard.state import Context, query
 
 
@@ -38,6 +38,14 @@ def chart_block(
         st.caption(caption)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
+    st.download_button(
+        t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
+        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
+    )
+
+
+def table_with_download(table: pl.DataFrame, *, key: str, language: str) -> None:
+    st.dataframe(table, hide_index=True, key=f"table_{key}")
     st.download_button(
         t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
         mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
@@ -166,17 +174,21 @@ def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date
     return lines
 
 
-def freshness_panel(ctx: Context) -> None:
-    freshness = source_freshness(ctx.store, scope=ctx.scope)
+def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
+    """Newest record per source system (or municipality); a quiet one is flagged."""
+    freshness = source_freshness(ctx.store, scope=ctx.scope, by=by)
     if freshness.is_empty():
+        empty_state(ctx.language)
         return
     language = ctx.language
+    names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if language == "sv" else "name_fi").iter_rows())
+    title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
     rows = []
     for record in freshness.iter_rows(named=True):
         local = record["newest"].astimezone(HELSINKI)
         rows.append(
             {
-                t("freshness.source", language): record["source_system"],
+                title: record[by] if by == "source_system" else names.get(record[by], record[by]),
                 t("freshness.newest_record", language): f"{format_date(local.date(), language)} {format_time(local, language)}",
                 t("freshness.status", language): (
                     "⚠ " + t("freshness.quiet", language, minutes=ctx.settings.quiet_source_minutes)
@@ -184,7 +196,37 @@ def freshness_panel(ctx: Context) -> None:
                 ),
             }
         )
-    st.dataframe(pl.DataFrame(rows), hide_index=True, key="freshness_table")
+    st.dataframe(pl.DataFrame(rows), hide_index=True, key=f"freshness_{by}")
+
+
+def quality_counts(ctx: Context) -> None:
+    """Rows waiting in quarantine by reason, and referrals waiting for their contact."""
+    language = ctx.language
+    waiting = quarantine_summary(ctx.store.engine)
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**{t('quality.quarantine', language)}**")
+        if waiting.is_empty():
+            st.success(t("quality.quarantine_empty", language), icon=":material/check:")
+        else:
+            waiting = waiting.with_columns(
+                pl.col("reason").map_elements(lambda r: reason_label(r, language), return_dtype=pl.String)
+            )
+            st.dataframe(
+                waiting.rename({"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}),
+                hide_index=True, key="quality_quarantine",
+            )
+            st.caption(t("quality.quarantine_help", language))
+    with right:
+        st.markdown(f"**{t('quality.pending', language)}**")
+        pending = pending_referrals(ctx.store)
+        if pending.is_empty():
+            st.success(t("quality.pending_none", language), icon=":material/check:")
+        else:
+            st.dataframe(
+                pending.rename({"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}),
+                hide_index=True, key="quality_pending",
+            )
 
 
 def kpi_row(ctx: Context, metrics: list[str]) -> None:

@@ -175,3 +175,47 @@ def change_text(now: float | None, before: float | None, *, unit: str, language:
         return "—"
     change = (now - before) / before * 100
     return t("delta.relative", language, value=("+" if change > 0 else "") + format_number(change, decimals=1, language=language))
+
+
+def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, language: str, threshold: int) -> pl.DataFrame:
+    """Today so far against the usual, per source system; suppressed counts stay "<n"."""
+    from dashboard.formatting import format_number
+
+    usual = (
+        pl.concat([e.select("source_system", "value", "suppressed") for e in earlier])
+        .group_by("source_system")
+        .agg(pl.col("value").mean().alias("usual"), pl.col("suppressed").any().alias("usual_hidden"))
+        if earlier else pl.DataFrame(schema={"source_system": pl.String, "usual": pl.Float64, "usual_hidden": pl.Boolean})
+    )
+    joined = current.select("source_system", "value", "suppressed").join(usual, on="source_system", how="full", coalesce=True)
+    rows = []
+    for row in joined.sort("source_system").iter_rows(named=True):
+        now_text = suppressed_text(threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
+        usual_text = "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
+        ratio = "—"
+        if not row["suppressed"] and not row["usual_hidden"] and row["usual"]:
+            ratio = format_number((row["value"] or 0) / row["usual"] * 100, language=language) + "\u00a0%"
+        rows.append({
+            t("dimension.source_system", language): row["source_system"],
+            t("quality.today_so_far", language): now_text,
+            t("quality.usual", language): usual_text,
+            t("quality.of_usual", language): ratio,
+        })
+    return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}) if rows else pl.DataFrame()
+
+
+REASON_KEYS = {
+    "missing required value": "missing_required_value", "unknown value": "unknown_value",
+    "not a municipality code": "not_a_municipality_code", "unknown municipality": "unknown_municipality",
+    "not true or false": "not_true_or_false", "not a whole number": "not_a_whole_number", "not a time": "not_a_time",
+    "local time does not exist": "daylight_saving", "longer than": "too_long",
+}
+
+
+def reason_label(reason: str, language: str) -> str:
+    """'channel: unknown value' in the user's language; the field keeps its contract name."""
+    field, _, message = reason.partition(": ")
+    for prefix, key in REASON_KEYS.items():
+        if message.startswith(prefix):
+            return f"{field}: {t(f'reason.{key}', language)}"
+    return reason

@@ -3,13 +3,16 @@ with its table and download. Pages call these and stay a description of the scre
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import streamlit as st
 
 from data_access import codes
 from data_access.metrics import REGISTRY, funnel_limits
+from data_access.periods import local_now
 from dashboard.charts import bar_chart, funnel_plot, heatmap, line_chart, stacked_share_chart
-from dashboard.components import chart_block, csv_bytes, empty_state
+from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.formatting import format_value
 from dashboard.i18n import code_label, t
 from dashboard.presenters import (
@@ -18,8 +21,9 @@ from dashboard.presenters import (
     display_table,
     plot_frame,
     plot_frame_metrics,
+    usual_volume_table,
 )
-from dashboard.state import Context, query
+from dashboard.state import Context, query, with_period
 
 GRAINS = ("day", "week", "month")
 
@@ -195,8 +199,36 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
         empty_state(ctx.language)
         return
     table = change_table(current, previous, by=by, metrics=metrics, store=ctx.store, language=ctx.language)
-    st.dataframe(table, hide_index=True, key=f"table_{key}")
-    st.download_button(
-        t("common.download_csv", ctx.language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
-        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
-    )
+    table_with_download(table, key=key, language=ctx.language)
+
+
+COMPLETENESS = ["complete_client_id", "complete_resolution", "complete_service_line", "complete_initiator"]
+
+
+def completeness(ctx: Context, dimension: str, *, key: str) -> None:
+    """Share of contacts with each optional field filled in, per source system or municipality."""
+    metrics = ["contacts", *COMPLETENESS]
+    result = query(ctx, metrics, by=[dimension])
+    if not _has_data(result):
+        empty_state(ctx.language)
+        return
+    table_with_download(display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language)
+
+
+def volume_against_usual(ctx: Context, *, key: str, weeks: int = 4) -> None:
+    """Contacts today so far per source system against the mean of the same weekday in the
+    previous weeks, up to the same time of day."""
+    now = local_now()
+    minute = now.hour * 60 + now.minute
+    today = now.date()
+    by = ["source_system"]
+    current = query(ctx, ["contacts"], by=by, filters=with_period(ctx.filters, today, today, until_minute=minute))
+    earlier = [
+        query(ctx, ["contacts"], by=by, filters=with_period(ctx.filters, day, day, until_minute=minute))
+        for day in (today - dt.timedelta(weeks=w) for w in range(1, weeks + 1))
+    ]
+    table = usual_volume_table(current, earlier, language=ctx.language, threshold=ctx.settings.small_cell_threshold)
+    if table.is_empty():
+        empty_state(ctx.language)
+        return
+    table_with_download(table, key=key, language=ctx.language)

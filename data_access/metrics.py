@@ -322,6 +322,46 @@ REGISTRY: dict[str, Metric] = {
             aggregate=_within_guarantee, extra_filter=_onward,
         ),
         Metric(
+            key="complete_client_id", unit="share", source="contacts",
+            labels={"fi": "Asiakastunniste kirjattu", "sv": "Klientnyckel registrerad", "en": "Client key recorded"},
+            definitions={
+                "fi": "Yhteydenotot, joilla kenttä client_id on täytetty / kaikki yhteydenotot.",
+                "sv": "Kontakter där fältet client_id är ifyllt / alla kontakter.",
+                "en": "Contacts with the field client_id filled in / all contacts.",
+            },
+            aggregate=lambda s: _share(pl.col("client_id").is_not_null()),
+        ),
+        Metric(
+            key="complete_resolution", unit="share", source="contacts",
+            labels={"fi": "Ratkaisutieto kirjattu", "sv": "Lösningsuppgift registrerad", "en": "Resolution recorded"},
+            definitions={
+                "fi": "Yhteydenotot, joilla kenttä resolved_first_contact on täytetty / kaikki yhteydenotot.",
+                "sv": "Kontakter där fältet resolved_first_contact är ifyllt / alla kontakter.",
+                "en": "Contacts with the field resolved_first_contact filled in / all contacts.",
+            },
+            aggregate=lambda s: _share(pl.col("resolved_first_contact").is_not_null()),
+        ),
+        Metric(
+            key="complete_service_line", unit="share", source="contacts",
+            labels={"fi": "Palvelulinja kirjattu", "sv": "Tjänstelinje registrerad", "en": "Service line recorded"},
+            definitions={
+                "fi": "Yhteydenotot, joilla kenttä service_line on täytetty / kaikki yhteydenotot.",
+                "sv": "Kontakter där fältet service_line är ifyllt / alla kontakter.",
+                "en": "Contacts with the field service_line filled in / all contacts.",
+            },
+            aggregate=lambda s: _share(pl.col("service_line").is_not_null()),
+        ),
+        Metric(
+            key="complete_initiator", unit="share", source="contacts",
+            labels={"fi": "Ohjaaja kirjattu", "sv": "Hänvisare registrerad", "en": "Initiator recorded"},
+            definitions={
+                "fi": "Yhteydenotot, joilla kenttä initiator on täytetty / kaikki yhteydenotot.",
+                "sv": "Kontakter där fältet initiator är ifyllt / alla kontakter.",
+                "en": "Contacts with the field initiator filled in / all contacts.",
+            },
+            aggregate=lambda s: _share(pl.col("initiator").is_not_null()),
+        ),
+        Metric(
             key="recommend_mean", unit="score", source="feedback",
             labels={"fi": "Suositteluhalukkuus (0–10)", "sv": "Rekommendation (0–10)", "en": "Recommendation score (0–10)"},
             definitions={

@@ -1,28 +1,62 @@
-"""Freshness of the data per source system, within the user's scope."""
+"""Data quality: freshness, volume against the usual, quarantine and pending referrals."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from data_access.metrics import Scope
+from data_access.models import QuarantinedRow
 from data_access.snapshot import FactStore
 
 
-def source_freshness(store: FactStore, *, scope: Scope, now: dt.datetime | None = None) -> pl.DataFrame:
-    """Newest record per source system, minutes since it, and whether the source is quiet."""
+def source_freshness(
+    store: FactStore, *, scope: Scope, by: str = "source_system", now: dt.datetime | None = None
+) -> pl.DataFrame:
+    """Newest record per source system (or municipality), minutes since it, and whether it is quiet."""
     now = now or dt.datetime.now(dt.UTC)
     contacts = store.contacts
     if contacts.is_empty():
-        return pl.DataFrame(schema={"source_system": pl.String, "newest": pl.Datetime("us", "UTC"), "minutes": pl.Float64, "quiet": pl.Boolean})
+        return pl.DataFrame(schema={by: pl.String, "newest": pl.Datetime("us", "UTC"), "minutes": pl.Float64, "quiet": pl.Boolean})
     if scope.municipalities is not None:
         contacts = contacts.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
     quiet_after = store.settings.quiet_source_minutes
     return (
-        contacts.group_by("source_system")
+        contacts.group_by(by)
         .agg(pl.col("occurred_at").max().alias("newest"))
         .with_columns(((pl.lit(now) - pl.col("newest")).dt.total_seconds() / 60).alias("minutes"))
         .with_columns((pl.col("minutes") > quiet_after).alias("quiet"))
+        .sort(by)
+    )
+
+
+def quarantine_summary(engine: Engine) -> pl.DataFrame:
+    """Rows waiting in quarantine, by kind and reason (a row with two reasons counts in both)."""
+    q = QuarantinedRow.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(q.c.kind, q.c.reasons).where(q.c.reprocessed_at.is_(None))).all()
+    frame = pl.DataFrame([tuple(r) for r in rows], schema={"kind": pl.String, "reasons": pl.String}, orient="row")
+    return (
+        frame.with_columns(pl.col("reasons").str.split("; "))
+        .explode("reasons")
+        .with_columns(pl.col("reasons").str.split(" '").list.first().alias("reason"))
+        .group_by("kind", "reason")
+        .len("rows")
+        .sort("rows", descending=True)
+    )
+
+
+def pending_referrals(store: FactStore) -> pl.DataFrame:
+    """Referrals whose contact has not arrived yet, per source system."""
+    referrals = store.referrals
+    if referrals.is_empty():
+        return pl.DataFrame(schema={"source_system": pl.String, "pending": pl.UInt32})
+    return (
+        referrals.filter(pl.col("channel").is_null())
+        .group_by("source_system")
+        .len("pending")
         .sort("source_system")
     )

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "screenshots"
 # The default page lives at the root: Streamlit does not serve it under its url_path.
 PAGES = {"": "Yleiskuva", "kanavat": "Yhteydenottokanavat", "ratkaisu": "Ensikontaktin ratkaisu",
-         "ohjaukset": "Ohjaukset", "kuntavertailu": "Kuntavertailu"}
+         "ohjaukset": "Ohjaukset", "kuntavertailu": "Kuntavertailu", "laatu": "Tietojen laatu"}
 REFRESH_SECONDS = 2
 
 
@@ -104,7 +104,7 @@ def test_every_page_opens_without_an_error(browser, server, path):
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.get_by_text("Page not found").count() == 0
         assert "Traceback" not in page.content()
-        assert page.locator("[data-testid='stVegaLiteChart'], [data-testid='stMetric']").count() > 0
+        assert page.locator("[data-testid='stVegaLiteChart'], [data-testid='stMetric'], [data-testid='stDataFrame']").count() > 0
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{server['kind']}_{path or 'yleiskuva'}.png"))
     finally:

@@ -1,0 +1,33 @@
+"""Tietojen laatu: is the data fresh, complete and flowing as usual?"""
+
+import streamlit as st
+
+from dashboard.components import freshness_panel, quality_counts
+from dashboard.i18n import t
+from dashboard.sections import completeness, volume_against_usual
+from dashboard.state import get_context
+
+ctx = get_context()
+language = ctx.language
+st.title(t("page.quality", language))
+st.caption(t("quality.intro", language, minutes=ctx.settings.quiet_source_minutes))
+
+st.subheader(t("freshness.heading", language))
+by_source, by_municipality = st.tabs([t("dimension.source_system", language), t("dimension.municipality", language)])
+with by_source:
+    freshness_panel(ctx, by="source_system")
+with by_municipality:
+    freshness_panel(ctx, by="municipality_code")
+
+st.subheader(t("quality.volume", language))
+volume_against_usual(ctx, key="quality_volume")
+
+st.subheader(t("quality.completeness", language))
+by_source, by_municipality = st.tabs([t("dimension.source_system", language), t("dimension.municipality", language)])
+with by_source:
+    completeness(ctx, "source_system", key="quality_complete_source")
+with by_municipality:
+    completeness(ctx, "municipality", key="quality_complete_municipality")
+
+st.subheader(t("quality.quarantine_and_pending", language))
+quality_counts(ctx)
