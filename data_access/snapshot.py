@@ -52,19 +52,26 @@ def select_columns(table: sa.Table, names: list[str] | None = None) -> tuple[sa.
     return sa.select(*columns), schema
 
 
+def fetch_frame(conn: sa.Connection, select: sa.Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Run ``select`` through the DBAPI cursor (no per-row SQLAlchemy objects) into a frame."""
+    compiled = select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled))
+        chunks = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
+    finally:
+        cursor.close()
+    return pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
+
+
 def read_table(engine: Engine, table: sa.Table, *, after_seq: int, upto_seq: int) -> pl.DataFrame:
     """Rows changed in (after_seq, upto_seq], read through the DBAPI cursor in chunks."""
     select, schema = select_columns(table)
     select = select.where(table.c.change_seq > after_seq, table.c.change_seq <= upto_seq)
     with engine.connect() as conn:
-        compiled = select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        cursor = conn.connection.dbapi_connection.cursor()
-        cursor.execute(str(compiled))
-        chunks = []
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
-        cursor.close()
-    frame = pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
+        frame = fetch_frame(conn, select, schema)
     timestamps = [name for name, col in table.c.items() if isinstance(col.type, UTCDateTime) and name in schema]
     return frame.with_columns(
         *(pl.from_epoch(pl.col(name), time_unit="s").dt.replace_time_zone("UTC") for name in timestamps),

@@ -10,9 +10,11 @@ one is ignored. Without ``updated_at`` on either side, a changed row replaces.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from data_access.ingest.profiles import Profile, load_profile
 from data_access.ingest.reading import FileError, open_batches
 from data_access.ingest.validate import SPECS, KindSpec, guess_kind, validate
 from data_access.models import Contact, IngestBatch, Municipality, QuarantinedRow, Referral, UTCDateTime
-from data_access.snapshot import select_columns
+from data_access.snapshot import fetch_frame, select_columns
 
 UNCHANGED = "unchanged"
 
@@ -129,12 +131,57 @@ def load_frames(
 ) -> None:
     """Validate and store text frames (canonical columns, ``_line``, ``_raw``) inside ``conn``'s transaction."""
     municipalities = list(conn.execute(sa.select(Municipality.code)).scalars())
-    for frame in frames:
-        report.read += frame.height
-        valid, bad = validate(frame, spec, profile, municipalities=municipalities)
+
+    def validated() -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
+        for frame in frames:
+            valid, bad = validate(frame, spec, profile, municipalities=municipalities)
+            yield frame.height, valid, bad
+
+    # Reading and validating the next batch overlaps with writing this one (polars and the
+    # database drivers release the GIL); the queue holds at most two batches.
+    for read, valid, bad in _ahead(validated(), depth=2):
+        report.read += read
         _quarantine(conn, bad, spec=spec, report=report)
         _upsert(conn, spec, valid, report=report)
     report.pending_referrals = _pending_referrals(conn)
+
+
+_DONE = object()
+
+
+def _ahead(items: Iterator, *, depth: int) -> Iterator:
+    """Produce ``items`` on a worker thread, at most ``depth`` ahead; errors surface here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((True, _DONE))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            slots.put((False, exc))
+
+    worker = threading.Thread(target=work, name="ingest-validate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, report: IngestReport) -> None:
@@ -239,10 +286,7 @@ def _existing(conn: sa.Connection, spec: KindSpec, keys: pl.DataFrame) -> pl.Dat
     select = select.add_columns(table.c.id.label("_id")).select_from(
         table.join(temp, sa.and_(*(table.c[k] == temp.c[k] for k in key_columns)))
     )
-    rows = conn.execute(select).all()
-    schema = {**schema, "_id": pl.Int64}
-    existing = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
-    existing = existing.with_columns(pl.col(pl.Int8).cast(pl.Boolean))
+    existing = fetch_frame(conn, select, {**schema, "_id": pl.Int64}).with_columns(pl.col(pl.Int8).cast(pl.Boolean))
     conn.execute(sa.text('DROP TABLE "_ingest_keys"'))
     return existing.rename({c: f"{c}_old" for c in existing.columns if c not in key_columns})
 

@@ -19,8 +19,6 @@ from data_access.models import Contact, Feedback, Referral
 
 HELSINKI = "Europe/Helsinki"
 Parse = Literal["text", "code", "upper_code", "municipality", "bool", "int", "score", "timestamp", "age"]
-OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z")
-LOCAL_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -137,12 +135,20 @@ def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None
 
 
 def _timestamp(name: str, profile: Profile) -> tuple[pl.Expr, list[pl.Expr]]:
+    """ISO 8601 text is normalised once (space for T, missing seconds, Z) and parsed once;
+    the profile's own formats are tried only where that fails. Each format attempt over a
+    million rows costs about a second, so this order matters."""
     raw = _text(name)
-    offset = raw.str.contains(r"(Z|[+-]\d\d:?\d\d)$")
-    normalised = raw.str.replace(r"Z$", "+00:00")
-    aware = pl.coalesce([normalised.str.to_datetime(f, time_zone="UTC", strict=False, time_unit="us") for f in OFFSET_FORMATS])
-    formats = (*profile.datetime_formats, *LOCAL_FORMATS)
-    local = pl.coalesce([raw.str.to_datetime(f, strict=False, time_unit="us") for f in formats])
+    iso = (
+        raw.str.replace(" ", "T", literal=True)
+        .str.replace(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d)($|[-+Z])", "${1}:00${2}")
+        .str.replace(r"Z$", "+00:00")
+    )
+    offset = iso.str.contains(r"[+-]\d\d:?\d\d$")
+    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", strict=False, cache=False, time_unit="us")
+    local = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, cache=False, time_unit="us")
+    if profile.datetime_formats:
+        local = pl.coalesce(local, *(raw.str.to_datetime(f, strict=False, cache=False, time_unit="us") for f in profile.datetime_formats))
     # A local time that does not exist (spring forward) or exists twice (fall back) is not guessed.
     placed = local.dt.replace_time_zone(HELSINKI, ambiguous="null", non_existent="null").dt.convert_time_zone("UTC")
     value = pl.when(offset).then(aware).otherwise(placed)
@@ -211,10 +217,12 @@ def validate(
         value, field_reasons = parse_field(field, profile, municipalities=municipalities)
         values.append(value)
         reasons.extend(field_reasons)
-    typed = frame.select(
+    # Lazy, so that the common subexpressions (each field's parsed value appears in its value
+    # and in its reasons) are computed once: about five times faster than eager.
+    typed = frame.lazy().select(
         "_line", "_raw", *values,
         pl.concat_list([r.cast(pl.String) for r in reasons]).list.drop_nulls().alias("_reasons"),
-    )
+    ).collect()
     if spec.kind == "contacts":
         age = pl.col("age")
         banded = pl.when(age <= 17).then(pl.lit("0-17")).when(age <= 64).then(pl.lit("18-64")).when(age <= 79).then(
