@@ -51,6 +51,15 @@ def test_same_file_twice_changes_nothing(engine, tmp_path):
     assert counts_add_up(first) and counts_add_up(second)
 
 
+def test_line_numbers_count_quoted_newlines_and_blank_lines(engine, tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text(HEADER + '\ns,1,2025-03-03T10:00:00,853,phone,,,"two\nlines"\n\ns,2,nope,853,phone,,,\n', encoding="utf-8")
+    report = ingest_file(engine, path)
+    assert (report.inserted, report.quarantined) == (1, 1)
+    assert quarantine_frame(engine)["line_number"].to_list() == [5]
+    assert rows(engine, "unit_code") == [("two\nlines",)]
+
+
 def test_row_repeated_in_a_file_is_stored_once(engine, tmp_path):
     line = "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,"
     report = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, line, line, line]))
@@ -224,3 +233,62 @@ def test_counts_always_add_up(engine, tmp_path, records):
     assert len(rows(engine, "contact_id")) == before + report.inserted
     again = ingest_file(engine, path)
     assert (again.inserted, again.updated) == (0, 0) and counts_add_up(again)
+
+
+def test_reprocess_after_the_profile_is_fixed(engine, tmp_path):
+    from data_access.ingest.profiles import Profile
+    from data_access.ingest.quarantine import reprocess
+
+    path = write(tmp_path / "c.csv", ["source_system,contact_id,occurred_at,municipality_code,channel",
+                                      "s,1,2025-03-03T10:00:00,853,faksi", "s,2,2025-03-03T10:00:00,853,kirjekyyhky"])
+    first = ingest_file(engine, path)
+    assert first.quarantined == 2
+    base = load_profile()
+    fixed = Profile(values={**base.values, "channel": {**base.values["channel"], "faksi": "e_message"}})
+    (report,) = reprocess(engine, profile=fixed)
+    assert (report.inserted, report.quarantined) == (1, 1)
+    waiting = quarantine_frame(engine)
+    assert waiting["reasons"].to_list() == ["channel: unknown value 'kirjekyyhky'"]
+    assert quarantine_frame(engine, include_reprocessed=True).height == 3
+    assert rows(engine, "contact_id", "channel") == [("1", "e_message")]
+
+
+def test_referrals_and_feedback_are_validated_too(engine, tmp_path):
+    referrals = ingest_file(engine, write(tmp_path / "r.csv", [
+        "source_system,referral_id,contact_id,referred_at,destination,status,service_started_at",
+        "s,r1,c1,2025-03-03T10:30:00,tk_doctor,alkanut,2025-03-10T08:00:00",
+        "s,r2,c1,2025-03-03T10:30:00,astrologer,planned,",
+    ]))
+    assert (referrals.inserted, referrals.quarantined) == (1, 1)
+    assert dict(referrals.reasons) == {"destination: unknown value": 1}
+    feedback = ingest_file(engine, write(tmp_path / "f.csv", [
+        "source_system,feedback_id,answered_at,municipality_code,recommend_score",
+        "s,f1,2025-03-03T12:00:00,853,10", "s,f2,2025-03-03T12:00:00,853,11", "s,f3,2025-03-03T12:00:00,853,9,5",
+    ]))
+    assert (feedback.inserted, feedback.quarantined) == (1, 2)
+    # "9,5" unquoted in a comma file is two fields: the row is kept with that reason, not cut.
+    assert dict(feedback.reasons) == {"recommend_score: not a whole number from 0 to 10": 1, "row: expected 5 fields, found 6": 1}
+    ragged = quarantine_frame(engine).filter(pl.col("reasons").str.starts_with("row:"))
+    assert ragged["line_number"].to_list() == [4]
+    assert json.loads(ragged["raw"][0]) == {"fields": ["s", "f3", "2025-03-03T12:00:00", "853", "9", "5"]}
+
+
+def test_cli_json_report_and_exit_codes(database_url, monkeypatch, capsys, tmp_path):
+    from dashboard.cli import main
+
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", database_url)
+    assert main(["db", "upgrade"]) == 0
+    good = write(tmp_path / "c.csv", [HEADER, "s,1,2025-03-03T10:00:00,853,phone,,,", "s,2,2025-03-03T10:00:00,853,fax,,,"])
+    capsys.readouterr()
+    assert main(["ingest", str(good), "--json"]) == 0  # processed, even with a row in quarantine
+    report = json.loads(capsys.readouterr().out)
+    assert {k: report[k] for k in ("read", "inserted", "updated", "unchanged", "quarantined")} == {
+        "read": 2, "inserted": 1, "updated": 0, "unchanged": 0, "quarantined": 1}
+    assert report["reasons"] == {"channel: unknown value": 1}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    assert main(["ingest", str(empty)]) == 2
+    assert capsys.readouterr().err.strip() == f"ohjaustaulu: {empty}: the file is empty"
+    assert main(["quarantine", "export", "--output", str(tmp_path / "q.csv")]) == 0
+    exported = pl.read_csv(tmp_path / "q.csv")
+    assert exported["reasons"].to_list() == ["channel: unknown value 'fax'"]

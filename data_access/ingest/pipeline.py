@@ -114,9 +114,14 @@ def ingest_file(
 
 
 def _prepare(batch: pl.DataFrame, mapping: dict[str, str], source: str | None) -> pl.DataFrame:
-    originals = [c for c in batch.columns if c != "_line"]
-    frame = batch.with_columns(pl.struct(originals).struct.json_encode().alias("_raw"))
-    frame = frame.select("_line", "_raw", *(pl.col(c).alias(target) for c, target in mapping.items()))
+    """Canonical column names, the row as it came (``_raw``) and any reading error (``_error``)."""
+    originals = [c for c in batch.columns if c not in ("_line", "_error", "_ragged")]
+    raw = pl.struct(originals).struct.json_encode()
+    if "_ragged" in batch.columns:
+        raw = pl.coalesce(pl.col("_ragged"), raw)
+    error = pl.col("_error") if "_error" in batch.columns else pl.lit(None, pl.String)
+    frame = batch.with_columns(raw.alias("_raw"), error.alias("_error"))
+    frame = frame.select("_line", "_raw", "_error", *(pl.col(c).alias(target) for c, target in mapping.items()))
     if source:
         if "source_system" in frame.columns:
             empty = pl.col("source_system").is_null() | (pl.col("source_system").str.strip_chars() == "")

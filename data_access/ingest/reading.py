@@ -98,12 +98,8 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS) 
         if kind == "csv":
             with _utf8_copy(path, _encoding(path, profile.encoding)) as utf8:
                 separator = profile.delimiter or _delimiter(utf8)
-                lazy = pl.scan_csv(
-                    utf8, separator=separator, infer_schema=False, row_index_name="_line", row_index_offset=2,
-                    truncate_ragged_lines=True,
-                )
-                columns = [c for c in lazy.collect_schema().names() if c != "_line"]
-                yield columns, _checked(lazy.collect_batches(chunk_size=batch_rows), path)
+                columns = _header(utf8, separator)
+                yield columns, _checked(_csv_batches(utf8, separator, columns, batch_rows), path)
             return
         if kind == "parquet":
             lazy = pl.scan_parquet(path).with_row_index("_line", offset=1)
@@ -116,8 +112,56 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS) 
             lazy = frame.lazy()
         columns = [c for c in lazy.collect_schema().names() if c != "_line"]
         yield columns, _checked(lazy.collect_batches(chunk_size=batch_rows), path)
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
         raise FileError(f"{path}: the file cannot be read as {kind.upper()} ({str(exc).splitlines()[0]})") from exc
+
+
+def _header(path: Path, separator: str) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=separator), None)
+    if not header or not any(name.strip() for name in header):
+        raise FileError(f"{path}: the file has no header row")
+    if len(set(header)) != len(header):
+        raise FileError(f"{path}: the header names a column twice")
+    return header
+
+
+def _csv_batches(path: Path, separator: str, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Stream a CSV with the csv module: exact line numbers (quoted newlines included) and
+    rows with the wrong number of fields kept, with the reason, instead of being dropped or
+    cut. (Polars' batched reader buffers the whole file when the database is the slower
+    side; pyarrow's streaming reader cannot say on which line a bad row was.)"""
+    width = len(columns)
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter=separator)
+        next(reader, None)
+        while True:
+            lines, values, errors, ragged = [], [], [], []
+            for row in reader:
+                lines.append(reader.line_num)
+                if len(row) == width:
+                    values.append(row)
+                    errors.append(None)
+                    ragged.append(None)
+                elif not row:
+                    lines.pop()  # a blank line is not a record
+                    continue
+                else:
+                    values.append([None] * width)
+                    errors.append(f"row: expected {width} fields, found {len(row)}")
+                    ragged.append(json.dumps({"fields": row}, ensure_ascii=False))
+                if len(lines) >= batch_rows:
+                    break
+            if not lines:
+                return
+            frame = pl.DataFrame(values, schema={c: pl.String for c in columns}, orient="row")
+            yield frame.with_columns(
+                pl.Series("_line", lines, dtype=pl.Int64),
+                pl.Series("_error", errors, dtype=pl.String),
+                pl.Series("_ragged", ragged, dtype=pl.String),
+            ).with_columns(pl.col(c).replace("", None) for c in columns)
+            if len(lines) < batch_rows:
+                return
 
 
 def _read_json_array(path: Path) -> pl.DataFrame:
@@ -138,7 +182,7 @@ def _checked(batches: Iterator[pl.DataFrame], path: Path) -> Iterator[pl.DataFra
         for batch in batches:
             seen = seen or batch.height > 0
             yield batch.with_columns(pl.col("_line").cast(pl.Int64))
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FileError(f"{path}: the file cannot be read ({str(exc).splitlines()[0]})") from exc
     if not seen:
         raise FileError(f"{path}: the file has a header but no rows")

@@ -219,10 +219,11 @@ def validate(
         reasons.extend(field_reasons)
     # Lazy, so that the common subexpressions (each field's parsed value appears in its value
     # and in its reasons) are computed once: about five times faster than eager.
-    typed = frame.lazy().select(
-        "_line", "_raw", *values,
-        pl.concat_list([r.cast(pl.String) for r in reasons]).list.drop_nulls().alias("_reasons"),
-    ).collect()
+    field_reasons = pl.concat_list([r.cast(pl.String) for r in reasons]).list.drop_nulls()
+    if "_error" in frame.columns:
+        # A row that could not be split into fields has that one reason, not one per empty field.
+        field_reasons = pl.when(pl.col("_error").is_not_null()).then(pl.concat_list(pl.col("_error"))).otherwise(field_reasons)
+    typed = frame.lazy().select("_line", "_raw", *values, field_reasons.alias("_reasons")).collect()
     if spec.kind == "contacts":
         age = pl.col("age")
         banded = pl.when(age <= 17).then(pl.lit("0-17")).when(age <= 64).then(pl.lit("18-64")).when(age <= 79).then(
