@@ -3,7 +3,8 @@ loaded twice (the second time every row is unchanged). Prints rows/s and peak me
 
     python benchmarks/ingest_benchmark.py [--rows 1000000] [--postgres URL] [--out benchmarks/results/ingest.json]
 
-Each load runs in a fresh process so peak memory (ru_maxrss) is the load's own.
+Each load runs in a fresh process and reports its own peak memory (VmHWM; ru_maxrss would
+carry the parent's high-water mark across exec). The CSV is generated in a process of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +38,14 @@ def make_csv(path: Path, rows: int) -> None:
     ).write_csv(path)
 
 
+def peak_memory_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def load_once(url: str, path: str) -> None:
     """Child process: one load, then a JSON line with the report and peak memory."""
     from data_access.engine import create_db_engine
@@ -47,7 +55,7 @@ def load_once(url: str, path: str) -> None:
     started = time.perf_counter()
     report = ingest_file(engine, Path(path))
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     print(json.dumps({**report.as_dict(), "seconds": seconds, "rows_per_second": report.read / seconds, "peak_mb": peak_mb}))
 
 
@@ -80,14 +88,18 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://root@127.0.0.1:5432/test")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ingest.json"))
     parser.add_argument("--child", nargs=2)
+    parser.add_argument("--make-csv", nargs=2)
     args = parser.parse_args()
     if args.child:
         load_once(*args.child)
         return
+    if args.make_csv:
+        make_csv(Path(args.make_csv[0]), int(args.make_csv[1]))
+        return
     work = Path(tempfile.mkdtemp(prefix="ohjaustaulu-bench-"))
     csv_path = work / "contacts.csv"
     started = time.perf_counter()
-    make_csv(csv_path, args.rows)
+    subprocess.run([sys.executable, __file__, "--make-csv", str(csv_path), str(args.rows)], check=True, cwd=ROOT)
     print(f"wrote {args.rows:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
     results = {}
     print("SQLite:")
