@@ -126,7 +126,7 @@ def kpi_card(
         definition.label(ctx.language),
         value_text(record, metric=metric, threshold=ctx.settings.small_cell_threshold, language=ctx.language),
         delta=_delta(record, previous, metric=metric, language=ctx.language),
-        delta_color="normal" if definition.higher_is_better else "inverse",
+        delta_color="off" if definition.higher_is_better is None else "normal" if definition.higher_is_better else "inverse",
         delta_description=delta_description,
         help=_help(metric, record, ctx),
         # st.metric takes numbers only; a suppressed or empty day is a gap (NaN).

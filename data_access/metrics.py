@@ -99,7 +99,8 @@ class Metric:
     definitions: dict[str, str]
     aggregate: Callable[[Settings], list[pl.Expr]]
     target_setting: str | None = None
-    higher_is_better: bool = True
+    # None: a change is neither good nor bad (volumes); shown without a colour.
+    higher_is_better: bool | None = True
     # A share of the whole: the denominator is the total over every grouping but the last.
     share_of_total: bool = False
     extra_filter: Callable[[], pl.Expr] | None = None
@@ -170,6 +171,7 @@ REGISTRY: dict[str, Metric] = {
                 "en": "Number of guidance contacts in all channels.",
             },
             aggregate=lambda s: _count(),
+            higher_is_better=None,
         ),
         Metric(
             key="contacts_per_1000", unit="per_1000", source="contacts",
@@ -183,6 +185,7 @@ REGISTRY: dict[str, Metric] = {
                 "last year (or the latest earlier year); shown as a dash when no population is known.",
             },
             aggregate=lambda s: _count(),
+            higher_is_better=None,
         ),
         Metric(
             key="first_contact_resolution", unit="share", source="contacts",
@@ -276,6 +279,7 @@ REGISTRY: dict[str, Metric] = {
                 "en": "Onward referrals to services (not counting 'no onward referral needed').",
             },
             aggregate=lambda s: _count(), extra_filter=_onward,
+            higher_is_better=None,
         ),
         Metric(
             key="referral_share", unit="share", source="referrals",
@@ -286,6 +290,7 @@ REGISTRY: dict[str, Metric] = {
                 "en": "Referrals in the group / all onward referrals under the same filters.",
             },
             aggregate=lambda s: _count(), extra_filter=_onward, share_of_total=True,
+            higher_is_better=None,
         ),
         Metric(
             key="contact_share", unit="share", source="contacts",
@@ -296,6 +301,7 @@ REGISTRY: dict[str, Metric] = {
                 "en": "Contacts in the group / all contacts under the same filters.",
             },
             aggregate=lambda s: _count(), share_of_total=True,
+            higher_is_better=None,
         ),
         Metric(
             key="no_referral_needed", unit="count", source="referrals",
@@ -307,6 +313,7 @@ REGISTRY: dict[str, Metric] = {
             },
             aggregate=lambda s: _count(),
             extra_filter=lambda: pl.col("destination") == codes.NO_REFERRAL_NEEDED,
+            higher_is_better=None,
         ),
         Metric(
             key="service_start_within_guarantee", unit="share", source="referrals",
