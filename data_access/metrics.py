@@ -426,7 +426,9 @@ def compute(
         if dimension not in DIMENSIONS:
             raise MetricError(f"unknown grouping {dimension!r}; known: {', '.join(DIMENSIONS)}")
     allowed = _allowed_municipalities(store, filters, scope)
-    frames = [_compute_one(store, get_metric(key), filters, list(by), allowed) for key in metrics]
+    chosen = [get_metric(key) for key in metrics]
+    aggregated = _aggregate_together(store, chosen, filters, list(by), allowed)
+    frames = [_compute_one(store, metric, filters, list(by), allowed, aggregated[metric.key]) for metric in chosen]
     result = pl.concat(frames, how="vertical_relaxed") if frames else _empty(by)
     return suppress(result, by=list(by), threshold=store.settings.small_cell_threshold)
 
@@ -448,11 +450,8 @@ def _empty(by: list[str]) -> pl.DataFrame:
 
 
 def _filtered(store: FactStore, metric: Metric, filters: Filters, allowed: list[str]) -> pl.LazyFrame:
-    frame = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[metric.source]
-    conditions = [
-        pl.col("day").is_between(filters.start, filters.end),
-        pl.col("municipality_code").is_in(allowed),
-    ]
+    frame = period_slice({"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[metric.source], filters)
+    conditions = [pl.col("municipality_code").is_in(allowed)]
     for values, column in (
         (filters.channels, "channel"),
         (filters.service_lines, "service_line"),
@@ -467,18 +466,57 @@ def _filtered(store: FactStore, metric: Metric, filters: Filters, allowed: list[
     return frame.lazy().filter(*conditions)
 
 
-def _compute_one(store: FactStore, metric: Metric, filters: Filters, by: list[str], allowed: list[str]) -> pl.DataFrame:
-    for dimension in by:
-        if metric.source not in DIMENSIONS[dimension]:
-            raise MetricError(f"metric {metric.key!r} cannot be grouped by {dimension!r}")
+def period_slice(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
+    """The rows of the period: the store keeps frames in time order, so the local day is
+    sorted and the period is found by binary search instead of a scan of every row."""
+    if frame.is_empty():
+        return frame
+    days = frame["day"]
+    low = days.search_sorted(filters.start, side="left")
+    high = days.search_sorted(filters.end, side="right")
+    return frame.slice(low, high - low)
+
+
+def _aggregate_together(
+    store: FactStore, chosen: list[Metric], filters: Filters, by: list[str], allowed: list[str]
+) -> dict[str, pl.DataFrame | None]:
+    """Raw aggregates per metric. Metrics over the same rows (same source and row filter) are
+    aggregated in one pass, each under its own prefixed columns; a page asks for several at once."""
+    for metric in chosen:
+        for dimension in by:
+            if metric.source not in DIMENSIONS[dimension]:
+                raise MetricError(f"metric {metric.key!r} cannot be grouped by {dimension!r}")
     columns = [COLUMN_OF.get(d, d) for d in by]
-    source = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[metric.source]
-    if source.is_empty():
+    groups: dict[tuple, list[Metric]] = {}
+    for metric in chosen:
+        groups.setdefault((metric.source, metric.extra_filter), []).append(metric)
+    out: dict[str, pl.DataFrame | None] = {}
+    for (source_name, _), members in groups.items():
+        source = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[source_name]
+        if source.is_empty():
+            out.update({m.key: None for m in members})
+            continue
+        names: dict[str, list[str]] = {}
+        expressions = []
+        for metric in members:
+            aggregates = metric.aggregate(store.settings)
+            names[metric.key] = [a.meta.output_name() for a in aggregates]
+            expressions += [a.alias(f"{metric.key}__{a.meta.output_name()}") for a in aggregates]
+        lazy = _filtered(store, members[0], filters, allowed)
+        together = (lazy.group_by(columns).agg(expressions) if columns else lazy.select(expressions)).collect()
+        for metric in members:
+            out[metric.key] = together.select(
+                *columns, *(pl.col(f"{metric.key}__{name}").alias(name) for name in names[metric.key])
+            )
+    return out
+
+
+def _compute_one(
+    store: FactStore, metric: Metric, filters: Filters, by: list[str], allowed: list[str], frame: pl.DataFrame | None
+) -> pl.DataFrame:
+    columns = [COLUMN_OF.get(d, d) for d in by]
+    if frame is None:
         return _empty(by)
-    lazy = _filtered(store, metric, filters, allowed)
-    aggregates = metric.aggregate(store.settings)
-    frame = lazy.group_by(columns).agg(aggregates) if columns else lazy.select(aggregates)
-    frame = frame.collect()
     if columns and set(by) <= {"municipality", "region"}:
         frame = _with_empty_places(store, frame, columns, allowed, metric)
     if not columns and frame.height == 1 and metric.unit in ("count", "per_1000") and frame["numerator"][0] is None:

@@ -168,12 +168,13 @@ class FactStore:
             self.contacts.select("source_system", "contact_id", *CONTACT_ATTRIBUTES[:-1], "region_code"),
             on=["source_system", "contact_id"], how="left",
         )
-        self.referrals = referrals.with_columns(
+        # Every frame is kept in time order, so a period is a binary-search slice (metrics.py).
+        self.referrals = referrals.sort("referred_at").with_columns(
             *_local_calendar("referred_at"),
             ((pl.col("service_started_at") - pl.col("referred_at")).dt.total_seconds() / 86400).alias("days_to_start"),
             guarantee_days_expr(self.settings).alias("guarantee_days"),
         )
-        self.feedback = self._raw["feedback"].with_columns(*_local_calendar("answered_at"))
+        self.feedback = self._raw["feedback"].sort("answered_at").with_columns(*_local_calendar("answered_at"))
 
 
 def guarantee_days_expr(settings: Settings) -> pl.Expr:

@@ -1,0 +1,207 @@
+"""Data time of every dashboard page, cold and warm, against the plain GROUP BY a BI tool
+would send for the same figures.
+
+    python benchmarks/page_benchmark.py [--contacts 5000000] [--database sqlite|postgresql] [--combos 20]
+
+1. Seeds a database with N contacts over three years (reused when it already holds them).
+2. Loads the fact store and times it (the server's cold start).
+3. Opens every page once through Streamlit's AppTest and records the registry calls it makes,
+   so the benchmark replays exactly what the pages ask, with no second definition.
+4. For random filter combinations (county, municipality, channel, service line, age band)
+   replays each page's calls on the store: cold (computed) and warm (the result cache).
+5. Times BI-style SQL for each page's headline figures on the same database and filters.
+Results go to benchmarks/results/pages_<database>_<N>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import pickle
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from data_access import codes  # noqa: E402
+from data_access.config import Settings, get_settings  # noqa: E402
+from data_access.engine import create_db_engine, upgrade_database  # noqa: E402
+from data_access.metrics import Filters, compute  # noqa: E402
+from data_access.snapshot import FactStore  # noqa: E402
+
+PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
+
+
+def ensure_database(url: str, contacts: int) -> None:
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        have = conn.execute(sa.text("select count(*) from contact")).scalar()
+    if have >= contacts:
+        print(f"database holds {have:,} contacts", flush=True)
+        return
+    from sample_data.seed import seed_database
+
+    started = time.perf_counter()
+    report = seed_database(engine, contacts=contacts, days=3 * 365, seed=2026, progress=lambda m: print(" ", m, flush=True))
+    print(f"seeded {report.contacts:,} contacts in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def record_calls(url: str) -> dict[str, list[tuple]]:
+    """The registry calls each page makes, recorded through AppTest."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import dashboard.state as state
+
+    os.environ["OHJAUSTAULU_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    calls: dict[str, list[tuple]] = {}
+    current: list[tuple] = []
+    real = state.compute
+
+    def recording(store, *, metrics, filters, by=(), scope=None):
+        current.append((tuple(metrics), filters, tuple(by)))
+        return real(store, metrics=metrics, filters=filters, by=by, scope=scope)
+
+    state.compute = recording
+    try:
+        for page in PAGES:
+            st.cache_data.clear()
+            current.clear()
+            at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
+            at.run()
+            if page != "overview.py":
+                at.switch_page(str(ROOT / "pages" / page))
+                st.cache_data.clear()
+                current.clear()
+                at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            calls[page] = list(current)
+            print(f"  {page}: {len(current)} registry calls", flush=True)
+    finally:
+        state.compute = real
+    return calls
+
+
+def random_filters(rng: random.Random, store: FactStore) -> dict:
+    """A random combination of the shared filters (the period stays as the page chose it)."""
+    municipalities = store.municipalities
+    choice: dict = {}
+    if rng.random() < 0.5:
+        region = rng.choice(sorted(municipalities["region_code"].unique().to_list()))
+        choice["regions"] = (region,)
+        if rng.random() < 0.5:
+            pool = municipalities.filter(municipalities["region_code"] == region)["municipality_code"].to_list()
+            choice["municipalities"] = tuple(rng.sample(pool, k=min(len(pool), rng.randint(1, 3))))
+    if rng.random() < 0.3:
+        choice["channels"] = tuple(rng.sample(codes.CHANNELS, k=rng.randint(1, 3)))
+    if rng.random() < 0.2:
+        choice["service_lines"] = tuple(rng.sample(codes.SERVICE_LINES, k=rng.randint(1, 2)))
+    if rng.random() < 0.2:
+        choice["age_bands"] = (rng.choice(codes.AGE_BANDS),)
+    return choice
+
+
+def bi_queries(filters: Filters, dialect: str) -> list[str]:
+    """Plain SQL a BI tool would send for the pages' headline figures."""
+    start = dt.datetime.combine(filters.start, dt.time(), tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    end = dt.datetime.combine(filters.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    where = f"occurred_at >= '{start}' and occurred_at < '{end}'"
+    if filters.municipalities:
+        where += " and municipality_code in (" + ",".join(f"'{m}'" for m in filters.municipalities) + ")"
+    if filters.channels:
+        where += " and channel in (" + ",".join(f"'{c}'" for c in filters.channels) + ")"
+    electronic = "('chat','chatbot','e_message','digital_form','video')"
+    resolved = "case when resolved_first_contact then 1 else 0 end"
+    day = "date(occurred_at)" if dialect == "sqlite" else "cast(occurred_at at time zone 'Europe/Helsinki' as date)"
+    return [
+        f"select municipality_code, count(*), sum({resolved}), count(resolved_first_contact), "
+        f"sum(case when channel in {electronic} then 1 else 0 end) from contact where {where} group by municipality_code",
+        f"select channel, count(*), sum({resolved}) from contact where {where} group by channel",
+        f"select service_line, count(*), sum({resolved}) from contact where {where} group by service_line",
+        f"select {day}, count(*) from contact where {where} group by {day}",
+    ]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=5_000_000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--postgres", default="postgresql+psycopg://root@127.0.0.1:5432/ohjaustaulu_bench")
+    parser.add_argument("--combos", type=int, default=20)
+    args = parser.parse_args()
+    if args.database == "sqlite":
+        url = f"sqlite:////tmp/ohjaustaulu_bench_{args.contacts}.sqlite3"
+    else:
+        url = args.postgres
+        admin = sa.create_engine(sa.engine.make_url(url).set(database="test"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": sa.engine.make_url(url).database}).first():
+                conn.execute(sa.text(f'create database "{sa.engine.make_url(url).database}"'))
+    ensure_database(url, args.contacts)
+
+    settings = Settings(database_url=url)
+    engine = create_db_engine(url)
+    started = time.perf_counter()
+    store = FactStore(engine, settings)
+    store.refresh()
+    load_seconds = time.perf_counter() - started
+    print(f"fact store loaded in {load_seconds:.1f} s ({store.contacts.height:,} contacts, "
+          f"{store.contacts.estimated_size('mb') + store.referrals.estimated_size('mb'):.0f} MB)", flush=True)
+
+    calls = record_calls(url)
+    rng = random.Random(7)
+    results: dict = {"contacts": store.contacts.height, "database": args.database, "store_load_seconds": load_seconds, "pages": {}}
+    for page, page_calls in calls.items():
+        cold, warm, bi = [], [], []
+        for _ in range(args.combos):
+            choice = random_filters(rng, store)
+            replayed = [(m, dataclasses.replace(f, **choice), b) for m, f, b in page_calls]
+            t0 = time.perf_counter()
+            frames = [compute(store, metrics=list(m), filters=f, by=list(b)) for m, f, b in replayed]
+            cold.append((time.perf_counter() - t0) * 1000)
+            blobs = [pickle.dumps(frame) for frame in frames]  # st.cache_data stores pickles
+            t0 = time.perf_counter()
+            for blob in blobs:
+                pickle.loads(blob)
+            warm.append((time.perf_counter() - t0) * 1000)
+            headline = replayed[0][1] if replayed else None
+            if headline is not None:
+                t0 = time.perf_counter()
+                with engine.connect() as conn:
+                    for sql in bi_queries(headline, engine.dialect.name):
+                        conn.execute(sa.text(sql)).all()
+                bi.append((time.perf_counter() - t0) * 1000)
+        summary = {
+            "calls": len(page_calls),
+            "cold_median_ms": statistics.median(cold), "cold_p95_ms": percentile(cold, 0.95),
+            "warm_median_ms": statistics.median(warm),
+            "bi_median_ms": statistics.median(bi) if bi else None,
+            "ratio_to_bi": statistics.median(cold) / statistics.median(bi) if bi else None,
+        }
+        results["pages"][page] = summary
+        print(f"{page:16s} calls {summary['calls']:3d}  cold median {summary['cold_median_ms']:7.1f} ms  p95 {summary['cold_p95_ms']:7.1f} ms"
+              f"  warm {summary['warm_median_ms']:5.1f} ms  BI {summary['bi_median_ms'] or 0:8.1f} ms  ratio {summary['ratio_to_bi'] or 0:.2f}", flush=True)
+    out = ROOT / "benchmarks" / "results" / f"pages_{args.database}_{args.contacts}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
