@@ -40,7 +40,7 @@ def metrics_table(result: pl.DataFrame, *, by: list[str], store: FactStore, lang
     """One row per group: names, then each metric's value (and interval and n for shares)."""
     threshold = store.settings.small_cell_threshold
     keys = list(dict.fromkeys(result["metric"].to_list()))
-    groups = result.select(by).unique(maintain_order=True) if by else pl.DataFrame({"_": [0]})
+    groups = result.select(by).unique().sort(by) if by else pl.DataFrame({"_": [0]})
     rows = []
     for group in groups.iter_rows(named=True):
         part = result
@@ -58,24 +58,34 @@ def metrics_table(result: pl.DataFrame, *, by: list[str], store: FactStore, lang
             if record is not None and record["suppressed"]:
                 hidden.append(key)
                 value = suppressed_text(threshold) if metric.unit == "count" else None
-            row[key] = value
+            row[key] = value if isinstance(value, str) else _machine(value, integer=metric.unit == "count")
             if metric.unit == "share":
-                row[f"{key}_ci_low"] = None if record is None or record["suppressed"] else record["ci_low"]
-                row[f"{key}_ci_high"] = None if record is None or record["suppressed"] else record["ci_high"]
-                row[f"{key}_n"] = None if record is None or record["suppressed"] else record["denominator"]
+                shown = record is not None and not record["suppressed"]
+                row[f"{key}_ci_low"] = _machine(record["ci_low"]) if shown else ""
+                row[f"{key}_ci_high"] = _machine(record["ci_high"]) if shown else ""
+                row[f"{key}_n"] = _machine(record["denominator"], integer=True) if shown else ""
             if metric.unit == "per_1000":
                 row[f"{key}_note"] = None if record is None else record["note"]
         row["suppressed"] = " ".join(hidden)
         rows.append({k: safe_cell(v) for k, v in row.items()})
-    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.col(pl.Float64).round(6)
+    columns = list(rows[0]) if rows else []
+    return pl.DataFrame(
+        [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows],
+        schema={c: pl.String for c in columns}, orient="row",
     )
+
+
+def _machine(value: float | None, *, integer: bool = False) -> str:
+    """A value for machines: dot decimal, six decimals at most, whole counts without ".0"."""
+    if value is None:
+        return ""
+    return str(int(round(value))) if integer else repr(round(float(value), 6))
 
 
 def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str = "fi") -> str:
     table = metrics_table(result, by=by, store=store, language=language)
     buffer = io.StringIO()
-    table.with_columns(pl.col(pl.Object).cast(pl.String) if table.select(pl.col(pl.Object)).width else []).write_csv(buffer)
+    table.write_csv(buffer)
     return buffer.getvalue()
 
 
