@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -136,10 +137,8 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
     _say(f"watching {folder} (Ctrl+C to stop); processed files move to done/ or failed/")
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         watch(watcher, interval=args.interval, report=show, until=lambda: deadline is not None and time.monotonic() > deadline)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

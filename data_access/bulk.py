@@ -37,10 +37,9 @@ def _copy_postgresql(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) 
     ).write_csv(buffer, include_header=False, null_value="")
     columns = ", ".join(f'"{name}"' for name in frame.columns)
     dbapi = conn.connection.dbapi_connection
-    with dbapi.cursor() as cursor:
-        # Empty strings load as NULL except where quoted; polars quotes "" values.
-        with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
-            copy.write(buffer.getvalue())
+    # Empty fields load as NULL; polars quotes empty strings, which stay empty strings.
+    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
+        copy.write(buffer.getvalue())
 
 
 def _executemany(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
