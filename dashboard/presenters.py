@@ -83,7 +83,10 @@ def display_table(
     label_columns = [
         (d if d in TIME_DIMENSIONS and d != "weekday" else f"{d}_label") for d in by
     ]
-    groups = frame.select(*by, *[c for c in label_columns if c not in by]).unique(maintain_order=True).sort(by) if by else None
+    # People look places and codes up by name: groups sort by their label; times (weekdays
+    # included) keep their own order.
+    order = [d if d in TIME_DIMENSIONS else f"{d}_label" for d in by]
+    groups = frame.select(*by, *[c for c in label_columns if c not in by]).unique(maintain_order=True).sort(order) if by else None
     rows = []
     for group in (groups.iter_rows(named=True) if groups is not None else [{}]):
         part = frame

@@ -149,3 +149,9 @@ def test_unreachable_database_gives_a_plain_message(monkeypatch):
     finally:
         get_settings.cache_clear()
     assert os.environ["OHJAUSTAULU_DATABASE_URL"].startswith("postgresql")
+
+
+def test_comparison_table_lists_municipalities_by_name(app_env):
+    at = _open("comparison.py")
+    names = at.dataframe[0].value["Kunta"].to_list()
+    assert names == sorted(names) and names[:2] == ["Akaa", "Askola"]
