@@ -13,12 +13,12 @@ import streamlit as st
 
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
-from data_access.quality import pending_referrals, quarantine_summary, source_freshness
+from data_access.quality import quarantine_summary
 from dashboard.export import safe_cell
 from dashboard.formatting import format_date, format_number, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import reason_label, records_by_metric, value_text
-from dashboard.state import Context, query
+from dashboard.state import Context, freshness, pending, query, with_period
 
 
 def csv_bytes(table: pl.DataFrame) -> bytes:
@@ -142,6 +142,13 @@ def kpi_card(
             card.badge(f"{t('card.meets_target', ctx.language)} ({target_text})", icon=":material/check:", color="green")
 
 
+def compared_with(period: Filters, language: str) -> str:
+    """'vs. 16.11.2026' or 'vs. 9.11.2026–15.11.2026' under a card's change."""
+    if period.start == period.end:
+        return t("delta.description", language, date=format_date(period.start, language))
+    return t("delta.description_range", language, start=format_date(period.start, language), end=format_date(period.end, language))
+
+
 def kpi_column(
     ctx: Context, *, title: str, metrics: list[str], current: Filters, previous: Filters,
     sparklines: dict[str, list[float | None]],
@@ -149,13 +156,7 @@ def kpi_column(
     st.markdown(f"**{title}**")
     now = records_by_metric(query(ctx, metrics, filters=current))
     before = records_by_metric(query(ctx, metrics, filters=previous))
-    if previous.start == previous.end:
-        description = t("delta.description", ctx.language, date=format_date(previous.start, ctx.language))
-    else:
-        description = t(
-            "delta.description_range", ctx.language,
-            start=format_date(previous.start, ctx.language), end=format_date(previous.end, ctx.language),
-        )
+    description = compared_with(previous, ctx.language)
     for metric in metrics:
         kpi_card(
             metric, record=now.get(metric), previous=before.get(metric), sparkline=sparklines.get(metric),
@@ -165,7 +166,7 @@ def kpi_column(
 
 def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date) -> dict[str, list[float | None]]:
     """Daily values of each metric for a small trend line; suppressed days are gaps."""
-    result = query(ctx, metrics, by=["day"], filters=Filters(**{**ctx.filters.__dict__, "start": start, "end": end}))
+    result = query(ctx, metrics, by=["day"], filters=with_period(ctx.filters, start, end))
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     lines: dict[str, list[float | None]] = {}
     for metric in metrics:
@@ -176,15 +177,15 @@ def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date
 
 def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
     """Newest record per source system (or municipality); a quiet one is flagged."""
-    freshness = source_freshness(ctx.store, scope=ctx.scope, by=by)
-    if freshness.is_empty():
+    newest = freshness(ctx, by=by)
+    if newest.is_empty():
         empty_state(ctx.language)
         return
     language = ctx.language
     names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if language == "sv" else "name_fi").iter_rows())
     title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
     rows = []
-    for record in freshness.iter_rows(named=True):
+    for record in newest.iter_rows(named=True):
         local = record["newest"].astimezone(HELSINKI)
         rows.append(
             {
@@ -219,12 +220,12 @@ def quality_counts(ctx: Context) -> None:
             st.caption(t("quality.quarantine_help", language))
     with right:
         st.markdown(f"**{t('quality.pending', language)}**")
-        pending = pending_referrals(ctx.store)
-        if pending.is_empty():
+        waiting_referrals = pending(ctx)
+        if waiting_referrals.is_empty():
             st.success(t("quality.pending_none", language), icon=":material/check:")
         else:
             st.dataframe(
-                pending.rename({"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}),
+                waiting_referrals.rename({"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}),
                 hide_index=True, key="quality_pending",
             )
 
@@ -233,12 +234,7 @@ def kpi_row(ctx: Context, metrics: list[str]) -> None:
     """Cards for the selected period, with the change against the comparison period."""
     now = records_by_metric(query(ctx, metrics))
     before = records_by_metric(query(ctx, metrics, filters=ctx.comparison)) if ctx.comparison else {}
-    description = None
-    if ctx.comparison:
-        description = t(
-            "delta.description_range", ctx.language,
-            start=format_date(ctx.comparison.start, ctx.language), end=format_date(ctx.comparison.end, ctx.language),
-        )
+    description = compared_with(ctx.comparison, ctx.language) if ctx.comparison else None
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
         with column:
             kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=None, ctx=ctx, delta_description=description)

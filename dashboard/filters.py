@@ -9,6 +9,7 @@ after a page change (Streamlit clears query parameters when the page changes).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -117,7 +118,7 @@ def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | 
     )
     _write_url(language=language, preset=preset, start=start, end=end)
     period = comparison_range(start, end, compare)
-    comparison = None if period is None else Filters(**{**filters.__dict__, "start": period[0], "end": period[1]})
+    comparison = None if period is None else dataclasses.replace(filters, start=period[0], end=period[1])
     return filters, comparison, preset
 
 

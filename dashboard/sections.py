@@ -134,36 +134,29 @@ def channel_mix(ctx: Context, *, grain: str, key: str) -> None:
 
 def load_heatmap(ctx: Context, *, key: str) -> None:
     """Contacts by weekday and hour of the day."""
-    by = ["weekday", "hour"]
-    result = query(ctx, ["contacts"], by=by)
-    if not _has_data(result):
-        empty_state(ctx.language)
-        return
-    frame = plot_frame(result, metric="contacts", by=by, store=ctx.store, language=ctx.language)
     order = [code_label("weekday", str(day), ctx.language) for day in range(1, 8)]
-    chart = heatmap(
-        frame, x=dimension_title("hour", ctx.language), y=dimension_title("weekday", ctx.language),
-        value=REGISTRY["contacts"].label(ctx.language), language=ctx.language, y_order=order,
-    )
-    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contacts"])
-    chart_block(chart, table, key=key, language=ctx.language)
+    _heatmap(ctx, "contacts", by=["weekday", "hour"], x="hour", y="weekday", key=key, y_order=lambda _labels: order)
 
 
 def flows(ctx: Context, source: str, *, key: str) -> None:
     """Referrals from ``source`` (initiator or channel) to each destination."""
-    by = [source, "destination"]
-    result = query(ctx, ["referrals"], by=by)
+    _heatmap(ctx, "referrals", by=[source, "destination"], x=source, y="destination", key=key, y_order=sorted)
+
+
+def _heatmap(ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: str, y_order) -> None:
+    """A count over two dimensions (``by`` in the order suppression should see them);
+    ``y_order`` orders the y labels that occur."""
+    result = query(ctx, [metric], by=by)
     if not _has_data(result):
         empty_state(ctx.language)
         return
-    frame = plot_frame(result, metric="referrals", by=by, store=ctx.store, language=ctx.language)
-    destination = dimension_title("destination", ctx.language)
+    frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
+    y_title = dimension_title(y, ctx.language)
     chart = heatmap(
-        frame, x=dimension_title(source, ctx.language), y=destination,
-        value=REGISTRY["referrals"].label(ctx.language), language=ctx.language,
-        y_order=sorted(frame[destination].unique().drop_nulls().to_list()),
+        frame, x=dimension_title(x, ctx.language), y=y_title, value=REGISTRY[metric].label(ctx.language),
+        language=ctx.language, y_order=y_order(frame[y_title].unique().drop_nulls().to_list()),
     )
-    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["referrals"])
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
     chart_block(chart, table, key=key, language=ctx.language)
 
 

@@ -60,15 +60,38 @@ def _cached_compute(
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=200)
+def _cached_quality(database_url: str, version: int, what: str, by: str, scope: tuple | None) -> pl.DataFrame:
+    from data_access.quality import pending_referrals, source_freshness
+
+    store = _store(database_url)
+    if what == "pending":
+        return pending_referrals(store)
+    return source_freshness(store, scope=Scope(frozenset(scope) if scope is not None else None), by=by)
+
+
+def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
+    """Newest record per source or municipality, cached on the data version like every result.
+    (Minutes since and the quiet flag are as of the data version's last change.)"""
+    return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "freshness", by, _scope_key(ctx))
+
+
+def pending(ctx: Context) -> pl.DataFrame:
+    return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "pending", "", _scope_key(ctx))
+
+
+def _scope_key(ctx: Context) -> tuple | None:
+    return tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
+
+
 def query(
     ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
 ) -> pl.DataFrame:
     """Registry results for the context's (or the given) filters, cached on the data version."""
     chosen = filters or ctx.filters
-    scope = tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
     return _cached_compute(
         ctx.settings.resolved_database_url, ctx.store.version, tuple(metrics),
-        dataclasses.astuple(chosen), tuple(by), scope,
+        dataclasses.astuple(chosen), tuple(by), _scope_key(ctx),
     )
 
 

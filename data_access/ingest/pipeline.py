@@ -66,7 +66,7 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def _canonical_columns(columns: list[str], spec_fields: set[str], profile: Profile) -> dict[str, str]:
+def canonical_columns(columns: list[str], spec_fields: set[str], profile: Profile) -> dict[str, str]:
     """Export column -> canonical column, through the profile or by name in any case."""
     mapping = {}
     for column in columns:
@@ -94,7 +94,7 @@ def ingest_file(
                     f"{path}: cannot tell what the file holds; give --kind contacts, referrals or feedback"
                 )
             spec = SPECS[chosen]
-            mapping = _canonical_columns(columns, {f.name for f in spec.fields}, profile)
+            mapping = canonical_columns(columns, {f.name for f in spec.fields}, profile)
             source = source_system or profile.source_system
             needed = [name for name in spec.required if not (name == "source_system" and source)]
             missing = [name for name in needed if name not in mapping.values()]
@@ -102,10 +102,10 @@ def ingest_file(
                 raise FileError(f"{path}: missing required column(s) {', '.join(missing)}")
             report = IngestReport(file=str(path), kind=chosen)
             with engine.begin() as conn:
-                report.batch_id = _start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
-                frames = (_prepare(batch, mapping, source) for batch in batches)
+                report.batch_id = start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
+                frames = (prepare_frame(batch, mapping, source) for batch in batches)
                 load_frames(conn, spec, frames, profile=profile, report=report)
-                _finish_batch(conn, report)
+                finish_batch(conn, report)
     except FileError as exc:
         _record_failure(engine, kind=kind or "unknown", file_name=str(path), message=str(exc))
         raise
@@ -113,7 +113,7 @@ def ingest_file(
     return report
 
 
-def _prepare(batch: pl.DataFrame, mapping: dict[str, str], source: str | None) -> pl.DataFrame:
+def prepare_frame(batch: pl.DataFrame, mapping: dict[str, str], source: str | None) -> pl.DataFrame:
     """Canonical column names, the row as it came (``_raw``) and any reading error (``_error``)."""
     originals = [c for c in batch.columns if c not in ("_line", "_error", "_ragged")]
     raw = pl.struct(originals).struct.json_encode()
@@ -320,7 +320,7 @@ def _pending_referrals(conn: sa.Connection) -> int:
     )
 
 
-def _start_batch(conn: sa.Connection, *, kind: str, file_name: str, source_system: str | None) -> int:
+def start_batch(conn: sa.Connection, *, kind: str, file_name: str, source_system: str | None) -> int:
     table = IngestBatch.__table__
     return conn.execute(
         sa.insert(table).values(
@@ -329,7 +329,7 @@ def _start_batch(conn: sa.Connection, *, kind: str, file_name: str, source_syste
     ).scalar_one()
 
 
-def _finish_batch(conn: sa.Connection, report: IngestReport) -> None:
+def finish_batch(conn: sa.Connection, report: IngestReport) -> None:
     table = IngestBatch.__table__
     conn.execute(
         sa.update(table).where(table.c.id == report.batch_id).values(

@@ -9,7 +9,14 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data_access.ingest.pipeline import IngestReport, _canonical_columns, _finish_batch, _prepare, _start_batch, load_frames
+from data_access.ingest.pipeline import (
+    IngestReport,
+    canonical_columns,
+    finish_batch,
+    load_frames,
+    prepare_frame,
+    start_batch,
+)
 from data_access.ingest.profiles import Profile
 from data_access.ingest.validate import SPECS
 from data_access.models import QuarantinedRow
@@ -44,14 +51,14 @@ def reprocess(engine: Engine, *, profile: Profile, source_system: str | None = N
             {c: [None if r.get(c) is None else str(r.get(c)) for r in records] for c in columns},
             schema={c: pl.String for c in columns},
         ).with_columns(group["line_number"].alias("_line"))
-        mapping = _canonical_columns(columns, {f.name for f in spec.fields}, profile)
+        mapping = canonical_columns(columns, {f.name for f in spec.fields}, profile)
         report = IngestReport(file=file_name, kind=kind)
         with engine.begin() as conn:
             conn.execute(
                 sa.update(q).where(q.c.id.in_(group["id"].to_list())).values(reprocessed_at=dt.datetime.now(dt.UTC))
             )
-            report.batch_id = _start_batch(conn, kind=kind, file_name=file_name, source_system=source_system)
-            load_frames(conn, spec, [_prepare(frame, mapping, source_system or profile.source_system)], profile=profile, report=report)
-            _finish_batch(conn, report)
+            report.batch_id = start_batch(conn, kind=kind, file_name=file_name, source_system=source_system)
+            load_frames(conn, spec, [prepare_frame(frame, mapping, source_system or profile.source_system)], profile=profile, report=report)
+            finish_batch(conn, report)
         reports.append(report)
     return reports
