@@ -71,9 +71,15 @@ def _cached_quality(database_url: str, version: int, what: str, by: str, scope: 
 
 
 def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
-    """Newest record per source or municipality, cached on the data version like every result.
-    (Minutes since and the quiet flag are as of the data version's last change.)"""
-    return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "freshness", by, _scope_key(ctx))
+    """Newest record per source or municipality: the newest times are cached on the data
+    version; how long ago and whether quiet are recomputed on every render, because a
+    source going quiet is exactly when the version stops moving."""
+    from data_access.quality import mark_quiet
+
+    newest = _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "freshness", by, _scope_key(ctx))
+    return mark_quiet(
+        newest.select(by, "newest"), now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes
+    )
 
 
 def pending(ctx: Context) -> pl.DataFrame:

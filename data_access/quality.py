@@ -23,14 +23,16 @@ def source_freshness(
         return pl.DataFrame(schema={by: pl.String, "newest": pl.Datetime("us", "UTC"), "minutes": pl.Float64, "quiet": pl.Boolean})
     if scope.municipalities is not None:
         contacts = contacts.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
-    quiet_after = store.settings.quiet_source_minutes
-    return (
-        contacts.group_by(by)
-        .agg(pl.col("occurred_at").max().alias("newest"))
-        .with_columns(((pl.lit(now) - pl.col("newest")).dt.total_seconds() / 60).alias("minutes"))
-        .with_columns((pl.col("minutes") > quiet_after).alias("quiet"))
-        .sort(by)
-    )
+    newest = contacts.group_by(by).agg(pl.col("occurred_at").max().alias("newest")).sort(by)
+    return mark_quiet(newest, now=now, quiet_after_minutes=store.settings.quiet_source_minutes)
+
+
+def mark_quiet(newest: pl.DataFrame, *, now: dt.datetime, quiet_after_minutes: int) -> pl.DataFrame:
+    """Minutes since the newest record and the quiet flag: these depend on the clock, not on
+    the data, so they are computed when shown, never cached with the data."""
+    return newest.with_columns(
+        ((pl.lit(now) - pl.col("newest")).dt.total_seconds() / 60).alias("minutes")
+    ).with_columns((pl.col("minutes") > quiet_after_minutes).alias("quiet"))
 
 
 def quarantine_summary(engine: Engine) -> pl.DataFrame:

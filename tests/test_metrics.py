@@ -257,3 +257,14 @@ def test_every_metric_has_labels_and_definitions_in_three_languages():
         for language in ("fi", "sv", "en"):
             assert metric.labels.get(language), (metric.key, language)
             assert metric.definitions.get(language), (metric.key, language)
+
+
+def test_quiet_flag_follows_the_clock_not_the_data(engine, settings):
+    from data_access.quality import source_freshness
+
+    add_contacts(engine, [{"occurred_at": "2025-03-20T10:00:00", "source_system": "s1"}])
+    store = make_store(engine, settings)
+    soon = source_freshness(store, scope=Scope(), now=dt.datetime(2025, 3, 20, 10, 30, tzinfo=dt.UTC))
+    later = source_freshness(store, scope=Scope(), now=dt.datetime(2025, 3, 20, 12, 0, tzinfo=dt.UTC))
+    assert soon["quiet"].to_list() == [False] and later["quiet"].to_list() == [True]
+    assert later["minutes"].to_list() == [120.0]
