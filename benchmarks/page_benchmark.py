@@ -7,9 +7,13 @@ would send for the same figures.
 2. Loads the fact store and times it (the server's cold start).
 3. Opens every page once through Streamlit's AppTest and records the registry calls it makes,
    so the benchmark replays exactly what the pages ask, with no second definition.
-4. For random filter combinations (county, municipality, channel, service line, age band)
-   replays each page's calls on the store: cold (computed) and warm (the result cache).
+4. For random filter combinations (period length 7 days to 3 years, county, municipality,
+   channel, service line, age band) replays each page's calls on the store: cold (computed)
+   and warm (the result cache).
 5. Times BI-style SQL for each page's headline figures on the same database and filters.
+6. Times a live update: one contact written, the store refreshed, the overview recomputed.
+Store timings: a first read of every row (no saved snapshot) and a restart from the saved
+snapshot (data_access/snapshot_file.py), with the process's resident memory.
 Results go to benchmarks/results/pages_<database>_<N>.json.
 """
 
@@ -18,12 +22,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import gc
 import json
 import os
 import pickle
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,6 +139,33 @@ def bi_queries(filters: Filters, dialect: str) -> list[str]:
     ]
 
 
+PERIOD_DAYS = (7, 30, 91, 365, 3 * 365)
+
+
+def resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def live_update(engine: sa.Engine, store: FactStore, overview_calls: list[tuple]) -> list[float]:
+    """Milliseconds from a committed contact to the overview's figures including it."""
+    from tests.factories import add_contacts
+
+    times = []
+    for _ in range(5):
+        before = store.version
+        add_contacts(engine, [{"occurred_at": dt.datetime.now(dt.UTC), "municipality_code": "091", "client_id": "bench"}])
+        started = time.perf_counter()
+        store.refresh()
+        for metrics, filters, by in overview_calls:
+            compute(store, metrics=list(metrics), filters=filters, by=list(by))
+        times.append((time.perf_counter() - started) * 1000)
+        assert store.version > before
+    return times
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -155,23 +188,41 @@ def main() -> None:
                 conn.execute(sa.text(f'create database "{sa.engine.make_url(url).database}"'))
     ensure_database(url, args.contacts)
 
-    settings = Settings(database_url=url)
     engine = create_db_engine(url)
-    started = time.perf_counter()
-    store = FactStore(engine, settings)
-    store.refresh()
-    load_seconds = time.perf_counter() - started
-    print(f"fact store loaded in {load_seconds:.1f} s ({store.contacts.height:,} contacts, "
-          f"{store.contacts.estimated_size('mb') + store.referrals.estimated_size('mb'):.0f} MB)", flush=True)
+    upgrade_database(engine)
+    with tempfile.TemporaryDirectory(prefix="ohjaustaulu-bench-") as folder:
+        settings = Settings(database_url=url, snapshot_dir=Path(folder))
+        started = time.perf_counter()
+        first = FactStore(engine, settings)
+        first.refresh()
+        first_seconds = time.perf_counter() - started
+        first.wait_for_save()
+        del first
+        gc.collect()
+        print(f"fact store: first read of every row {first_seconds:.1f} s", flush=True)
+        started = time.perf_counter()
+        store = FactStore(engine, settings)
+        store.refresh()
+        load_seconds = time.perf_counter() - started
+    frames_mb = sum(getattr(store, n).estimated_size("mb") for n in ("contacts", "referrals", "feedback"))
+    print(f"fact store: restart from the saved snapshot {load_seconds:.1f} s (restored: {store.restored_version is not None}; "
+          f"{store.contacts.height:,} contacts, frames {frames_mb:.0f} MB, process {resident_mb():.0f} MB resident)", flush=True)
 
     calls = record_calls(url)
     rng = random.Random(7)
-    results: dict = {"contacts": store.contacts.height, "database": args.database, "store_load_seconds": load_seconds, "pages": {}}
+    results: dict = {
+        "contacts": store.contacts.height, "database": args.database, "store_first_read_seconds": first_seconds,
+        "store_restart_seconds": load_seconds, "frames_mb": frames_mb, "resident_mb": resident_mb(), "pages": {},
+    }
     for page, page_calls in calls.items():
         cold, warm, bi = [], [], []
         for _ in range(args.combos):
             choice = random_filters(rng, store)
-            replayed = [(m, dataclasses.replace(f, **choice), b) for m, f, b in page_calls]
+            days = rng.choice(PERIOD_DAYS)
+            replayed = [
+                (m, dataclasses.replace(f, start=max(f.end - dt.timedelta(days=days - 1), dt.date(2000, 1, 1)), **choice), b)
+                for m, f, b in page_calls
+            ]
             t0 = time.perf_counter()
             frames = [compute(store, metrics=list(m), filters=f, by=list(b)) for m, f, b in replayed]
             cold.append((time.perf_counter() - t0) * 1000)
@@ -197,6 +248,8 @@ def main() -> None:
         results["pages"][page] = summary
         print(f"{page:16s} calls {summary['calls']:3d}  cold median {summary['cold_median_ms']:7.1f} ms  p95 {summary['cold_p95_ms']:7.1f} ms"
               f"  warm {summary['warm_median_ms']:5.1f} ms  BI {summary['bi_median_ms'] or 0:8.1f} ms  ratio {summary['ratio_to_bi'] or 0:.2f}", flush=True)
+    results["live_update_ms"] = live_update(engine, store, calls["overview.py"])
+    print(f"live update (write one contact, refresh, recompute the overview): median {statistics.median(results['live_update_ms']):.0f} ms", flush=True)
     out = ROOT / "benchmarks" / "results" / f"pages_{args.database}_{args.contacts}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))

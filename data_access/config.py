@@ -7,12 +7,14 @@ fails when one is missing there.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -52,6 +54,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR,
         description="Folder for the embedded SQLite database and other local files.",
+    )
+    snapshot_dir: Path | None = Field(
+        default=None,
+        description="Folder for the saved snapshot of the fact frames, which lets a restarted server "
+        "skip reading every row. Empty: beside the SQLite file, or data_dir/snapshots for PostgreSQL.",
+    )
+    snapshot_save: bool = Field(
+        default=True, description="Save the snapshot after large loads, for fast restarts."
+    )
+    timing_log: Path | None = Field(
+        default=None,
+        description="Append each page run's data time to this file as JSON lines (for the concurrency benchmark).",
     )
     refresh_seconds: float = Field(
         default=10.0, ge=1.0, description="How often open pages check for new data, in seconds."
@@ -117,6 +131,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'ohjaustaulu.sqlite3'}"
+
+    @property
+    def resolved_snapshot_dir(self) -> Path:
+        if self.snapshot_dir is not None:
+            return self.snapshot_dir
+        url = make_url(self.resolved_database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(f"{url.database}.snapshot")
+        name = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+        return self.data_dir / "snapshots" / name
 
     @property
     def is_embedded(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -94,6 +95,13 @@ def data_version(engine: Engine) -> int:
     return int(value or 0)
 
 
+def database_identity(engine: Engine) -> tuple[str | None, int]:
+    """The database's random identity and its data version, read together."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(DataVersion.database_id, DataVersion.seq).where(DataVersion.id == 1)).first()
+    return (row[0], int(row[1] or 0)) if row else (None, 0)
+
+
 def reserve_change_seq(conn: sa.Connection, count: int) -> int:
     """Reserve ``count`` sequence numbers; returns the first. Serialises writers briefly."""
     table = DataVersion.__table__
@@ -101,7 +109,7 @@ def reserve_change_seq(conn: sa.Connection, count: int) -> int:
         sa.update(table).where(table.c.id == 1).values(seq=table.c.seq + count).returning(table.c.seq)
     ).scalar()
     if updated is None:
-        conn.execute(sa.insert(table).values(id=1, seq=count))
+        conn.execute(sa.insert(table).values(id=1, seq=count, database_id=uuid.uuid4().hex))
         updated = count
     return int(updated) - count + 1
 

@@ -503,7 +503,13 @@ def _aggregate_together(
             names[metric.key] = [a.meta.output_name() for a in aggregates]
             expressions += [a.alias(f"{metric.key}__{a.meta.output_name()}") for a in aggregates]
         lazy = _filtered(store, members[0], filters, allowed)
+        # Weeks and months are cut from the local day of the rows in the period only.
+        lazy = lazy.with_columns(
+            *(pl.col("day").dt.truncate({"week": "1w", "month": "1mo"}[c]).alias(c) for c in columns if c in ("week", "month"))
+        )
         together = (lazy.group_by(columns).agg(expressions) if columns else lazy.select(expressions)).collect()
+        # Code columns are categorical in the store; results carry plain text.
+        together = together.with_columns(pl.col(pl.Categorical).cast(pl.String))
         for metric in members:
             out[metric.key] = together.select(
                 *columns, *(pl.col(f"{metric.key}__{name}").alias(name) for name in names[metric.key])
@@ -626,7 +632,7 @@ def suppress(frame: pl.DataFrame, *, by: list[str], threshold: int) -> pl.DataFr
     """Small-cell suppression as DOMAIN.md states it, primary and secondary."""
     if frame.is_empty():
         return frame
-    small = lambda col: pl.col(col).is_between(1, threshold - 1)  # noqa: E731
+    small = lambda col: pl.col(col).is_between(1, threshold - 1)
     units = {key: REGISTRY[key] for key in frame["metric"].unique()}
     primary = pl.lit(False)
     for key, metric in units.items():

@@ -84,6 +84,8 @@ class DataVersion(SQLModel, table=True):
     __tablename__ = "data_version"
     id: int = Field(default=1, primary_key=True)
     seq: int = Field(default=0, sa_type=BIGINT_PK)
+    # Random, made once: tells a saved snapshot which database it belongs to (snapshot.py).
+    database_id: str | None = Field(default=None, max_length=32)
 
 
 class Contact(SQLModel, table=True):

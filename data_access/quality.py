@@ -23,7 +23,8 @@ def source_freshness(
         return pl.DataFrame(schema={by: pl.String, "newest": pl.Datetime("us", "UTC"), "minutes": pl.Float64, "quiet": pl.Boolean})
     if scope.municipalities is not None:
         contacts = contacts.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
-    newest = contacts.group_by(by).agg(pl.col("occurred_at").max().alias("newest")).sort(by)
+    newest = contacts.group_by(by).agg(pl.col("occurred_at").max().alias("newest"))
+    newest = newest.with_columns(pl.col(by).cast(pl.String)).sort(by)
     return mark_quiet(newest, now=now, quiet_after_minutes=store.settings.quiet_source_minutes)
 
 
@@ -60,5 +61,6 @@ def pending_referrals(store: FactStore) -> pl.DataFrame:
         referrals.filter(pl.col("channel").is_null())
         .group_by("source_system")
         .len("pending")
+        .with_columns(pl.col("source_system").cast(pl.String))
         .sort("source_system")
     )

@@ -21,8 +21,7 @@ class ReferenceFileError(ValueError):
 def normalise_municipality_code(value: object) -> str:
     """Statistics Finland codes are three digits; spreadsheets drop the zeros ("74" is 074)."""
     text = str(value).strip()
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = text.removesuffix(".0")
     if not text.isdigit() or len(text) > 3:
         raise ValueError(f"not a municipality code: {value!r}")
     return text.zfill(3)

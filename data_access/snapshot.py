@@ -3,35 +3,71 @@
 One store per database per server process. ``refresh`` reads only rows whose
 ``change_seq`` is above the last one seen, so an unchanged database costs one
 single-row query. Derived columns (local day, week, hour, electronic, same-day
-callback, verified resolution, care-guarantee days) are computed here once, not per
-query.
+callback, verified resolution, care-guarantee days) are computed once per row, not
+per query.
+
+Every frame is kept in time order (a period is a binary-search slice, metrics.py). A
+refresh re-derives only the recent end of each frame: from the earliest time a changed
+row touches (less the re-contact window for contacts) to the end. The rows before it
+are kept as they are, without a copy, so a live update at 5 million contacts costs
+milliseconds and no second copy of the frames. Code columns are categorical: four
+bytes a row instead of sixteen.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+from collections.abc import Callable
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data_access import codes
+from data_access import codes, snapshot_file
+from data_access.columnar import fetch_frame, read_frames
 from data_access.config import Settings
-from data_access.engine import data_version, epoch_seconds
+from data_access.engine import data_version, database_identity, epoch_seconds
 from data_access.models import Contact, Feedback, Referral, UTCDateTime
 from data_access.reference import reference_frames
 
+__all__ = ["FactStore", "fetch_frame", "guarantee_days_expr", "select_columns"]
+
 HELSINKI = "Europe/Helsinki"
-FETCH_ROWS = 200_000
+log = logging.getLogger(__name__)
+# Above this many chunks the recent end is rebuilt as one chunk (queries slow down on many).
+MAX_CHUNKS = 8
+# More changed rows than this are read through Arrow (a child process on SQLite).
+BULK_ROWS = 50_000
 
 CONTACT_ATTRIBUTES = (
     "municipality_code", "channel", "service_line", "age_band", "initiator", "unit_code",
     "professional_group", "source_system",
 )
+# The columns the store reads: what metrics, breakdowns and joins use.
+STORED = {
+    "contact": (
+        "id", "source_system", "contact_id", "occurred_at", "municipality_code", "channel",
+        "resolved_first_contact", "client_id", "unit_code", "contact_type", "initiator", "service_line",
+        "reason", "professional_group", "age_band", "outcome", "queue_seconds", "callback_requested_at",
+        "callback_done_at",
+    ),
+    "referral": (
+        "id", "source_system", "referral_id", "contact_id", "referred_at", "destination", "service_started_at", "status",
+    ),
+    "feedback": ("id", "source_system", "answered_at", "channel", "municipality_code", "recommend_score"),
+}
+CATEGORICAL = {
+    "source_system", "municipality_code", "channel", "unit_code", "contact_type", "initiator", "service_line",
+    "reason", "professional_group", "age_band", "outcome", "destination", "status", "region_code",
+    "client_id",  # sorted by its integer code to find re-contacts, and half the memory of text
+}
+TABLES = {"contact": Contact.__table__, "referral": Referral.__table__, "feedback": Feedback.__table__}
+TIME_OF = {"contact": "occurred_at", "referral": "referred_at", "feedback": "answered_at"}
 
 
-def select_columns(table: sa.Table, names: list[str] | None = None) -> tuple[sa.Select, dict[str, pl.DataType]]:
+def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = None) -> tuple[sa.Select, dict[str, pl.DataType]]:
     """Select columns of ``table`` (default: all but batch_id and updated_at) with their
     polars types; timestamps as epoch seconds, which are cheap to read on both databases."""
     columns, schema = [], {}
@@ -52,43 +88,93 @@ def select_columns(table: sa.Table, names: list[str] | None = None) -> tuple[sa.
     return sa.select(*columns), schema
 
 
-def fetch_frame(conn: sa.Connection, select: sa.Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Run ``select`` through the DBAPI cursor (no per-row SQLAlchemy objects) into a frame."""
-    compiled = select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(str(compiled))
-        chunks = []
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
-    finally:
-        cursor.close()
-    return pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
+def read_changes(engine: Engine, *, after_seq: int, upto_seq: int) -> dict[str, pl.DataFrame]:
+    """The stored columns of rows changed in (after_seq, upto_seq], typed for the store.
+    Large reads (a first load, a big ingest) go through Arrow (columnar.py)."""
+    queries = {}
+    for name, table in TABLES.items():
+        select, schema = select_columns(table, STORED[name])
+        if after_seq > 0:
+            select = select.where(table.c.change_seq > after_seq)
+        queries[name] = (select.where(table.c.change_seq <= upto_seq), schema)
+    frames = read_frames(engine, queries, bulk=upto_seq - after_seq > BULK_ROWS)
+    return {name: _typed(TABLES[name], frame) for name, frame in frames.items()}
 
 
-def read_table(engine: Engine, table: sa.Table, *, after_seq: int, upto_seq: int) -> pl.DataFrame:
-    """Rows changed in (after_seq, upto_seq], read through the DBAPI cursor in chunks."""
-    select, schema = select_columns(table)
-    select = select.where(table.c.change_seq > after_seq, table.c.change_seq <= upto_seq)
-    with engine.connect() as conn:
-        frame = fetch_frame(conn, select, schema)
-    timestamps = [name for name, col in table.c.items() if isinstance(col.type, UTCDateTime) and name in schema]
-    return frame.with_columns(
-        *(pl.from_epoch(pl.col(name), time_unit="s").dt.replace_time_zone("UTC") for name in timestamps),
-        *(pl.col(name).cast(pl.Boolean) for name, dtype in schema.items() if dtype == pl.Int8),
+def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
+    """Store types, plus what each row gives by itself (same-day callback, days to start);
+    the timestamps those come from are not kept."""
+    frame = frame.with_columns(
+        *(
+            pl.from_epoch(pl.col(column), time_unit="s").dt.replace_time_zone("UTC")
+            for column in frame.columns
+            if isinstance(table.c[column].type, UTCDateTime)
+        ),
+        *(pl.col(column).cast(pl.Boolean) for column, dtype in frame.schema.items() if dtype == pl.Int8),
+        *(pl.col(column).cast(pl.Categorical) for column in frame.columns if column in CATEGORICAL),
+        *(pl.col(column).cast(pl.Int32) for column in ("queue_seconds", "recommend_score") if column in frame.columns),
+    )
+    if "callback_requested_at" in frame.columns:
+        requested, done = pl.col("callback_requested_at"), pl.col("callback_done_at")
+        same_day = done.dt.convert_time_zone(HELSINKI).dt.date() == requested.dt.convert_time_zone(HELSINKI).dt.date()
+        frame = frame.with_columns(
+            pl.when(requested.is_not_null()).then(done.is_not_null() & same_day).alias("callback_same_day")
+        ).drop("callback_requested_at", "callback_done_at")
+    if "service_started_at" in frame.columns:
+        frame = frame.with_columns(
+            ((pl.col("service_started_at") - pl.col("referred_at")).dt.total_seconds() / 86400).alias("days_to_start")
+        ).drop("service_started_at")
+    return frame
+
+
+def _local_calendar(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Local day, hour, minute of the day and weekday (weeks and months are cut from the
+    day when a query groups by them, metrics.py)."""
+    local = pl.col("_local")
+    return (
+        frame.lazy()
+        .with_columns(pl.col(column).dt.convert_time_zone(HELSINKI).alias("_local"))
+        .with_columns(
+            local.dt.date().alias("day"),
+            local.dt.hour().cast(pl.Int8).alias("hour"),
+            (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
+            local.dt.weekday().cast(pl.Int8).alias("weekday"),
+        )
+        .drop("_local")
+        .collect()
     )
 
 
-def _local_calendar(column: str) -> list[pl.Expr]:
-    local = pl.col(column).dt.convert_time_zone(HELSINKI)
-    return [
-        local.dt.date().alias("day"),
-        local.dt.hour().cast(pl.Int8).alias("hour"),
-        (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
-        local.dt.weekday().cast(pl.Int8).alias("weekday"),
-        local.dt.date().dt.truncate("1w").alias("week"),
-        local.dt.date().dt.truncate("1mo").alias("month"),
-    ]
+def splice(
+    frame: pl.DataFrame,
+    changed: pl.DataFrame,
+    *,
+    time: str,
+    derive: Callable[[pl.DataFrame], pl.DataFrame],
+    lead: dt.timedelta = dt.timedelta(0),
+    since: dt.datetime | None = None,
+    extra_ids: pl.Series | None = None,
+) -> pl.DataFrame:
+    """``frame`` (sorted by ``time``, derived) with the rows of ``changed`` (raw, stored
+    columns) put in, replacing rows with the same id. Every row from ``lead`` before the
+    earliest time touched (a changed row, new or old, or ``since`` if earlier) to the end
+    is re-derived; the rows before that are kept as they are. ``extra_ids`` names further
+    rows to re-derive (referrals whose contact changed)."""
+    raw = changed.columns
+    if frame.is_empty():
+        return derive(changed).sort(time)
+    touched_ids = changed["id"] if extra_ids is None else pl.concat([changed["id"], extra_ids])
+    old_times = frame.filter(pl.col("id").is_in(touched_ids.implode()))[time]
+    earliest = [value - lead for value in (changed[time].min(), old_times.min()) if value is not None]
+    if since is not None:
+        earliest.append(since)
+    if frame.n_chunks() > MAX_CHUNKS:
+        earliest.append(frame[time][frame[time].chunk_lengths()[0] - 1])
+    start = frame[time].search_sorted(min(earliest), side="left") if earliest else frame.height
+    head = frame.slice(0, start)
+    recent = frame.slice(start).filter(~pl.col("id").is_in(changed["id"].implode())).select(raw)
+    rebuilt = derive(pl.concat([recent, changed], how="vertical_relaxed")).sort(time)
+    return pl.concat([head, rebuilt.select(head.columns)], rechunk=False) if start else rebuilt
 
 
 class FactStore:
@@ -100,13 +186,17 @@ class FactStore:
         self.version = 0
         self.as_of = dt.datetime.now(dt.UTC)
         self._lock = threading.Lock()
-        self._raw: dict[str, pl.DataFrame] = {}
         self.contacts = pl.DataFrame()
         self.referrals = pl.DataFrame()
         self.feedback = pl.DataFrame()
         self.municipalities = pl.DataFrame()
         self.populations = pl.DataFrame()
         self._loaded = False
+        self._database_id: str | None = None
+        self._saved_version = 0
+        self._saving: threading.Thread | None = None
+        # The data version of the saved snapshot this store started from, if any.
+        self.restored_version: int | None = None
 
     def refresh(self) -> bool:
         """Bring the frames up to the database's data version. True when anything changed."""
@@ -116,65 +206,146 @@ class FactStore:
         with self._lock:
             if self._loaded and current == self.version:
                 return False
-            for name, table in (("contact", Contact), ("referral", Referral), ("feedback", Feedback)):
-                tail = read_table(self.engine, table.__table__, after_seq=self.version, upto_seq=current)
-                old = self._raw.get(name)
-                if old is None or old.is_empty():
-                    merged = tail
-                elif tail.is_empty():
-                    merged = old
-                else:
-                    # A correction keeps its primary key: the newer row replaces the older.
-                    merged = pl.concat([old.filter(~pl.col("id").is_in(tail["id"].implode())), tail])
-                self._raw[name] = merged
             self.municipalities, self.populations = reference_frames(self.engine)
-            self.as_of = dt.datetime.now(dt.UTC)
-            self._derive()
-            self.version = current
+            if not self._loaded:
+                self._database_id, current = database_identity(self.engine)
+                restored = self._restore(current)
+                self._apply(current)
+                if restored and not self._counts_match():
+                    log.warning("saved snapshot does not match the database's row counts; reading every row")
+                    self._clear()
+                    self.restored_version = None
+                    self._apply(current)
+            else:
+                self._apply(current)
             self._loaded = True
+            self._save_if_due()
         return True
 
-    def _derive(self) -> None:
+    def _apply(self, current: int) -> None:
+        changes = read_changes(self.engine, after_seq=self.version, upto_seq=current)
+        window = dt.timedelta(days=self.settings.verified_resolution_days)
+        previous_as_of = self.as_of if self.version else None
+        self.as_of = dt.datetime.now(dt.UTC)
+        # A changed contact can make an earlier one of the same client (within the window)
+        # a re-contact; contacts that have aged past the window become verifiable.
+        self.contacts = splice(
+            self.contacts, changes["contact"], time="occurred_at", derive=self._derive_contacts,
+            lead=window, since=previous_as_of - window if previous_as_of else None,
+        )
+        if not changes["referral"].is_empty() or not changes["contact"].is_empty() or self.referrals.is_empty():
+            linked = pl.Series("id", [], pl.Int64)
+            if not self.referrals.is_empty() and not changes["contact"].is_empty():
+                linked = self.referrals.filter(
+                    pl.col("contact_id").is_in(changes["contact"]["contact_id"].implode())
+                )["id"]
+            self.referrals = splice(
+                self.referrals, changes["referral"], time="referred_at",
+                derive=self._derive_referrals, extra_ids=linked,
+            )
+        if not changes["feedback"].is_empty() or self.feedback.is_empty():
+            self.feedback = splice(
+                self.feedback, changes["feedback"], time="answered_at",
+                derive=lambda frame: _local_calendar(frame, "answered_at"),
+            )
+        self.version = current
+
+    def _clear(self) -> None:
+        self.version = 0
+        self.contacts, self.referrals, self.feedback = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
+
+    def _restore(self, current: int) -> bool:
+        """Start from the saved snapshot when there is a usable one (snapshot_file.py)."""
+        saved = snapshot_file.load(
+            self.settings.resolved_snapshot_dir, database_id=self._database_id,
+            print_=snapshot_file.fingerprint(self.settings, self.municipalities), current_version=current,
+        )
+        if saved is None:
+            return False
+        self.contacts, self.referrals, self.feedback = (saved.frames[name] for name in snapshot_file.FRAMES)
+        self.version = self._saved_version = self.restored_version = saved.version
+        self.as_of = saved.as_of
+        return True
+
+    def _counts_match(self) -> bool:
+        with self.engine.connect() as conn:
+            for frame, table in ((self.contacts, Contact), (self.referrals, Referral), (self.feedback, Feedback)):
+                if conn.execute(sa.select(sa.func.count()).select_from(table.__table__)).scalar() != frame.height:
+                    return False
+        return True
+
+    def _save_if_due(self) -> None:
+        """After a large change, save the frames in the background (they are immutable)."""
+        if not self.settings.snapshot_save or self._database_id is None or self._saving is not None and self._saving.is_alive():
+            return
+        if self.version - self._saved_version <= BULK_ROWS:
+            return
+        frames = {"contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback}
+        arguments = {
+            "database_id": self._database_id, "version": self.version, "as_of": self.as_of, "frames": frames,
+            "print_": snapshot_file.fingerprint(self.settings, self.municipalities),
+        }
+        self._saved_version = self.version
+
+        def write() -> None:
+            try:
+                snapshot_file.save(self.settings.resolved_snapshot_dir, **arguments)
+            except OSError as error:
+                log.warning("could not save the snapshot: %s", error)
+
+        self._saving = threading.Thread(target=write, name="snapshot-save", daemon=True)
+        self._saving.start()
+
+    def wait_for_save(self) -> None:
+        if self._saving is not None:
+            self._saving.join()
+
+    def _derive_contacts(self, raw: pl.DataFrame) -> pl.DataFrame:
         electronic = list(self.settings.electronic_channels)
         window = dt.timedelta(days=self.settings.verified_resolution_days)
-        contacts = self._raw["contact"].sort("client_id", "occurred_at").with_columns(
-            *_local_calendar("occurred_at"),
+        regions = dict(self.municipalities.select("municipality_code", "region_code").iter_rows())
+        contacts = _local_calendar(raw, "occurred_at").with_columns(
             pl.col("channel").is_in(electronic).alias("electronic"),
-            pl.col("municipality_code").replace_strict(
-                dict(self.municipalities.select("municipality_code", "region_code").iter_rows()),
-                default=None, return_dtype=pl.String,
-            ).alias("region_code"),
-            pl.when(pl.col("callback_requested_at").is_not_null()).then(
-                pl.col("callback_done_at").is_not_null()
-                & (
-                    pl.col("callback_done_at").dt.convert_time_zone(HELSINKI).dt.date()
-                    == pl.col("callback_requested_at").dt.convert_time_zone(HELSINKI).dt.date()
-                )
-            ).alias("callback_same_day"),
-            (
-                pl.col("occurred_at").shift(-1).over("client_id") - pl.col("occurred_at") <= window
-            ).fill_null(False).alias("_recontact"),
+            pl.col("municipality_code").cast(pl.String).replace_strict(regions, default=None, return_dtype=pl.String)
+            .cast(pl.Categorical).alias("region_code"),
+            _recontact(raw, window).alias("_recontact"),
         )
         verifiable = (
             pl.col("resolved_first_contact").is_not_null()
             & pl.col("client_id").is_not_null()
             & (pl.col("occurred_at") <= self.as_of - window)
         )
-        self.contacts = contacts.with_columns(
+        return contacts.with_columns(
             pl.when(verifiable).then(pl.col("resolved_first_contact") & ~pl.col("_recontact")).alias("verified_resolved")
-        ).drop("_recontact").sort("occurred_at")
+        ).drop("_recontact")
 
-        referrals = self._raw["referral"].join(
-            self.contacts.select("source_system", "contact_id", *CONTACT_ATTRIBUTES[:-1], "region_code"),
-            on=["source_system", "contact_id"], how="left",
-        )
-        # Every frame is kept in time order, so a period is a binary-search slice (metrics.py).
-        self.referrals = referrals.sort("referred_at").with_columns(
-            *_local_calendar("referred_at"),
-            ((pl.col("service_started_at") - pl.col("referred_at")).dt.total_seconds() / 86400).alias("days_to_start"),
-            guarantee_days_expr(self.settings).alias("guarantee_days"),
-        )
-        self.feedback = self._raw["feedback"].sort("answered_at").with_columns(*_local_calendar("answered_at"))
+    def _derive_referrals(self, raw: pl.DataFrame) -> pl.DataFrame:
+        keys = ["source_system", "contact_id"]
+        attributes = [*CONTACT_ATTRIBUTES[:-1], "region_code"]
+        contacts = self.contacts
+        if raw.height < contacts.height // 10:
+            contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].implode()))
+        joined = raw.join(contacts.select(*keys, *attributes), on=keys, how="left")
+        return _local_calendar(joined, "referred_at").with_columns(guarantee_days_expr(self.settings).alias("guarantee_days"))
+
+
+def _recontact(raw: pl.DataFrame, window: dt.timedelta) -> pl.Series:
+    """For each row: did the same client make another contact within ``window`` after it?
+    Sorted on the three columns it needs, not the whole frame; the id breaks ties, so which
+    of two same-second contacts counts as the re-contact does not depend on arrival order."""
+    ordered = (
+        raw.select(pl.col("client_id").to_physical(), "occurred_at", "id")
+        .with_row_index("_row")
+        .sort("client_id", "occurred_at", "id")
+    )
+    flag = ordered.select(
+        "_row",
+        (
+            (pl.col("client_id").shift(-1) == pl.col("client_id"))
+            & (pl.col("occurred_at").shift(-1) - pl.col("occurred_at") <= window)
+        ).fill_null(False).alias("flag"),
+    )
+    return flag.sort("_row")["flag"]
 
 
 def guarantee_days_expr(settings: Settings) -> pl.Expr:
@@ -186,7 +357,7 @@ def guarantee_days_expr(settings: Settings) -> pl.Expr:
             for band, midpoint in codes.AGE_BAND_MIDPOINTS.items()
         }
         unknown = settings.care_guarantee_days(on=effective_from, age=None)
-        days = pl.col("age_band").replace_strict(by_band, default=unknown, return_dtype=pl.Int32)
+        days = pl.col("age_band").cast(pl.String).replace_strict(by_band, default=unknown, return_dtype=pl.Int32)
         starts = pl.col("referred_at").dt.convert_time_zone(HELSINKI).dt.date() >= effective_from
         expr = pl.when(starts).then(days) if expr is None else expr.when(starts).then(days)
     earliest = settings.care_guarantee_days(on=dt.date.min, age=None)

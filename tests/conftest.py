@@ -97,8 +97,8 @@ def engine(database_url) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    return Settings(database_url=database_url)
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data")
 
 
 

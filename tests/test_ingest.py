@@ -10,13 +10,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from dashboard.export import safe_cell
 from data_access.engine import data_version
 from data_access.ingest import FileError, ingest_file, load_profile
 from data_access.ingest.quarantine import quarantine_frame
 from data_access.models import Contact, IngestBatch, QuarantinedRow
-from dashboard.export import safe_cell
 from tests.factories import make_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from data_access.metrics import REGISTRY, Filters, MetricError, Scope, compute, wilson_interval
+from data_access.metrics import (
+    REGISTRY,
+    Filters,
+    MetricError,
+    Scope,
+    compute,
+    wilson_interval,
+)
 from tests.factories import add_contacts, add_feedback, add_referrals, make_store
 
 MARCH = Filters(start=dt.date(2025, 3, 1), end=dt.date(2025, 3, 31))
@@ -148,7 +155,11 @@ def test_verified_resolution_requires_no_recontact_within_seven_days(engine, set
         ],
     )
     store = make_store(engine, settings)
-    frame = store.contacts.sort("client_id", "occurred_at").select("client_id", "verified_resolved")
+    frame = (
+        store.contacts.with_columns(pl.col("client_id").cast(pl.String))
+        .sort("client_id", "occurred_at")
+        .select("client_id", "verified_resolved")
+    )
     expected = pl.DataFrame(
         {"client_id": [None, "A", "A", "B", "B"], "verified_resolved": [None, False, True, True, False]}
     )

@@ -23,12 +23,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data_access.bulk import write_frame
+from data_access.columnar import fetch_frame
 from data_access.engine import reserve_change_seq
 from data_access.ingest.profiles import Profile, load_profile
 from data_access.ingest.reading import FileError, open_batches
 from data_access.ingest.validate import SPECS, KindSpec, guess_kind, validate
-from data_access.models import Contact, IngestBatch, Municipality, QuarantinedRow, Referral, UTCDateTime
-from data_access.snapshot import fetch_frame, select_columns
+from data_access.models import (
+    Contact,
+    IngestBatch,
+    Municipality,
+    QuarantinedRow,
+    Referral,
+    UTCDateTime,
+)
+from data_access.snapshot import select_columns
 
 UNCHANGED = "unchanged"
 

@@ -7,9 +7,8 @@ Create Date: 2026-11-23
 Types are spelled out here rather than imported from models, so that later model
 changes cannot rewrite history.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

@@ -1,0 +1,158 @@
+"""Server start, memory and data time with 1 and with 20 browser sessions on the live overview.
+
+    python benchmarks/concurrency_benchmark.py --database-url sqlite:////tmp/ohjaustaulu_bench_5000000.sqlite3
+
+1. Starts the dashboard (`ohjaustaulu run`) on the given database and times server start
+   to the first rendered overview in headless Chromium (Debian's package).
+2. Keeps 1, then N, browser sessions on the overview for a while, with a contact written
+   every two seconds so the pages' live refresh keeps rerunning them.
+3. The server logs each page run's data time (OHJAUSTAULU_TIMING_LOG); the benchmark
+   prints medians and 95th percentiles for each phase, page errors and the server's
+   resident memory. Results go to benchmarks/results/concurrency_<database>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from dashboard.cli import server_environment  # noqa: E402
+from data_access.engine import create_db_engine  # noqa: E402
+from screenshot import CHROMIUM_ARGS, wait_until_rendered  # noqa: E402
+from tests.factories import add_contacts  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of the process and its children (the Streamlit server runs as a child)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            pending += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def writer(url: str, stop: threading.Event) -> None:
+    engine = create_db_engine(url)
+    while not stop.wait(2.0):
+        add_contacts(engine, [{"occurred_at": dt.datetime.now(dt.UTC), "municipality_code": "091", "channel": "chat"}])
+
+
+def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str) -> dict:
+    errors: list[str] = []
+    contexts, pages = [], []
+    for _ in range(sessions):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(base, timeout=120_000)
+        contexts.append(context)
+        pages.append(page)
+    for page in pages:
+        wait_until_rendered(page, timeout_ms=180_000)
+    started = time.time()
+    stop = threading.Event()
+    thread = threading.Thread(target=writer, args=(url, stop), daemon=True)
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+    exceptions = sum(page.locator('[data-testid="stException"]').count() for page in pages)
+    for context in contexts:
+        context.close()
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    times = sorted(run["data_ms"] for run in runs if run["at"] >= started)
+    return {
+        "sessions": sessions, "page_runs": len(times),
+        "median_ms": statistics.median(times) if times else None,
+        "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))] if times else None,
+        "page_errors": len(errors) + exceptions,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--refresh", type=float, default=5)
+    args = parser.parse_args()
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="ohjaustaulu-concurrency-"))
+    log = folder / "timing.jsonl"
+    log.touch()
+    port = free_port()
+    env = {
+        **server_environment(), "OHJAUSTAULU_DATABASE_URL": args.database_url, "OHJAUSTAULU_TIMING_LOG": str(log),
+        "OHJAUSTAULU_REFRESH_SECONDS": str(args.refresh),
+    }
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "run", "--port", str(port), "--address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    results: dict = {"database": args.database_url.split(":")[0], "refresh_seconds": args.refresh}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            for _ in range(600):
+                try:
+                    page.goto(base, timeout=5_000)
+                    break
+                except Exception:  # noqa: BLE001 - the server is not listening yet
+                    time.sleep(0.2)
+            page.wait_for_selector('[data-testid="stMetricValue"]', timeout=300_000)
+            results["start_to_first_page_s"] = round(time.perf_counter() - started, 1)
+            print(f"server start to first rendered overview: {results['start_to_first_page_s']} s", flush=True)
+            page.close()
+            for sessions in (1, args.sessions):
+                outcome = phase(browser, base, sessions, args.seconds, log, args.database_url)
+                outcome["server_resident_mb"] = round(resident_mb(server.pid))
+                results[f"sessions_{sessions}"] = outcome
+                print(json.dumps(outcome), flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    one, many = results["sessions_1"], results[f"sessions_{args.sessions}"]
+    if one["p95_ms"] and many["p95_ms"]:
+        results["p95_ratio"] = round(many["p95_ms"] / one["p95_ms"], 2)
+        print(f"p95 data time {args.sessions} sessions / 1 session: {results['p95_ratio']}")
+    out = ROOT / "benchmarks" / "results" / f"concurrency_{results['database']}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

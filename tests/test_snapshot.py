@@ -1,0 +1,188 @@
+"""The store's incremental refresh gives exactly the frames a full load gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import polars as pl
+import sqlalchemy as sa
+from polars.testing import assert_frame_equal
+
+from data_access.engine import data_version, reserve_change_seq
+from data_access.models import Contact, Referral
+from data_access.snapshot import MAX_CHUNKS, TABLES, FactStore
+from tests.factories import add_contacts, add_feedback, add_referrals, make_store
+
+START = dt.datetime(2025, 1, 6, 8, tzinfo=dt.UTC)
+CHANNELS = ["phone", "chat", "callback", "walk_in", "e_message"]
+MUNICIPALITIES = ["853", "091", "202", "272"]
+
+
+def _contact(rng: random.Random, *, contact_id: str, days: float) -> dict:
+    return {
+        "contact_id": contact_id,
+        "occurred_at": START + dt.timedelta(days=days, seconds=rng.randrange(0, 8 * 3600)),
+        "client_id": rng.choice([None, "A", "B", "C", "D", "E"]),
+        "channel": rng.choice(CHANNELS),
+        "municipality_code": rng.choice(MUNICIPALITIES),
+        "resolved_first_contact": rng.choice([None, True, False]),
+        "age_band": rng.choice([None, "0-17", "18-64", "65-74", "75+"]),
+    }
+
+
+def _plain(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String)).sort("id")
+
+
+def _correct_contact(engine: sa.Engine, contact_id: str, **values) -> None:
+    table = Contact.__table__
+    with engine.begin() as conn:
+        seq = reserve_change_seq(conn, 1)
+        conn.execute(sa.update(table).where(table.c.contact_id == contact_id).values(change_seq=seq, **values))
+
+
+def test_incremental_refresh_equals_a_full_load(engine, settings):
+    rng = random.Random(2026)
+    known: list[str] = []
+
+    def new_contacts(count: int, *, around: float) -> None:
+        rows = []
+        for _ in range(count):
+            known.append(f"k{len(known)}")
+            rows.append(_contact(rng, contact_id=known[-1], days=max(0.0, around + rng.uniform(-10, 3))))
+        add_contacts(engine, rows)
+
+    new_contacts(60, around=20)
+    add_referrals(engine, [
+        {"contact_id": rng.choice(known), "referred_at": START + dt.timedelta(days=rng.uniform(0, 30)),
+         "destination": rng.choice(["physio", "no_referral_needed", "social_work"])}
+        for _ in range(30)
+    ])
+    add_feedback(engine, [{"answered_at": START + dt.timedelta(days=rng.uniform(0, 30)), "recommend_score": 8}])
+    store = make_store(engine, settings)
+
+    for round_ in range(MAX_CHUNKS + 2):
+        day = 30 + round_ * 2
+        new_contacts(rng.randrange(1, 5), around=day)  # mostly recent, some a week or more back
+        if round_ % 3 == 0:  # a correction to an old contact: new time, client, channel, place
+            _correct_contact(
+                engine, rng.choice(known[:40]), occurred_at=START + dt.timedelta(days=rng.uniform(0, 60)),
+                client_id=rng.choice(["A", "B", None]), channel=rng.choice(CHANNELS), municipality_code="091",
+            )
+        if round_ % 4 == 1:  # a referral whose contact has not arrived yet, then the contact
+            add_referrals(engine, [{"contact_id": f"late{round_}", "referred_at": START + dt.timedelta(days=day),
+                                    "destination": "physio"}])
+            assert store.refresh()
+            add_contacts(engine, [_contact(rng, contact_id=f"late{round_}", days=day - 1)])
+        if round_ % 5 == 2:
+            add_feedback(engine, [{"answered_at": START + dt.timedelta(days=day), "recommend_score": 3}])
+        assert store.refresh()
+        _assert_same_as_full_load(store, engine, settings)
+
+    # Many small live updates over dense data: each leaves the rows a window back as a new
+    # chunk, and the recent end is rebuilt as one chunk now and then.
+    dense = START + dt.timedelta(days=53)
+    add_contacts(engine, [{**_contact(rng, contact_id=f"dense{i}", days=0), "occurred_at": dense + dt.timedelta(minutes=i)}
+                          for i in range(MAX_CHUNKS * 4)])
+    assert store.refresh()
+    for minute in range(MAX_CHUNKS * 3):
+        add_contacts(engine, [{**_contact(rng, contact_id=f"live{minute}", days=0),
+                               "occurred_at": START + dt.timedelta(days=60, minutes=minute)}])
+        assert store.refresh()
+        assert store.contacts.n_chunks() <= MAX_CHUNKS + 1
+    _assert_same_as_full_load(store, engine, settings)
+
+
+def _assert_same_as_full_load(store: FactStore, engine: sa.Engine, settings) -> None:
+    full = FactStore(engine, settings)
+    full.refresh()
+    for name, time in (("contacts", "occurred_at"), ("referrals", "referred_at"), ("feedback", "answered_at")):
+        incremental = getattr(store, name)
+        assert incremental[time].is_sorted(), f"{name} out of time order"
+        assert_frame_equal(_plain(incremental), _plain(getattr(full, name)), check_column_order=False)
+
+
+def test_a_late_contact_gives_its_pending_referral_a_place(engine, settings):
+    add_referrals(engine, [{"contact_id": "x1", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    store = make_store(engine, settings)
+    assert store.referrals["municipality_code"].to_list() == [None]
+    add_contacts(engine, [{"contact_id": "x1", "occurred_at": "2025-03-03T09:50:00", "municipality_code": "272"}])
+    store.refresh()
+    assert store.referrals["municipality_code"].cast(pl.String).to_list() == ["272"]
+    table = Referral.__table__
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 1
+
+
+def test_bulk_read_through_arrow_equals_the_cursor(engine):
+    """The Arrow path (ADBC; a child process on SQLite) returns what the cursor returns,
+    including columns whose first rows are empty."""
+    add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00"}] * 3 + [
+        {"occurred_at": "2025-03-04T10:00:00", "client_id": "A", "resolved_first_contact": True, "queue_seconds": 7,
+         "callback_requested_at": "2025-03-04T09:00:00", "initiator": "=1+1"},
+    ])
+    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    arrow = read_changes_with(engine, bulk=True)
+    cursor = read_changes_with(engine, bulk=False)
+    for name in TABLES:
+        assert_frame_equal(arrow[name].sort("id"), cursor[name].sort("id"))
+    assert arrow["contact"]["initiator"].cast(pl.String).to_list()[-1] == "=1+1"
+    assert arrow["contact"]["queue_seconds"].to_list() == [None, None, None, 7]
+
+
+def read_changes_with(engine: sa.Engine, *, bulk: bool) -> dict[str, pl.DataFrame]:
+    from data_access import snapshot
+
+    threshold = snapshot.BULK_ROWS
+    snapshot.BULK_ROWS = -1 if bulk else 10**12
+    try:
+        return snapshot.read_changes(engine, after_seq=0, upto_seq=data_version(engine))
+    finally:
+        snapshot.BULK_ROWS = threshold
+
+
+def _saved_store(engine, settings, monkeypatch) -> FactStore:
+    from data_access import snapshot
+
+    monkeypatch.setattr(snapshot, "BULK_ROWS", 3)
+    store = FactStore(engine, settings)
+    store.refresh()
+    store.wait_for_save()
+    return store
+
+
+def test_a_restarted_store_starts_from_its_saved_snapshot(engine, settings, monkeypatch):
+    add_contacts(engine, [{"occurred_at": f"2025-03-0{d}T10:00:00", "client_id": "A", "resolved_first_contact": True}
+                          for d in range(1, 8)])
+    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    first = _saved_store(engine, settings, monkeypatch)
+    saved = list(settings.resolved_snapshot_dir.glob("v*/meta.json"))
+    assert [p.parent.name for p in saved] == [f"v{first.version}"]
+
+    add_contacts(engine, [{"occurred_at": "2025-03-09T10:00:00", "client_id": "A"}])  # after the save
+    restarted = FactStore(engine, settings)
+    restarted.refresh()
+    assert restarted.restored_version == first.version
+    assert restarted.version > first.version
+    _assert_same_as_full_load(restarted, engine, settings.model_copy(update={"snapshot_dir": settings.data_dir / "none"}))
+
+
+def test_a_snapshot_of_another_database_or_with_missing_rows_is_not_used(engine, settings, monkeypatch):
+    add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00"} for _ in range(6)])
+    _saved_store(engine, settings, monkeypatch)
+    table = Contact.__table__
+    with engine.begin() as conn:  # rows removed behind the change sequence's back
+        conn.execute(sa.delete(table).where(table.c.id == conn.execute(sa.select(sa.func.min(table.c.id))).scalar()))
+    store = FactStore(engine, settings)
+    store.refresh()
+    assert store.restored_version is None
+    assert store.contacts.height == 5
+
+    _saved_store(engine, settings, monkeypatch)
+    with engine.begin() as conn:  # as if the database had been re-created
+        conn.execute(sa.text("update data_version set database_id = 'another'"))
+    store = FactStore(engine, settings)
+    store.refresh()
+    assert store.restored_version is None
+    assert store.contacts.height == 5
