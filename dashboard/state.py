@@ -48,20 +48,28 @@ def _data_time(function: Callable[P, R]) -> Callable[P, R]:
         try:
             return function(*args, **kwargs)
         finally:
-            st.session_state["_data_seconds"] = st.session_state.get("_data_seconds", 0.0) + time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            st.session_state["_data_seconds"] = st.session_state.get("_data_seconds", 0.0) + elapsed
+            if function.__name__ == "get_store":
+                st.session_state["_store_seconds"] = elapsed
 
     return timed
 
 
 def start_data_time() -> None:
     st.session_state["_data_seconds"] = 0.0
+    st.session_state["_store_seconds"] = 0.0
 
 
 def log_data_time(settings: Settings, page: str) -> None:
     """One JSON line per page run with its data time, when OHJAUSTAULU_TIMING_LOG is set."""
     if settings.timing_log is None:
         return
-    line = {"page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2), "at": time.time()}
+    line = {
+        "page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2),
+        # of which bringing the store up to date (reading and splicing new rows)
+        "store_ms": round(st.session_state.get("_store_seconds", 0.0) * 1000, 2), "at": time.time(),
+    }
     with settings.timing_log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(line) + "\n")
 

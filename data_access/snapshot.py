@@ -54,7 +54,7 @@ STORED = {
         "callback_done_at",
     ),
     "referral": (
-        "id", "source_system", "referral_id", "contact_id", "referred_at", "destination", "service_started_at", "status",
+        "id", "source_system", "contact_id", "referred_at", "destination", "service_started_at", "status",
     ),
     "feedback": ("id", "source_system", "answered_at", "channel", "municipality_code", "recommend_score"),
 }

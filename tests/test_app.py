@@ -155,3 +155,20 @@ def test_comparison_table_lists_municipalities_by_name(app_env):
     at = _open("comparison.py")
     names = at.dataframe[0].value["Kunta"].to_list()
     assert names == sorted(names) and names[:2] == ["Akaa", "Askola"]
+
+
+def test_timing_log_records_each_page_run(app_env, monkeypatch, tmp_path):
+    import json
+
+    import streamlit as st
+
+    log = tmp_path / "timing.jsonl"
+    monkeypatch.setenv("OHJAUSTAULU_TIMING_LOG", str(log))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    at = _open("channels.py")
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [run["page"] for run in runs] == ["overview", "kanavat"]
+    assert all(run["data_ms"] > 0 for run in runs)  # the first runs computed, not hit a cache
+    _run(at)
+    assert len(log.read_text().splitlines()) == 3
