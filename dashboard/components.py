@@ -30,10 +30,14 @@ def csv_bytes(table: pl.DataFrame) -> bytes:
 
 
 def chart_block(
-    chart: alt.TopLevelMixin, table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
+    chart: alt.TopLevelMixin | dict, table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
 ) -> None:
-    """A chart with its data table within reach and a CSV download of exactly that table."""
-    st.altair_chart(chart, theme=None, key=f"chart_{key}")
+    """A chart (an Altair chart, or its spec from charts.cached_spec) with its data table
+    within reach and a CSV download of exactly that table."""
+    if isinstance(chart, dict):
+        st.vega_lite_chart(chart, theme=None, key=f"chart_{key}")
+    else:
+        st.altair_chart(chart, theme=None, key=f"chart_{key}")
     if caption:
         st.caption(caption)
     with st.expander(t("common.show_table", language)):

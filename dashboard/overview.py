@@ -10,7 +10,7 @@ import streamlit as st
 
 from data_access.metrics import REGISTRY
 from data_access.periods import same_weekday_week_earlier
-from dashboard.charts import line_chart
+from dashboard.charts import cached_spec, line_chart
 from dashboard.components import chart_block, empty_state
 from dashboard.formatting import format_date, format_time, format_value
 from dashboard.i18n import t
@@ -72,8 +72,8 @@ def trend_section(ctx: Context) -> None:
         frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=language)
         target = definition.target(ctx.settings)
         with column:
-            chart = line_chart(
-                frame, x=frame.columns[0], y=definition.label(language), unit=definition.unit, language=language,
+            chart = cached_spec(
+                line_chart, frame, x=frame.columns[0], y=definition.label(language), unit=definition.unit, language=language,
                 band=("ci_low", "ci_high") if definition.unit == "share" else None,
                 target=target,
                 target_label=t("card.target", language, target=format_value(target, definition.unit, language=language)) if target is not None else "",

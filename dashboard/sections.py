@@ -11,7 +11,7 @@ import streamlit as st
 from data_access import codes
 from data_access.metrics import REGISTRY, funnel_limits
 from data_access.periods import local_now
-from dashboard.charts import bar_chart, funnel_plot, heatmap, line_chart, stacked_share_chart
+from dashboard.charts import bar_chart, cached_spec, funnel_plot, heatmap, line_chart, stacked_share_chart
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.formatting import format_value
 from dashboard.i18n import code_label, t
@@ -63,8 +63,8 @@ def trend(ctx: Context, metric: str, *, grain: str, key: str, colour: str | None
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
     target, target_label = _target_label(ctx, metric)
-    chart = line_chart(
-        frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
+    chart = cached_spec(
+        line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
         band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
         target=target, target_label=target_label, height=height,
@@ -81,8 +81,8 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) 
         return
     frame = plot_frame_metrics(result, metrics=metrics, by=[grain], store=ctx.store, language=ctx.language)
     target, target_label = _target_label(ctx, metrics[0])
-    chart = line_chart(
-        frame, x=dimension_title(grain, ctx.language), y=t("common.value", ctx.language), unit=REGISTRY[metrics[0]].unit,
+    chart = cached_spec(
+        line_chart, frame, x=dimension_title(grain, ctx.language), y=t("common.value", ctx.language), unit=REGISTRY[metrics[0]].unit,
         language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label,
     )
     table = display_table(result, by=[grain], store=ctx.store, language=ctx.language, metrics=metrics)
@@ -100,8 +100,8 @@ def breakdown(ctx: Context, metric: str, dimension: str, *, key: str, also: list
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=[dimension], store=ctx.store, language=ctx.language)
     target, target_label = _target_label(ctx, metric)
-    chart = bar_chart(
-        frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
+    chart = cached_spec(
+        bar_chart, frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
         category=dimension_title(dimension, ctx.language), value=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, interval=("ci_low", "ci_high") if definition.unit == "share" and not definition.share_of_total else None,
         target=target, target_label=target_label,
@@ -122,8 +122,8 @@ def channel_mix(ctx: Context, *, grain: str, key: str) -> None:
     target, target_label = _target_label(ctx, "electronic_share")
     electronic = [c for c in codes.CHANNELS if c in ctx.settings.electronic_channels]
     others = [c for c in codes.CHANNELS if c not in ctx.settings.electronic_channels]
-    chart = stacked_share_chart(
-        frame, x=dimension_title(grain, ctx.language), y=REGISTRY["contact_share"].label(ctx.language),
+    chart = cached_spec(
+        stacked_share_chart, frame, x=dimension_title(grain, ctx.language), y=REGISTRY["contact_share"].label(ctx.language),
         colour=dimension_title("channel", ctx.language), language=ctx.language,
         colour_order=[code_label("channel", c, ctx.language) for c in electronic + others],
         target=target, target_label=target_label,
@@ -152,8 +152,8 @@ def _heatmap(ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: s
         return
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
     y_title = dimension_title(y, ctx.language)
-    chart = heatmap(
-        frame, x=dimension_title(x, ctx.language), y=y_title, value=REGISTRY[metric].label(ctx.language),
+    chart = cached_spec(
+        heatmap, frame, x=dimension_title(x, ctx.language), y=y_title, value=REGISTRY[metric].label(ctx.language),
         language=ctx.language, y_order=y_order(frame[y_title].unique().drop_nulls().to_list()),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
@@ -175,8 +175,8 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str) -> None:
     n_title = t("comparison.denominator", ctx.language)
     frame = frame.rename({"n": n_title})
     limits = funnel_limits(centre, n_min=float(shown["denominator"].min()), n_max=float(shown["denominator"].max()))
-    chart = funnel_plot(
-        frame, x=n_title, y=definition.label(ctx.language), label=dimension_title("municipality", ctx.language),
+    chart = cached_spec(
+        funnel_plot, frame, x=n_title, y=definition.label(ctx.language), label=dimension_title("municipality", ctx.language),
         limits=limits.rename({"n": n_title}), language=ctx.language, unit=definition.unit, centre=centre,
         centre_label=t("comparison.area_value", ctx.language, value=format_value(centre, definition.unit, language=ctx.language)),
     )

@@ -62,3 +62,25 @@ def test_field_names_with_dots_are_escaped():
     x = spec["layer"][0]["encoding"]["x"]
     assert x["field"] == "Jonotusaika, 90\\. persentiili"
     assert x["title"] == "Jonotusaika, 90. persentiili"
+
+
+def test_cached_spec_builds_once_per_distinct_input_and_hands_out_copies():
+    from dashboard import charts
+
+    calls = []
+
+    def counting(frame, **options):
+        calls.append(options)
+        return charts.line_chart(frame, **options)
+
+    frame = pl.DataFrame({"päivä": [dt.date(2025, 3, 3), dt.date(2025, 3, 4)], "Yhteydenotot": [5.0, 7.0]})
+    options = {"x": "päivä", "y": "Yhteydenotot", "unit": "count", "language": "fi"}
+    first = charts.cached_spec(counting, frame, **options)
+    first["mutated"] = True
+    second = charts.cached_spec(counting, frame, **options)
+    assert len(calls) == 1 and "mutated" not in second
+    assert second == counting(frame, **options).to_dict()
+    changed = charts.cached_spec(counting, frame.with_columns(pl.lit(8.0).alias("Yhteydenotot")), **options)
+    assert changed != second and len(calls) == 3
+    charts.cached_spec(counting, frame, **{**options, "language": "sv"})
+    assert len(calls) == 4
