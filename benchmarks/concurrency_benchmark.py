@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--refresh", type=float, default=5)
+    parser.add_argument("--refresh", type=float, default=10)  # the product default
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
     from playwright.sync_api import sync_playwright
