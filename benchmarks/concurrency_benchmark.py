@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--refresh", type=float, default=10)  # the product default
+    parser.add_argument("--start-only", action="store_true", help="only time the two server starts")
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
     from playwright.sync_api import sync_playwright
@@ -167,7 +168,7 @@ def main() -> None:
                 results[f"{start}_to_first_page_s"] = round(time.perf_counter() - started, 1)
                 print(f"{start}: server start to first rendered overview {results[f'{start}_to_first_page_s']} s", flush=True)
                 page.close()
-            for sessions in (1, args.sessions):
+            for sessions in () if args.start_only else (1, args.sessions):
                 outcome = phase(browser, base, sessions, args.seconds, log, args.database_url)
                 outcome["server_resident_mb"] = round(resident_mb(server.pid))
                 results[f"sessions_{sessions}"] = outcome
@@ -176,6 +177,9 @@ def main() -> None:
     finally:
         if server is not None:
             stop_server(server)
+    if args.start_only:
+        print(json.dumps(results))
+        return
     one, many = results["sessions_1"], results[f"sessions_{args.sessions}"]
     if one["p95_ms"] and many["p95_ms"]:
         results["p95_ratio"] = round(many["p95_ms"] / one["p95_ms"], 2)

@@ -48,8 +48,7 @@ def _say(message: str) -> None:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     prepare_database(settings, progress=_say)
     command = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.port", str(args.port), "--server.address", args.address,
+        sys.executable, "-m", "dashboard.serve", "--server.port", str(args.port), "--server.address", args.address,
     ]
     _say(f"Ohjaustaulu: http://{args.address}:{args.port}")
     # The server replaces this process: one process to stop, and no idle launcher holding

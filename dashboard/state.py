@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -74,8 +76,36 @@ def log_data_time(settings: Settings, page: str) -> None:
         log.write(json.dumps(line) + "\n")
 
 
+_preloads: dict[str, tuple[threading.Thread, list[FactStore]]] = {}
+
+
+def start_preload() -> None:
+    """Start loading the configured database's store in the background (dashboard/serve.py).
+    A failure is left for the first page to meet and report."""
+    settings = get_settings()
+    loaded: list[FactStore] = []
+
+    def load() -> None:
+        try:
+            store = FactStore(prepare_database(settings), settings)
+            store.refresh()
+            loaded.append(store)
+        except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
+            logging.getLogger(__name__).exception("preloading the fact store failed")
+
+    thread = threading.Thread(target=load, name="store-preload", daemon=True)
+    _preloads[settings.resolved_database_url] = (thread, loaded)
+    thread.start()
+
+
 @st.cache_resource(show_spinner=False)
 def _store(database_url: str) -> FactStore:
+    preload = _preloads.pop(database_url, None)
+    if preload is not None:
+        thread, loaded = preload
+        thread.join()
+        if loaded:
+            return loaded[0]
     settings = get_settings()
     engine = prepare_database(settings)
     return FactStore(engine, settings)

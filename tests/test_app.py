@@ -172,3 +172,15 @@ def test_timing_log_records_each_page_run(app_env, monkeypatch, tmp_path):
     assert all(run["data_ms"] > 0 for run in runs)  # the first runs computed, not hit a cache
     _run(at)
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_the_server_starts_loading_the_store_before_the_first_page(app_env):
+    from dashboard import state
+
+    state._store.clear()
+    state.start_preload()
+    assert app_env in state._preloads
+    store = state._store(app_env)
+    assert app_env not in state._preloads  # taken, not loaded a second time
+    assert store.version > 0 and store.contacts.height > 0
+    assert state._store(app_env) is store
