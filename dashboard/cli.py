@@ -102,18 +102,8 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _engine_checked(settings: Settings):
-    engine = engine_from_settings(settings)
-    if settings.is_embedded:
-        upgrade_database(engine)
-        load_shipped_reference(engine)
-    else:
-        check_schema(engine)
-    return engine
-
-
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine_checked(settings)
+    engine = prepare_database(settings, seed=False)
     profile = load_profile(Path(args.profile) if args.profile else None)
     reports, failures = [], []
     for name in args.files:
@@ -132,7 +122,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine_checked(settings)
+    engine = prepare_database(settings, seed=False)
     folder = Path(args.folder)
     if not folder.is_dir():
         raise FileError(f"{folder}: not a folder")
@@ -152,7 +142,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine_checked(settings)
+    engine = prepare_database(settings, seed=False)
     from sample_data.simulate import simulate
 
     written = simulate(engine, rate=args.rate, duration=args.duration, seed=args.seed, say=_say)
@@ -161,7 +151,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine_checked(settings)
+    engine = prepare_database(settings, seed=False)
     if args.action == "reprocess":
         profile = load_profile(Path(args.profile) if args.profile else None)
         for report in reprocess(engine, profile=profile, source_system=args.source_system):

@@ -42,14 +42,15 @@ def chart_block(
         st.caption(caption)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
-    st.download_button(
-        t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
-        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
-    )
+    _download(table, key=key, language=language)
 
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str) -> None:
     st.dataframe(table, hide_index=True, key=f"table_{key}")
+    _download(table, key=key, language=language)
+
+
+def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
     st.download_button(
         t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
         mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",

@@ -41,21 +41,24 @@ class Context:
     preset: str
 
 
-def _data_time(function: Callable[P, R]) -> Callable[P, R]:
-    """Adds the time spent getting data to this run's total (see log_data_time)."""
+def _data_time(slot: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Adds the time spent getting data to this run's total (see log_data_time), and
+    to ``slot`` as well when given."""
 
-    @functools.wraps(function)
-    def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            elapsed = time.perf_counter() - started
-            st.session_state["_data_seconds"] = st.session_state.get("_data_seconds", 0.0) + elapsed
-            if function.__name__ == "get_store":
-                st.session_state["_store_seconds"] = elapsed
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                for name in ("_data_seconds", slot) if slot else ("_data_seconds",):
+                    st.session_state[name] = st.session_state.get(name, 0.0) + elapsed
 
-    return timed
+        return timed
+
+    return decorate
 
 
 def start_data_time() -> None:
@@ -79,6 +82,10 @@ def log_data_time(settings: Settings, page: str) -> None:
 _preloads: dict[str, tuple[threading.Thread, list[FactStore]]] = {}
 
 
+def _new_store(settings: Settings) -> FactStore:
+    return FactStore(prepare_database(settings), settings)
+
+
 def start_preload() -> None:
     """Start loading the configured database's store in the background (dashboard/serve.py).
     A failure is left for the first page to meet and report."""
@@ -87,7 +94,7 @@ def start_preload() -> None:
 
     def load() -> None:
         try:
-            store = FactStore(prepare_database(settings), settings)
+            store = _new_store(settings)
             store.refresh()
             loaded.append(store)
         except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
@@ -106,12 +113,10 @@ def _store(database_url: str) -> FactStore:
         thread.join()
         if loaded:
             return loaded[0]
-    settings = get_settings()
-    engine = prepare_database(settings)
-    return FactStore(engine, settings)
+    return _new_store(get_settings())
 
 
-@_data_time
+@_data_time(slot="_store_seconds")
 def get_store() -> FactStore:
     settings = get_settings()
     store = _store(settings.resolved_database_url)
@@ -143,7 +148,7 @@ def _cached_quality(database_url: str, version: int, what: str, by: str, scope: 
     return source_freshness(store, scope=Scope(frozenset(scope) if scope is not None else None), by=by)
 
 
-@_data_time
+@_data_time()
 def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     """Newest record per source or municipality: the newest times are cached on the data
     version; how long ago and whether quiet are recomputed on every render, because a
@@ -156,7 +161,7 @@ def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     )
 
 
-@_data_time
+@_data_time()
 def pending(ctx: Context) -> pl.DataFrame:
     return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "pending", "", _scope_key(ctx))
 
@@ -165,7 +170,7 @@ def _scope_key(ctx: Context) -> tuple | None:
     return tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
 
 
-@_data_time
+@_data_time()
 def query(
     ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
 ) -> pl.DataFrame:

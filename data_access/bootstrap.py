@@ -13,12 +13,14 @@ from data_access.models import Contact, Municipality
 from data_access.reference import load_shipped_reference
 
 
-def prepare_database(settings: Settings, *, progress: Callable[[str], None] | None = None) -> Engine:
+def prepare_database(
+    settings: Settings, *, seed: bool = True, progress: Callable[[str], None] | None = None
+) -> Engine:
     """Return an engine on a database that is ready to use.
 
-    The embedded SQLite database is migrated and, when it holds no contacts, filled with
-    sample data. A configured database is only checked: schema changes to a production
-    database are an explicit step (``ohjaustaulu db upgrade``).
+    The embedded SQLite database is migrated and, when it holds no contacts and ``seed``,
+    filled with sample data. A configured database is only checked: schema changes to a
+    production database are an explicit step (``ohjaustaulu db upgrade``).
     """
     say = progress or (lambda _msg: None)
     engine = engine_from_settings(settings)
@@ -31,7 +33,7 @@ def prepare_database(settings: Settings, *, progress: Callable[[str], None] | No
         has_contacts = conn.execute(sa.select(Contact.id).limit(1)).first() is not None
     if not has_reference:
         load_shipped_reference(engine)
-    if not has_contacts and settings.seed_contacts:
+    if seed and not has_contacts and settings.seed_contacts:
         from sample_data.seed import seed_database
 
         say(f"Creating sample data: {settings.seed_contacts:,} contacts over {settings.seed_days} days…")

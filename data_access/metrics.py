@@ -155,6 +155,20 @@ def _within_guarantee(_settings: Settings) -> list[pl.Expr]:
     return _share(pl.when(known).then(pl.col("days_to_start") <= pl.col("guarantee_days")))
 
 
+def _recorded(key: str, column: str, labels: dict[str, str]) -> Metric:
+    """Completeness of an optional field: contacts where it is filled in / all contacts."""
+    return Metric(
+        key=key, unit="share", source="contacts",
+        labels=labels,
+        definitions={
+            "fi": f"Yhteydenotot, joilla kenttä {column} on täytetty / kaikki yhteydenotot.",
+            "sv": f"Kontakter där fältet {column} är ifyllt / alla kontakter.",
+            "en": f"Contacts with the field {column} filled in / all contacts.",
+        },
+        aggregate=lambda s: _share(pl.col(column).is_not_null()),
+    )
+
+
 def _onward() -> pl.Expr:
     return pl.col("destination") != codes.NO_REFERRAL_NEEDED
 
@@ -328,45 +342,14 @@ REGISTRY: dict[str, Metric] = {
             },
             aggregate=_within_guarantee, extra_filter=_onward,
         ),
-        Metric(
-            key="complete_client_id", unit="share", source="contacts",
-            labels={"fi": "Asiakastunniste kirjattu", "sv": "Klientnyckel registrerad", "en": "Client key recorded"},
-            definitions={
-                "fi": "Yhteydenotot, joilla kenttä client_id on täytetty / kaikki yhteydenotot.",
-                "sv": "Kontakter där fältet client_id är ifyllt / alla kontakter.",
-                "en": "Contacts with the field client_id filled in / all contacts.",
-            },
-            aggregate=lambda s: _share(pl.col("client_id").is_not_null()),
-        ),
-        Metric(
-            key="complete_resolution", unit="share", source="contacts",
-            labels={"fi": "Ratkaisutieto kirjattu", "sv": "Lösningsuppgift registrerad", "en": "Resolution recorded"},
-            definitions={
-                "fi": "Yhteydenotot, joilla kenttä resolved_first_contact on täytetty / kaikki yhteydenotot.",
-                "sv": "Kontakter där fältet resolved_first_contact är ifyllt / alla kontakter.",
-                "en": "Contacts with the field resolved_first_contact filled in / all contacts.",
-            },
-            aggregate=lambda s: _share(pl.col("resolved_first_contact").is_not_null()),
-        ),
-        Metric(
-            key="complete_service_line", unit="share", source="contacts",
-            labels={"fi": "Palvelulinja kirjattu", "sv": "Tjänstelinje registrerad", "en": "Service line recorded"},
-            definitions={
-                "fi": "Yhteydenotot, joilla kenttä service_line on täytetty / kaikki yhteydenotot.",
-                "sv": "Kontakter där fältet service_line är ifyllt / alla kontakter.",
-                "en": "Contacts with the field service_line filled in / all contacts.",
-            },
-            aggregate=lambda s: _share(pl.col("service_line").is_not_null()),
-        ),
-        Metric(
-            key="complete_initiator", unit="share", source="contacts",
-            labels={"fi": "Ohjaaja kirjattu", "sv": "Hänvisare registrerad", "en": "Initiator recorded"},
-            definitions={
-                "fi": "Yhteydenotot, joilla kenttä initiator on täytetty / kaikki yhteydenotot.",
-                "sv": "Kontakter där fältet initiator är ifyllt / alla kontakter.",
-                "en": "Contacts with the field initiator filled in / all contacts.",
-            },
-            aggregate=lambda s: _share(pl.col("initiator").is_not_null()),
+        *(
+            _recorded(key, column, labels)
+            for key, column, labels in (
+                ("complete_client_id", "client_id", {"fi": "Asiakastunniste kirjattu", "sv": "Klientnyckel registrerad", "en": "Client key recorded"}),
+                ("complete_resolution", "resolved_first_contact", {"fi": "Ratkaisutieto kirjattu", "sv": "Lösningsuppgift registrerad", "en": "Resolution recorded"}),
+                ("complete_service_line", "service_line", {"fi": "Palvelulinja kirjattu", "sv": "Tjänstelinje registrerad", "en": "Service line recorded"}),
+                ("complete_initiator", "initiator", {"fi": "Ohjaaja kirjattu", "sv": "Hänvisare registrerad", "en": "Initiator recorded"}),
+            )
         ),
         Metric(
             key="recommend_mean", unit="score", source="feedback",

@@ -26,13 +26,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data_access import codes, snapshot_file
-from data_access.columnar import fetch_frame, read_frames
+from data_access.columnar import read_frames
 from data_access.config import Settings
 from data_access.engine import data_version, database_identity, epoch_seconds
 from data_access.models import Contact, Feedback, Referral, UTCDateTime
 from data_access.reference import reference_frames
-
-__all__ = ["FactStore", "fetch_frame", "guarantee_days_expr", "select_columns"]
 
 HELSINKI = "Europe/Helsinki"
 log = logging.getLogger(__name__)
