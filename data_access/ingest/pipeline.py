@@ -122,13 +122,12 @@ def ingest_file(
 
 
 def prepare_frame(batch: pl.DataFrame, mapping: dict[str, str], source: str | None) -> pl.DataFrame:
-    """Canonical column names, the row as it came (``_raw``) and any reading error (``_error``)."""
+    """Canonical column names, the row as it came (``_raw``, a struct turned into JSON text by
+    ``raw_text`` only for the rows that are quarantined) and any reading error (``_error``)."""
     originals = [c for c in batch.columns if c not in ("_line", "_error", "_ragged")]
-    raw = pl.struct(originals).struct.json_encode()
-    if "_ragged" in batch.columns:
-        raw = pl.coalesce(pl.col("_ragged"), raw)
+    kept = [*originals, "_ragged"] if "_ragged" in batch.columns else originals
     error = pl.col("_error") if "_error" in batch.columns else pl.lit(None, pl.String)
-    frame = batch.with_columns(raw.alias("_raw"), error.alias("_error"))
+    frame = batch.with_columns(pl.struct(kept).alias("_raw"), error.alias("_error"))
     frame = frame.select("_line", "_raw", "_error", *(pl.col(c).alias(target) for c, target in mapping.items()))
     if source:
         if "source_system" in frame.columns:
@@ -137,6 +136,16 @@ def prepare_frame(batch: pl.DataFrame, mapping: dict[str, str], source: str | No
         else:
             frame = frame.with_columns(pl.lit(source).alias("source_system"))
     return frame
+
+
+def raw_text(frame: pl.DataFrame) -> pl.Series:
+    """``_raw`` as stored in quarantine: the row's fields as a JSON object, or for a row with
+    the wrong number of fields, the fields as they were split."""
+    fields = [f.name for f in frame.schema["_raw"].fields]
+    row = pl.struct(pl.col("_raw").struct.field(*(f for f in fields if f != "_ragged"))).struct.json_encode()
+    if "_ragged" in fields:
+        row = pl.coalesce(pl.col("_raw").struct.field("_ragged"), row)
+    return frame.select(row.alias("_raw")).to_series()
 
 
 def load_frames(
@@ -204,6 +213,7 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
     for reasons in bad["_reasons"].to_list():
         for reason in reasons:
             report.reasons[_reason_category(reason)] += 1
+    bad = bad.with_columns(raw_text(bad))
     # A row already waiting in quarantine from this file is not stored twice.
     q = QuarantinedRow.__table__
     waiting = conn.execute(

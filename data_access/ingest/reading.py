@@ -9,6 +9,7 @@ the line of a CSV file counting the header as line 1, or the record number of th
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ import polars as pl
 from data_access.ingest.profiles import Profile
 
 BATCH_ROWS = 100_000
+BATCH_BYTES = 16 * 1024 * 1024  # a CSV chunk: about 100 000 contact rows
 SNIFF_BYTES = 256 * 1024
 
 
@@ -87,7 +89,8 @@ def _delimiter(path: Path) -> str:
 
 
 @contextmanager
-def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[list[str], Iterator[pl.DataFrame]]]:
+def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
+) -> Iterator[tuple[list[str], Iterator[pl.DataFrame]]]:
     """(column names, batches of text frames) for a file, or FileError before anything is read."""
     if not path.exists():
         raise FileError(f"{path}: the file does not exist")
@@ -99,7 +102,7 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS) 
             with _utf8_copy(path, _encoding(path, profile.encoding)) as utf8:
                 separator = profile.delimiter or _delimiter(utf8)
                 columns = _header(utf8, separator)
-                yield columns, _checked(_csv_batches(utf8, separator, columns, batch_rows), path)
+                yield columns, _checked(_csv_batches(utf8, separator, columns, batch_bytes), path)
             return
         if kind == "parquet":
             lazy = pl.scan_parquet(path).with_row_index("_line", offset=1)
@@ -126,42 +129,103 @@ def _header(path: Path, separator: str) -> list[str]:
     return header
 
 
-def _csv_batches(path: Path, separator: str, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Stream a CSV with the csv module: exact line numbers (quoted newlines included) and
-    rows with the wrong number of fields kept, with the reason, instead of being dropped or
-    cut. (Polars' batched reader buffers the whole file when the database is the slower
-    side; pyarrow's streaming reader cannot say on which line a bad row was.)"""
-    width = len(columns)
+def _csv_batches(path: Path, separator: str, columns: list[str], batch_bytes: int) -> Iterator[pl.DataFrame]:
+    """Stream a CSV in chunks of whole records, with exact line numbers (the header is line 1,
+    quoted newlines and blank lines counted) and rows with the wrong number of fields kept with
+    the reason instead of being dropped or cut.
+
+    A chunk without quote characters whose every line has the right number of fields is
+    parsed by polars (about ten times faster); any other chunk goes through the csv module.
+    (Polars' batched reader buffers the whole file when the database is the slower side, and
+    neither it nor pyarrow's streaming reader can say on which line a bad row was.)"""
+    with path.open("rb") as handle:
+        header_lines = _header_lines(path, separator)
+        for _ in range(header_lines):
+            handle.readline()
+        line = header_lines + 1
+        for chunk in _record_chunks(handle, batch_bytes):
+            frame, lines = _simple_chunk(chunk, separator, columns, line)
+            if frame is None:
+                frame, lines = _quoted_chunk(chunk, separator, columns, line)
+            line += lines
+            if frame.height:
+                yield frame
+
+
+def _header_lines(path: Path, separator: str) -> int:
+    """Physical lines the header record takes (more than one if a name holds a newline)."""
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter=separator)
         next(reader, None)
-        while True:
-            lines, values, errors, ragged = [], [], [], []
-            for row in reader:
-                lines.append(reader.line_num)
-                if len(row) == width:
-                    values.append(row)
-                    errors.append(None)
-                    ragged.append(None)
-                elif not row:
-                    lines.pop()  # a blank line is not a record
-                    continue
-                else:
-                    values.append([None] * width)
-                    errors.append(f"row: expected {width} fields, found {len(row)}")
-                    ragged.append(json.dumps({"fields": row}, ensure_ascii=False))
-                if len(lines) >= batch_rows:
-                    break
-            if not lines:
-                return
-            frame = pl.DataFrame(values, schema={c: pl.String for c in columns}, orient="row")
-            yield frame.with_columns(
-                pl.Series("_line", lines, dtype=pl.Int64),
-                pl.Series("_error", errors, dtype=pl.String),
-                pl.Series("_ragged", ragged, dtype=pl.String),
-            ).with_columns(pl.col(c).replace("", None) for c in columns)
-            if len(lines) < batch_rows:
-                return
+        return reader.line_num
+
+
+def _record_chunks(handle, size: int) -> Iterator[bytes]:
+    """Byte chunks of about ``size`` that end at a record boundary: after a newline with an
+    even number of quote characters before it (a doubled quote inside a field counts two)."""
+    rest = b""
+    while True:
+        block = handle.read(size)
+        if not block:
+            if rest:
+                yield rest
+            return
+        buffer = rest + block
+        cut = buffer.rfind(b"\n") + 1
+        while cut > 0 and buffer.count(b'"', 0, cut) % 2:
+            cut = buffer.rfind(b"\n", 0, cut - 1) + 1
+        if cut == 0:  # one record longer than the chunk (a long quoted field): read on
+            rest = buffer
+            continue
+        rest = buffer[cut:]
+        yield buffer[:cut]
+
+
+def _simple_chunk(chunk: bytes, separator: str, columns: list[str], first_line: int) -> tuple[pl.DataFrame | None, int]:
+    """(frame, physical lines) for a chunk with no quotes, no blank lines and no ragged rows;
+    (None, 0) for any other chunk."""
+    if b'"' in chunk:
+        return None, 0
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+    lines = body.split(b"\n")
+    sep = separator.encode()
+    width = len(columns) - 1
+    if any(text.count(sep) != width or not text.rstrip(b"\r") for text in lines):
+        return None, 0
+    schema = {c: pl.String for c in columns}
+    frame = pl.read_csv(body, has_header=False, schema=schema, separator=separator, quote_char=None, encoding="utf8")
+    if frame.height != len(lines):
+        return None, 0
+    return frame.with_columns(
+        pl.int_range(first_line, first_line + len(lines), dtype=pl.Int64).alias("_line"),
+        pl.lit(None, pl.String).alias("_error"),
+        pl.lit(None, pl.String).alias("_ragged"),
+    ), len(lines)
+
+
+def _quoted_chunk(chunk: bytes, separator: str, columns: list[str], first_line: int) -> tuple[pl.DataFrame, int]:
+    """The csv module's reading of a chunk: quoted fields, blank lines and ragged rows."""
+    width = len(columns)
+    reader = csv.reader(io.StringIO(chunk.decode("utf-8"), newline=""), delimiter=separator)
+    lines, values, errors, ragged = [], [], [], []
+    for row in reader:
+        if not row:
+            continue  # a blank line is not a record
+        lines.append(first_line + reader.line_num - 1)
+        if len(row) == width:
+            values.append(row)
+            errors.append(None)
+            ragged.append(None)
+        else:
+            values.append([None] * width)
+            errors.append(f"row: expected {width} fields, found {len(row)}")
+            ragged.append(json.dumps({"fields": row}, ensure_ascii=False))
+    frame = pl.DataFrame(values, schema={c: pl.String for c in columns}, orient="row").with_columns(
+        pl.Series("_line", lines, dtype=pl.Int64),
+        pl.Series("_error", errors, dtype=pl.String),
+        pl.Series("_ragged", ragged, dtype=pl.String),
+    ).with_columns(pl.col(c).replace("", None) for c in columns)
+    return frame, reader.line_num
 
 
 def _read_json_array(path: Path) -> pl.DataFrame:
