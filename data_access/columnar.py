@@ -26,12 +26,20 @@ from sqlalchemy.engine import Engine
 FETCH_ROWS = 200_000
 
 
-def fetch_frame(conn: sa.Connection, select: sa.Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def fetch_frame(
+    conn: sa.Connection, select: sa.Select, schema: dict[str, pl.DataType], parameters: dict | None = None,
+) -> pl.DataFrame:
     """Run ``select`` through the connection's DBAPI cursor (no per-row SQLAlchemy objects);
-    used inside a transaction, where the rows it must see may not be committed yet."""
+    used inside a transaction, where the rows it must see may not be committed yet.
+    ``parameters`` fill the select's bind parameters (large values are not inlined)."""
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(_sql(select, conn.dialect))
+        if parameters is None:
+            cursor.execute(_sql(select, conn.dialect))
+        else:
+            compiled = select.compile(dialect=conn.dialect)
+            values = compiled.construct_params(parameters)
+            cursor.execute(str(compiled), tuple(values[n] for n in compiled.positiontup) if compiled.positional else values)
         chunks = []
         while rows := cursor.fetchmany(FETCH_ROWS):
             chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))

@@ -93,7 +93,6 @@ class Contact(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("source_system", "contact_id", name="uq_contact_natural_key"),
         sa.Index("ix_contact_municipality_occurred", "municipality_code", "occurred_at"),
-        sa.Index("ix_contact_client_occurred", "client_id", "occurred_at"),
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT_PK)
     source_system: str = Field(max_length=100)

@@ -294,3 +294,13 @@ def test_cli_json_report_and_exit_codes(database_url, monkeypatch, capsys, tmp_p
     assert main(["quarantine", "export", "--output", str(tmp_path / "q.csv")]) == 0
     exported = pl.read_csv(tmp_path / "q.csv")
     assert exported["reasons"].to_list() == ["channel: unknown value 'fax'"]
+
+
+def test_foreign_keys_are_enforced_again_after_a_load(engine, tmp_path):
+    path = write(tmp_path / "c.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,"])
+    assert ingest_file(engine, path).inserted == 1
+    table = Contact.__table__
+    orphan = {"source_system": "s", "contact_id": "2", "occurred_at": dt.datetime(2025, 3, 3, tzinfo=dt.UTC),
+              "municipality_code": "853", "channel": "phone", "change_seq": 99, "batch_id": 987654}
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(table).values(**orphan))

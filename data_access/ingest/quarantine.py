@@ -14,6 +14,7 @@ from data_access.ingest.pipeline import (
     canonical_columns,
     finish_batch,
     load_frames,
+    loading,
     prepare_frame,
     start_batch,
 )
@@ -53,7 +54,7 @@ def reprocess(engine: Engine, *, profile: Profile, source_system: str | None = N
         ).with_columns(group["line_number"].alias("_line"))
         mapping = canonical_columns(columns, {f.name for f in spec.fields}, profile)
         report = IngestReport(file=file_name, kind=kind)
-        with engine.begin() as conn:
+        with loading(engine) as conn:
             conn.execute(
                 sa.update(q).where(q.c.id.in_(group["id"].to_list())).values(reprocessed_at=dt.datetime.now(dt.UTC))
             )
