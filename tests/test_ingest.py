@@ -304,3 +304,27 @@ def test_foreign_keys_are_enforced_again_after_a_load(engine, tmp_path):
               "municipality_code": "853", "channel": "phone", "change_seq": 99, "batch_id": 987654}
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.insert(table).values(**orphan))
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_a_key_repeated_across_batches_of_a_new_source_is_updated_not_inserted_twice(engine, tmp_path, monkeypatch, chunk):
+    from data_access.ingest import reading
+
+    monkeypatch.setattr(reading, "BATCH_BYTES", chunk)  # 64 bytes: about one row per batch
+    header = "source_system,contact_id,occurred_at,municipality_code,channel,updated_at"
+    path = write(tmp_path / "c.csv", [
+        header,
+        "uusi,1,2025-03-03T10:00:00+02:00,853,phone,2025-03-03T10:05:00+02:00",
+        "vanha,9,2025-03-03T10:00:00+02:00,853,phone,",
+        "uusi,2,2025-03-03T11:00:00+02:00,853,chat,",
+        "uusi,1,2025-03-03T10:00:00+02:00,853,video,2025-03-04T09:00:00+02:00",
+        "uusi,1,2025-03-03T10:00:00+02:00,853,chat,2025-03-03T12:00:00+02:00",
+    ])
+    ingest_file(engine, write(tmp_path / "old.csv", [header, "vanha,9,2025-03-03T10:00:00+02:00,853,chat,"]))
+    report = ingest_file(engine, path)
+    assert report.read == 5 and counts_add_up(report)
+    assert report.inserted == 2  # uusi 1 and uusi 2
+    assert report.updated + report.unchanged == 3  # vanha 9 changed, uusi 1 twice more
+    assert rows(engine, "source_system", "contact_id", "channel") == [
+        ("uusi", "1", "video"), ("uusi", "2", "chat"), ("vanha", "9", "phone"),
+    ]

@@ -190,10 +190,11 @@ def load_frames(
 
     # Reading and validating the next batch overlaps with writing this one (polars and the
     # database drivers release the GIL); the queue holds at most two batches.
+    new_sources = NewSources(spec)
     for read, valid, bad in _ahead(validated(), depth=2):
         report.read += read
         _quarantine(conn, bad, spec=spec, report=report)
-        _upsert(conn, spec, valid, report=report)
+        _upsert(conn, spec, valid, report=report, new_sources=new_sources)
     report.pending_referrals = _pending_referrals(conn)
 
 
@@ -271,16 +272,61 @@ def _keys(spec: KindSpec) -> list[str]:
     return ["source_system", spec.key]
 
 
-def _upsert(conn: sa.Connection, spec: KindSpec, valid: pl.DataFrame, *, report: IngestReport) -> None:
+@dataclass
+class NewSources:
+    """Source systems that had no stored rows of this kind when the file began, and (hashed)
+    the keys the file has stored for them since. A row of such a source with a key the file
+    has not stored is new without asking the database: a first load of a large export skips
+    its key lookups (all misses; on PostgreSQL 0.5 s per 100 000 rows). Two keys with the
+    same hash only cost a lookup that was not needed."""
+
+    spec: KindSpec
+    empty: dict[str, bool] = field(default_factory=dict)
+    stored: pl.Series = field(default_factory=lambda: pl.Series("hash", [], pl.UInt64))
+
+    def to_ask(self, conn: sa.Connection, keys: pl.DataFrame) -> pl.DataFrame:
+        """The keys whose stored rows must be read from the database."""
+        table, (source, _) = self.spec.table, _keys(self.spec)
+        for name in keys[source].unique().to_list():
+            if name not in self.empty:
+                self.empty[name] = conn.execute(sa.select(table.c.id).where(table.c[source] == name).limit(1)).first() is None
+        fresh = self._fresh()
+        if not fresh:
+            return keys
+        return keys.filter(~pl.col(source).is_in(fresh) | self._hash().is_in(self.stored.implode()))
+
+    def remember(self, keys: pl.DataFrame) -> None:
+        fresh = self._fresh()
+        if fresh:
+            added = keys.filter(pl.col(_keys(self.spec)[0]).is_in(fresh)).select(self._hash()).to_series()
+            self.stored = pl.concat([self.stored, added.alias("hash")])
+
+    def _fresh(self) -> list[str]:
+        return [name for name, empty in self.empty.items() if empty]
+
+    def _hash(self) -> pl.Expr:
+        return pl.concat_str(_keys(self.spec), separator="\x1f").hash()
+
+
+def _upsert(
+    conn: sa.Connection, spec: KindSpec, valid: pl.DataFrame, *, report: IngestReport, new_sources: NewSources | None = None,
+) -> None:
     if valid.is_empty():
         return
     keys = _keys(spec)
     stored = [c for c in spec.stored if c in valid.columns]
     # A key repeated inside the batch is stored once: the newest version, else the last line.
-    ordered = valid.sort(pl.col("updated_at").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC)), "_line")
-    latest = ordered.unique(subset=keys, keep="last", maintain_order=True)
+    # (Sorting copies the batch, so only a batch with a repeated key is sorted.)
+    latest = valid
+    if valid.select(pl.struct(keys).is_duplicated().any()).item():
+        ordered = valid.sort(pl.col("updated_at").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC)), "_line")
+        latest = ordered.unique(subset=keys, keep="last", maintain_order=True)
     report.unchanged += valid.height - latest.height
-    existing = _existing(conn, spec, latest.select(keys))
+    asked = latest.select(keys) if new_sources is None else new_sources.to_ask(conn, latest.select(keys))
+    existing = _existing(conn, spec, asked) if not asked.is_empty() else None
+    if existing is None or existing.is_empty():  # nothing stored under these keys: all new
+        _write(conn, spec, latest.select(stored), latest.head(0).select(stored), report=report, new_sources=new_sources)
+        return
     timestamps = [c for c in stored if isinstance(spec.table.c[c].type, UTCDateTime)]
     incoming = latest.with_columns(*(pl.col(c).dt.epoch("s").alias(f"_cmp_{c}") for c in timestamps))
     joined = incoming.join(existing, on=keys, how="left", suffix="_old")
@@ -300,6 +346,14 @@ def _upsert(conn: sa.Connection, spec: KindSpec, valid: pl.DataFrame, *, report:
     inserts = classified.filter(pl.col("_action") == "insert").select(stored)
     updates = classified.filter(pl.col("_action") == "update").select(stored)
     report.unchanged += classified.filter(pl.col("_action") == UNCHANGED).height
+    _write(conn, spec, inserts, updates, report=report, new_sources=new_sources)
+
+
+def _write(
+    conn: sa.Connection, spec: KindSpec, inserts: pl.DataFrame, updates: pl.DataFrame, *, report: IngestReport,
+    new_sources: NewSources | None,
+) -> None:
+    """Store new and changed rows, each with the next change sequence number and this batch."""
     if inserts.is_empty() and updates.is_empty():
         return
     first = reserve_change_seq(conn, inserts.height + updates.height)
@@ -310,6 +364,8 @@ def _upsert(conn: sa.Connection, spec: KindSpec, valid: pl.DataFrame, *, report:
             inserts.with_columns(pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("change_seq"), *stamp),
         )
         report.inserted += inserts.height
+        if new_sources is not None:
+            new_sources.remember(inserts.select(_keys(spec)))
     if not updates.is_empty():
         start = first + inserts.height
         _apply_updates(conn, spec, updates.with_columns(pl.int_range(start, start + pl.len(), dtype=pl.Int64).alias("change_seq"), *stamp))

@@ -22,7 +22,7 @@ import polars as pl
 from data_access.ingest.profiles import Profile
 
 BATCH_ROWS = 100_000
-BATCH_BYTES = 16 * 1024 * 1024  # a CSV chunk: about 100 000 contact rows
+BATCH_BYTES = 8 * 1024 * 1024  # a CSV chunk: about 50 000 contact rows
 SNIFF_BYTES = 256 * 1024
 
 
@@ -89,7 +89,7 @@ def _delimiter(path: Path) -> str:
 
 
 @contextmanager
-def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
+def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, batch_bytes: int | None = None
 ) -> Iterator[tuple[list[str], Iterator[pl.DataFrame]]]:
     """(column names, batches of text frames) for a file, or FileError before anything is read."""
     if not path.exists():
@@ -102,7 +102,7 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
             with _utf8_copy(path, _encoding(path, profile.encoding)) as utf8:
                 separator = profile.delimiter or _delimiter(utf8)
                 columns = _header(utf8, separator)
-                yield columns, _checked(_csv_batches(utf8, separator, columns, batch_bytes), path)
+                yield columns, _checked(_csv_batches(utf8, separator, columns, batch_bytes or BATCH_BYTES), path)
             return
         if kind == "parquet":
             lazy = pl.scan_parquet(path).with_row_index("_line", offset=1)

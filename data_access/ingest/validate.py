@@ -260,7 +260,7 @@ def validate(
     frame: pl.DataFrame, spec: KindSpec, profile: Profile, *, municipalities: list[str], strict_first: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a text frame (canonical column names, ``_line``, ``_raw``) into
-    (valid typed rows, quarantined rows with ``reasons``).
+    (valid typed rows with ``_line``, quarantined rows with ``_raw`` and ``_reasons``).
 
     Rows whose every value is in the contract's own form are typed by ``strict_field``
     (about five times faster); the rest by ``parse_field``, which also says what is wrong."""
@@ -273,7 +273,7 @@ def validate(
         ok = pl.all_horizontal(*(acceptable for _, acceptable in checked))
         if "_error" in frame.columns:
             ok = ok & pl.col("_error").is_null()
-        fast = frame.lazy().select("_line", "_raw", *(value for value, _ in checked), ok.alias("_ok")).collect()
+        fast = frame.lazy().select("_line", *(value for value, _ in checked), ok.alias("_ok")).collect()
         passed = fast["_ok"]
         fast = fast.filter(passed).drop("_ok")
         frame = frame.filter(~passed)
@@ -290,7 +290,7 @@ def validate(
     refused = pl.any_horizontal(*(r.condition for r in reasons))
     if "_error" in frame.columns:
         refused = refused | pl.col("_error").is_not_null()
-    typed = frame.lazy().select("_line", "_raw", *values, refused.alias("_refused")).collect()
+    typed = frame.lazy().select("_line", *values, refused.alias("_refused")).collect()
     bad = typed["_refused"]
     typed = typed.filter(~bad).drop("_refused")
     if fast is not None:
