@@ -105,7 +105,7 @@ def line_chart(
 ) -> alt.TopLevelMixin:
     """A trend over time, optional 95 % band and target line."""
     base = alt.Chart(frame).encode(
-        x=alt.X(f"{_f(x)}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language])),
+        x=alt.X(f"{_f(x)}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language], labelOverlap="greedy", labelSeparation=8)),
     )
     colour_enc = {"color": alt.Color(f"{_f(colour)}:N", title=None)} if colour else {}
     tooltip = [

@@ -15,6 +15,7 @@ from dashboard.components import chart_block, empty_state
 from dashboard.formatting import format_date, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import display_table, plot_frame
+from dashboard.sections import grain_note, time_filters
 from dashboard.state import Context, query
 
 CARD_METRICS = [
@@ -61,7 +62,8 @@ def trend_section(ctx: Context) -> None:
         t("overview.period_heading", language, start=format_date(filters.start, language), end=format_date(filters.end, language))
     )
     by = ["week"] if (filters.end - filters.start).days > 120 else ["day"]
-    result = query(ctx, TREND_METRICS, by=by)
+    grain_note(ctx, by[0])
+    result = query(ctx, TREND_METRICS, by=by, filters=time_filters(ctx, by[0]))
     if result.is_empty() or result.filter(pl.col("metric") == "contacts")["value"].sum() == 0:
         empty_state(language)
         return

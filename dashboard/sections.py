@@ -9,11 +9,11 @@ import polars as pl
 import streamlit as st
 
 from data_access import codes
-from data_access.metrics import REGISTRY, funnel_limits
-from data_access.periods import local_now
+from data_access.metrics import REGISTRY, Filters, funnel_limits
+from data_access.periods import local_now, whole_buckets
 from dashboard.charts import bar_chart, cached_spec, funnel_plot, heatmap, line_chart, stacked_share_chart
 from dashboard.components import chart_block, empty_state, table_with_download
-from dashboard.formatting import format_value
+from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
 from dashboard.presenters import (
     change_table,
@@ -35,10 +35,12 @@ def default_grain(ctx: Context) -> str:
 
 def grain_selector(ctx: Context) -> str:
     """Day, week or month for the time charts of a page; the default follows the period length."""
-    return st.segmented_control(
+    grain = st.segmented_control(
         t("common.grain", ctx.language), GRAINS, default=default_grain(ctx),
         format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain", required=True,
     )
+    grain_note(ctx, grain)
+    return grain
 
 
 def _has_data(result: pl.DataFrame) -> bool:
@@ -53,10 +55,33 @@ def _target_label(ctx: Context, metric: str) -> tuple[float | None, str]:
     return target, t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))
 
 
+def time_filters(ctx: Context, grain: str) -> Filters:
+    """The context's filters cut to the whole weeks or months inside the period, for a trend
+    by ``grain`` (unchanged for days, or when no whole one fits)."""
+    filters = ctx.filters
+    whole = whole_buckets(filters.start, filters.end, grain)
+    if whole is None or whole == (filters.start, filters.end):
+        return filters
+    return with_period(filters, *whole, until_minute=filters.until_minute)
+
+
+def grain_note(ctx: Context, grain: str) -> None:
+    """Says, once under the grain choice, which whole weeks or months the trends show."""
+    if grain not in ("week", "month"):
+        return
+    filters = ctx.filters
+    whole = whole_buckets(filters.start, filters.end, grain)
+    if whole is None:
+        st.caption(t(f"trend.partial_{grain}s", ctx.language))
+    elif whole != (filters.start, filters.end):
+        start, end = (format_date(day, ctx.language) for day in whole)
+        st.caption(t(f"trend.whole_{grain}s", ctx.language, start=start, end=end))
+
+
 def trend(ctx: Context, metric: str, *, grain: str, key: str, colour: str | None = None, height: int = 280) -> None:
     """A metric over time, with its 95 % band (shares) and target line."""
     by = [grain, colour] if colour else [grain]
-    result = query(ctx, [metric], by=by)
+    result = query(ctx, [metric], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result):
         empty_state(ctx.language)
         return
@@ -75,7 +100,7 @@ def trend(ctx: Context, metric: str, *, grain: str, key: str, colour: str | None
 
 def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) -> None:
     """Several metrics of the same unit over time, one line each."""
-    result = query(ctx, metrics, by=[grain])
+    result = query(ctx, metrics, by=[grain], filters=time_filters(ctx, grain))
     if not _has_data(result):
         empty_state(ctx.language)
         return
@@ -114,7 +139,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str) -> None:
     """Channel shares over time; the electronic-share target is drawn where the electronic
     channels, stacked first, should reach."""
     by = [grain, "channel"]
-    result = query(ctx, ["contact_share"], by=by)
+    result = query(ctx, ["contact_share"], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result):
         empty_state(ctx.language)
         return

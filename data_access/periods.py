@@ -42,6 +42,22 @@ def preset_range(preset: str, *, today: dt.date) -> tuple[dt.date, dt.date]:
     raise ValueError(f"unknown period preset {preset!r}")
 
 
+def whole_buckets(start: dt.date, end: dt.date, grain: str) -> tuple[dt.date, dt.date] | None:
+    """The part of [start, end] made of whole weeks (Monday to Sunday) or whole months, or
+    None when no whole one fits. A trend whose first or last point counted only a few days
+    of its week would show a drop that is not there."""
+    if grain == "week":
+        first = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+        last = end - dt.timedelta(days=(end.weekday() + 1) % 7)
+    elif grain == "month":
+        first = start if start.day == 1 else (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        following = end + dt.timedelta(days=1)
+        last = end if following.day == 1 else end.replace(day=1) - dt.timedelta(days=1)
+    else:
+        return start, end
+    return (first, last) if first <= last else None
+
+
 def comparison_range(start: dt.date, end: dt.date, mode: str) -> tuple[dt.date, dt.date] | None:
     if mode == "previous_period":
         length = (end - start).days + 1

@@ -184,3 +184,23 @@ def test_the_server_starts_loading_the_store_before_the_first_page(app_env):
     assert app_env not in state._preloads  # taken, not loaded a second time
     assert store.version > 0 and store.contacts.height > 0
     assert state._store(app_env) is store
+
+
+def test_weekly_trends_count_whole_weeks_only(app_env):
+    import datetime as dt
+
+    from data_access.periods import local_now, preset_range, whole_buckets
+
+    at = _open("channels.py")
+    at.segmented_control(key="grain").set_value("week")
+    _run(at)
+    start, end = preset_range("last_30_days", today=local_now().date())
+    first, last = whole_buckets(start, end, "week")
+    assert (first.weekday(), last.weekday()) == (0, 6) and start <= first and last <= end
+    caption = f"Kokonaiset viikot {first.day}.{first.month}.{first.year} – {last.day}.{last.month}.{last.year}"
+    assert any(caption in c.value for c in at.caption), [c.value for c in at.caption]
+    weeks = ((last - first).days + 1) // 7
+    electronic = next(f.value for f in at.dataframe if "Sähköisten kanavien osuus" in f.value.columns)
+    assert len(electronic) == weeks
+    shown = [dt.datetime.strptime(v, "%d.%m.%Y").date() for v in electronic["Viikko"]]
+    assert shown == [first + dt.timedelta(weeks=i) for i in range(weeks)]

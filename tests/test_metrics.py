@@ -6,6 +6,9 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from data_access.metrics import (
@@ -279,3 +282,21 @@ def test_quiet_flag_follows_the_clock_not_the_data(engine, settings):
     later = source_freshness(store, scope=Scope(), now=dt.datetime(2025, 3, 20, 12, 0, tzinfo=dt.UTC))
     assert soon["quiet"].to_list() == [False] and later["quiet"].to_list() == [True]
     assert later["minutes"].to_list() == [120.0]
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(start=st.dates(min_value=dt.date(2023, 1, 1), max_value=dt.date(2026, 12, 31)), days=st.integers(0, 400),
+       grain=st.sampled_from(["week", "month"]))
+def test_whole_buckets_are_the_whole_weeks_and_months_inside_the_period(start, days, grain):
+    from data_access.periods import whole_buckets
+
+    end = start + dt.timedelta(days=days)
+    inside = [start + dt.timedelta(days=i) for i in range(days + 1)]
+    if grain == "week":
+        whole = [d for d in inside if d - dt.timedelta(days=d.weekday()) >= start and d + dt.timedelta(days=6 - d.weekday()) <= end]
+    else:
+        def month_end(d):
+            return (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+        whole = [d for d in inside if d.replace(day=1) >= start and month_end(d) <= end]
+    expected = (whole[0], whole[-1]) if whole else None
+    assert whole_buckets(start, end, grain) == expected
