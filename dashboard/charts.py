@@ -72,11 +72,26 @@ def _theme() -> alt.theme.ThemeConfig:
             "range": {"category": PALETTE},
             "font": "Source Sans Pro, Arial, sans-serif",
             "axis": {"labelFontSize": 12, "titleFontSize": 12, "grid": True, "gridColor": "#e6e6e6"},
-            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom"},
+            # Legend labels are metric and channel names; the default 160 px cut them mid-word.
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "labelLimit": 400},
             "view": {"stroke": None},
             "locale": LOCALES["fi"],
         }
     }
+
+
+def _axis_title(title: str, unit: str) -> str:
+    """Queue times are in seconds; the axis says so (the cards show minutes and seconds)."""
+    return f"{title} (s)" if unit == "seconds" else title
+
+
+def _share_scale(frame: pl.DataFrame, columns: list[str], unit: str) -> alt.Scale | alt.UndefinedType:
+    """Shares near 100 % end the axis at 100 %: rounding it up to a 'nice' 110 % reads as if
+    more than everything were possible."""
+    if unit != "share" or frame.is_empty():
+        return alt.Undefined
+    top = frame.select(pl.max_horizontal(*(pl.col(c).max() for c in columns))).item()
+    return alt.Scale(domain=[0, 1]) if top is not None and top > 0.9 else alt.Undefined
 
 
 def _f(name: str) -> str:
@@ -118,7 +133,11 @@ def line_chart(
         layers.append(base.mark_area(opacity=0.2).encode(y=f"{_f(band[0])}:Q", y2=f"{_f(band[1])}:Q", **colour_enc))
     layers.append(
         base.mark_line(point=frame.height <= 60).encode(
-            y=alt.Y(f"{_f(y)}:Q", title=y, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+            y=alt.Y(
+                f"{_f(y)}:Q", title=_axis_title(y, unit), axis=alt.Axis(format=AXIS_FORMAT[unit]),
+                scale=_share_scale(frame, [y, *(band or ())], unit),
+            ),
+            tooltip=tooltip, **colour_enc
         )
     )
     if target is not None:
@@ -138,7 +157,11 @@ def bar_chart(
     colour_enc = {"color": alt.Color(f"{_f(colour)}:N", title=None)} if colour else {"color": alt.value(PALETTE[0])}
     layers = [
         base.mark_bar().encode(
-            x=alt.X(f"{_f(value)}:Q", title=value, axis=alt.Axis(format=AXIS_FORMAT[unit])), tooltip=tooltip, **colour_enc
+            x=alt.X(
+                f"{_f(value)}:Q", title=_axis_title(value, unit), axis=alt.Axis(format=AXIS_FORMAT[unit]),
+                scale=_share_scale(frame, [value, *(interval or ())], unit),
+            ),
+            tooltip=tooltip, **colour_enc
         )
     ]
     if interval:

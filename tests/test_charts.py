@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import polars as pl
+import pytest
 
 from dashboard import charts
 
@@ -61,7 +62,14 @@ def test_field_names_with_dots_are_escaped():
     spec = _spec(charts.bar_chart(frame, category="Kanava", value="Jonotusaika, 90. persentiili", unit="seconds", language="fi"))
     x = spec["layer"][0]["encoding"]["x"]
     assert x["field"] == "Jonotusaika, 90\\. persentiili"
-    assert x["title"] == "Jonotusaika, 90. persentiili"
+    assert x["title"] == "Jonotusaika, 90. persentiili (s)"  # the axis names its unit
+
+
+@pytest.mark.parametrize(("value", "high", "domain"), [(0.95, 0.99, [0, 1]), (0.35, 0.4, None)])
+def test_share_axes_near_one_hundred_percent_end_there(value, high, domain):
+    frame = pl.DataFrame({"Ikäryhmä": ["18-64", "80+"], "Osuus": [value, 0.3], "ci_low": [0.2, 0.2], "ci_high": [high, 0.4]})
+    spec = _spec(charts.bar_chart(frame, category="Ikäryhmä", value="Osuus", unit="share", language="fi", interval=("ci_low", "ci_high")))
+    assert spec["layer"][0]["encoding"]["x"].get("scale", {}).get("domain") == domain
 
 
 def test_cached_spec_builds_once_per_distinct_input_and_hands_out_copies():
