@@ -492,7 +492,7 @@ def _aggregate_together(
         )
         together = (lazy.group_by(columns).agg(expressions) if columns else lazy.select(expressions)).collect()
         # Code columns are categorical in the store; results carry plain text.
-        together = together.with_columns(pl.col(pl.Categorical).cast(pl.String))
+        together = together.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
         for metric in members:
             out[metric.key] = together.select(
                 *columns, *(pl.col(f"{metric.key}__{name}").alias(name) for name in names[metric.key])

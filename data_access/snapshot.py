@@ -56,9 +56,17 @@ STORED = {
     ),
     "feedback": ("id", "source_system", "answered_at", "channel", "municipality_code", "recommend_score"),
 }
+# Columns of a code list are Enums: one byte a row instead of four (at 5 million contacts
+# and 2.2 million referrals, 165 MB less). Ingestion accepts only these codes.
+CODE_LISTS = {
+    "channel": codes.CHANNELS, "contact_type": codes.CONTACT_TYPES, "initiator": codes.INITIATORS,
+    "service_line": codes.SERVICE_LINES, "reason": codes.REASONS, "professional_group": codes.PROFESSIONAL_GROUPS,
+    "age_band": codes.AGE_BANDS, "outcome": codes.OUTCOMES, "destination": codes.DESTINATIONS,
+    "status": codes.REFERRAL_STATUSES,
+}
+# Open sets (and municipalities, from the reference data) are categorical.
 CATEGORICAL = {
-    "source_system", "municipality_code", "channel", "unit_code", "contact_type", "initiator", "service_line",
-    "reason", "professional_group", "age_band", "outcome", "destination", "status", "region_code",
+    "source_system", "municipality_code", "unit_code", "region_code",
     "client_id",  # sorted by its integer code to find re-contacts, and half the memory of text
 }
 TABLES = {"contact": Contact.__table__, "referral": Referral.__table__, "feedback": Feedback.__table__}
@@ -102,6 +110,7 @@ def read_changes(engine: Engine, *, after_seq: int, upto_seq: int) -> dict[str, 
 def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
     """Store types, plus what each row gives by itself (same-day callback, days to start);
     the timestamps those come from are not kept."""
+    _check_codes(table, frame)
     frame = frame.with_columns(
         *(
             pl.from_epoch(pl.col(column), time_unit="s").dt.replace_time_zone("UTC")
@@ -110,6 +119,7 @@ def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
         ),
         *(pl.col(column).cast(pl.Boolean) for column, dtype in frame.schema.items() if dtype == pl.Int8),
         *(pl.col(column).cast(pl.Categorical) for column in frame.columns if column in CATEGORICAL),
+        *(pl.col(column).cast(pl.Enum(CODE_LISTS[column]), strict=False) for column in frame.columns if column in CODE_LISTS),
         *(pl.col(column).cast(pl.Int32) for column in ("queue_seconds", "recommend_score") if column in frame.columns),
     )
     if "callback_requested_at" in frame.columns:
@@ -123,6 +133,21 @@ def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
             ((pl.col("service_started_at") - pl.col("referred_at")).dt.total_seconds() / 86400).alias("days_to_start")
         ).drop("service_started_at")
     return frame
+
+
+class UnknownCode(ValueError):
+    """A stored value outside its code list (written around ingestion): not counted silently."""
+
+
+def _check_codes(table: sa.Table, frame: pl.DataFrame) -> None:
+    for column in (c for c in frame.columns if c in CODE_LISTS):
+        unknown = frame.select(pl.col(column).filter(~pl.col(column).is_in(CODE_LISTS[column]) & pl.col(column).is_not_null()).unique())
+        if unknown.height:
+            values = ", ".join(repr(v) for v in unknown.to_series().head(5).to_list())
+            raise UnknownCode(
+                f"{table.name}.{column} holds {values}, not in the code list; correct the rows "
+                "(ohjaustaulu ingest validates every code) and reload"
+            )
 
 
 def _local_calendar(frame: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 
 import polars as pl
+import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
@@ -27,12 +28,12 @@ def _contact(rng: random.Random, *, contact_id: str, days: float) -> dict:
         "channel": rng.choice(CHANNELS),
         "municipality_code": rng.choice(MUNICIPALITIES),
         "resolved_first_contact": rng.choice([None, True, False]),
-        "age_band": rng.choice([None, "0-17", "18-64", "65-74", "75+"]),
+        "age_band": rng.choice([None, "0-17", "18-64", "65-79", "80+"]),
     }
 
 
 def _plain(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String)).sort("id")
+    return frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).sort("id")
 
 
 def _correct_contact(engine: sa.Engine, contact_id: str, **values) -> None:
@@ -56,7 +57,7 @@ def test_incremental_refresh_equals_a_full_load(engine, settings):
     new_contacts(60, around=20)
     add_referrals(engine, [
         {"contact_id": rng.choice(known), "referred_at": START + dt.timedelta(days=rng.uniform(0, 30)),
-         "destination": rng.choice(["physio", "no_referral_needed", "social_work"])}
+         "destination": rng.choice(["physio_rehab", "none_needed", "adult_social_services"])}
         for _ in range(30)
     ])
     add_feedback(engine, [{"answered_at": START + dt.timedelta(days=rng.uniform(0, 30)), "recommend_score": 8}])
@@ -72,7 +73,7 @@ def test_incremental_refresh_equals_a_full_load(engine, settings):
             )
         if round_ % 4 == 1:  # a referral whose contact has not arrived yet, then the contact
             add_referrals(engine, [{"contact_id": f"late{round_}", "referred_at": START + dt.timedelta(days=day),
-                                    "destination": "physio"}])
+                                    "destination": "physio_rehab"}])
             assert store.refresh()
             add_contacts(engine, [_contact(rng, contact_id=f"late{round_}", days=day - 1)])
         if round_ % 5 == 2:
@@ -104,7 +105,7 @@ def _assert_same_as_full_load(store: FactStore, engine: sa.Engine, settings) -> 
 
 
 def test_a_late_contact_gives_its_pending_referral_a_place(engine, settings):
-    add_referrals(engine, [{"contact_id": "x1", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    add_referrals(engine, [{"contact_id": "x1", "referred_at": "2025-03-03T10:00:00", "destination": "physio_rehab"}])
     store = make_store(engine, settings)
     assert store.referrals["municipality_code"].to_list() == [None]
     add_contacts(engine, [{"contact_id": "x1", "occurred_at": "2025-03-03T09:50:00", "municipality_code": "272"}])
@@ -120,14 +121,14 @@ def test_bulk_read_through_arrow_equals_the_cursor(engine):
     including columns whose first rows are empty."""
     add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00"}] * 3 + [
         {"occurred_at": "2025-03-04T10:00:00", "client_id": "A", "resolved_first_contact": True, "queue_seconds": 7,
-         "callback_requested_at": "2025-03-04T09:00:00", "initiator": "=1+1"},
+         "callback_requested_at": "2025-03-04T09:00:00", "unit_code": "=1+1"},
     ])
-    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio_rehab"}])
     arrow = read_changes_with(engine, bulk=True)
     cursor = read_changes_with(engine, bulk=False)
     for name in TABLES:
         assert_frame_equal(arrow[name].sort("id"), cursor[name].sort("id"))
-    assert arrow["contact"]["initiator"].cast(pl.String).to_list()[-1] == "=1+1"
+    assert arrow["contact"]["unit_code"].cast(pl.String).to_list()[-1] == "=1+1"
     assert arrow["contact"]["queue_seconds"].to_list() == [None, None, None, 7]
 
 
@@ -155,7 +156,7 @@ def _saved_store(engine, settings, monkeypatch) -> FactStore:
 def test_a_restarted_store_starts_from_its_saved_snapshot(engine, settings, monkeypatch):
     add_contacts(engine, [{"occurred_at": f"2025-03-0{d}T10:00:00", "client_id": "A", "resolved_first_contact": True}
                           for d in range(1, 8)])
-    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio"}])
+    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio_rehab"}])
     first = _saved_store(engine, settings, monkeypatch)
     saved = list(settings.resolved_snapshot_dir.glob("v*/meta.json"))
     assert [p.parent.name for p in saved] == [f"v{first.version}"]
@@ -186,3 +187,11 @@ def test_a_snapshot_of_another_database_or_with_missing_rows_is_not_used(engine,
     store.refresh()
     assert store.restored_version is None
     assert store.contacts.height == 5
+
+
+def test_a_code_outside_its_list_stops_the_load_with_its_name(engine, settings):
+    from data_access.snapshot import UnknownCode
+
+    add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "channel": "phone"}, {"occurred_at": "2025-03-03T11:00:00", "channel": "faksi"}])
+    with pytest.raises(UnknownCode, match="contact.channel holds 'faksi'"):
+        make_store(engine, settings)
