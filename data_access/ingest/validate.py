@@ -170,6 +170,8 @@ def _timestamp(name: str, profile: Profile) -> tuple[pl.Expr, list[Reason]]:
     return value, reasons
 
 
+# The whole numbers a field may hold, by its parse.
+WHOLE_NUMBER_RANGES = {"int": (0, 2**31 - 1), "score": (0, 10), "age": (0, 130)}
 # An offset-aware ISO 8601 time with seconds: the form the contract asks for.
 _CANONICAL_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?[+-]\d\d:\d\d$"
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
@@ -203,7 +205,7 @@ def strict_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str]
     elif spec.parse == "municipality":
         value, ok = raw, raw.is_in(municipalities)
     elif spec.parse in ("int", "score", "age"):
-        low, high = {"int": (0, 2**31 - 1), "score": (0, 10), "age": (0, 130)}[spec.parse]
+        low, high = WHOLE_NUMBER_RANGES[spec.parse]
         value = raw.cast(pl.Int64, strict=False)
         ok = value.is_between(low, high)
     elif spec.parse == "timestamp":
@@ -244,7 +246,7 @@ def parse_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str])
     elif spec.parse in ("int", "score", "age"):
         number = raw.str.replace(",", ".", literal=True).str.replace_all("\u00a0", "").cast(pl.Float64, strict=False)
         whole = number.is_not_null() & (number == number.floor())
-        low, high = {"int": (0, 2**31 - 1), "score": (0, 10), "age": (0, 130)}[spec.parse]
+        low, high = WHOLE_NUMBER_RANGES[spec.parse]
         ok = whole & number.is_between(low, high)
         value = pl.when(ok).then(number.cast(pl.Int64))
         reasons.append(_reason(raw.is_not_null() & ~ok, name, f"not a whole number from {low} to {high}", show=raw))
