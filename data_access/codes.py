@@ -46,6 +46,13 @@ OUTCOMES = (
 )
 REFERRAL_STATUSES = ("planned", "started", "cancelled")
 QUEUED_CHANNELS = ("phone", "callback", "chat")
+# The code list of each coded column, wherever it is stored: ingestion accepts only these
+# values, and the fact store holds each such column as an Enum of its list.
+BY_COLUMN = {
+    "channel": CHANNELS, "contact_type": CONTACT_TYPES, "initiator": INITIATORS, "service_line": SERVICE_LINES,
+    "reason": REASONS, "professional_group": PROFESSIONAL_GROUPS, "age_band": AGE_BANDS, "outcome": OUTCOMES,
+    "destination": DESTINATIONS, "status": REFERRAL_STATUSES,
+}
 
 
 def age_band(age: int) -> str:
