@@ -115,7 +115,7 @@ class Contact(SQLModel, table=True):
     callback_done_at: dt.datetime | None = Field(default=None, sa_column=_ts())
     case_id: str | None = Field(default=None, max_length=100)
     updated_at: dt.datetime | None = Field(default=None, sa_column=_ts())
-    batch_id: int | None = Field(default=None, foreign_key="ingest_batch.id")
+    batch_id: int | None = None  # provenance, no foreign-key check (migration 0004)
     change_seq: int = Field(default=0, sa_type=sa.BigInteger, index=True)
 
 
@@ -134,7 +134,7 @@ class Referral(SQLModel, table=True):
     service_started_at: dt.datetime | None = Field(default=None, sa_column=_ts())
     status: str | None = Field(default=None, max_length=20)
     updated_at: dt.datetime | None = Field(default=None, sa_column=_ts())
-    batch_id: int | None = Field(default=None, foreign_key="ingest_batch.id")
+    batch_id: int | None = None  # provenance, no foreign-key check (migration 0004)
     change_seq: int = Field(default=0, sa_type=sa.BigInteger, index=True)
 
 
@@ -150,7 +150,7 @@ class Feedback(SQLModel, table=True):
     municipality_code: str = Field(max_length=3)
     recommend_score: int = Field(ge=0, le=10)
     updated_at: dt.datetime | None = Field(default=None, sa_column=_ts())
-    batch_id: int | None = Field(default=None, foreign_key="ingest_batch.id")
+    batch_id: int | None = None  # provenance, no foreign-key check (migration 0004)
     change_seq: int = Field(default=0, sa_type=sa.BigInteger, index=True)
 
 
@@ -173,7 +173,7 @@ class GuidanceCase(SQLModel, table=True):
     closed_at: dt.datetime | None = Field(default=None, sa_column=_ts())
     close_reason: str | None = None
     updated_at: dt.datetime | None = Field(default=None, sa_column=_ts())
-    batch_id: int | None = Field(default=None, foreign_key="ingest_batch.id")
+    batch_id: int | None = None  # provenance, no foreign-key check (migration 0004)
     change_seq: int = Field(default=0, sa_type=sa.BigInteger, index=True)
 
 
@@ -190,7 +190,7 @@ class Measurement(SQLModel, table=True):
     domain: str = Field(max_length=20)
     score: float
     updated_at: dt.datetime | None = Field(default=None, sa_column=_ts())
-    batch_id: int | None = Field(default=None, foreign_key="ingest_batch.id")
+    batch_id: int | None = None  # provenance, no foreign-key check (migration 0004)
     change_seq: int = Field(default=0, sa_type=sa.BigInteger, index=True)
 
 

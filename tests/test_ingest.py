@@ -296,14 +296,23 @@ def test_cli_json_report_and_exit_codes(database_url, monkeypatch, capsys, tmp_p
     assert exported["reasons"].to_list() == ["channel: unknown value 'fax'"]
 
 
-def test_foreign_keys_are_enforced_again_after_a_load(engine, tmp_path):
-    path = write(tmp_path / "c.csv", [HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,"])
-    assert ingest_file(engine, path).inserted == 1
-    table = Contact.__table__
-    orphan = {"source_system": "s", "contact_id": "2", "occurred_at": dt.datetime(2025, 3, 3, tzinfo=dt.UTC),
-              "municipality_code": "853", "channel": "phone", "change_seq": 99, "batch_id": 987654}
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(sa.insert(table).values(**orphan))
+def test_each_row_names_the_batch_that_last_wrote_it(engine, tmp_path):
+    """batch_id is provenance the pipeline keeps without a foreign-key check (migration 0004):
+    an inserted row names its file's batch, a corrected row the correcting file's batch, and an
+    unchanged row keeps the batch it came with."""
+    first = ingest_file(engine, write(tmp_path / "a.csv", [
+        HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,", "s,2,2025-03-03T11:00:00+02:00,853,chat,,,",
+    ]))
+    second = ingest_file(engine, write(tmp_path / "b.csv", [
+        HEADER, "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,", "s,2,2025-03-03T11:00:00+02:00,853,video,,,",
+        "s,3,2025-03-03T12:00:00+02:00,853,chat,,,",
+    ]))
+    assert (first.inserted, second.inserted, second.updated, second.unchanged) == (2, 1, 1, 1)
+    c, b = Contact.__table__, IngestBatch.__table__
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(c.c.contact_id, c.c.batch_id)).all())
+        files = dict(conn.execute(sa.select(b.c.id, b.c.file_name)).all())
+    assert {key: Path(files[batch]).name for key, batch in rows.items()} == {"1": "a.csv", "2": "b.csv", "3": "b.csv"}
 
 
 @pytest.mark.parametrize("chunk", [64, 1 << 20])

@@ -131,13 +131,11 @@ SQLITE_LOAD_CACHE_KIB = 64 * 1024
 
 @contextmanager
 def loading(engine: Engine) -> Iterator[sa.Connection]:
-    """The one transaction a file loads in. On SQLite the connection skips foreign-key checks
-    meanwhile (every row's batch_id is the batch row this same transaction inserts; the
-    check cost 10 s per million contacts) and keeps a larger page cache; both are restored."""
+    """The one transaction a file loads in. On SQLite the connection keeps a larger page
+    cache meanwhile, restored afterwards."""
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
-        if sqlite:  # outside any transaction: SQLite ignores these pragmas inside one
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        if sqlite:  # outside any transaction, like every pragma that changes the connection
             conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_LOAD_CACHE_KIB}")
             conn.commit()
         try:
@@ -145,7 +143,6 @@ def loading(engine: Engine) -> Iterator[sa.Connection]:
                 yield conn
         finally:
             if sqlite:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.exec_driver_sql("PRAGMA cache_size=-2000")
                 conn.commit()
 
