@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 
-from dashboard.export import metrics_csv, metrics_json, safe_cell
+from dashboard.export import metrics_csv, metrics_json, safe_frame
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings
 from data_access.engine import (
@@ -160,7 +159,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     frame = quarantine_frame(engine)
     if args.action == "export":
         target = Path(args.output or "quarantine.csv")
-        frame.with_columns(pl.col(pl.String).map_elements(safe_cell, return_dtype=pl.String)).write_csv(target)
+        safe_frame(frame).write_csv(target)
         print(f"wrote {frame.height} quarantined rows to {target}")
         return 0
     for row in frame.iter_rows(named=True):

@@ -14,7 +14,7 @@ import streamlit as st
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
 from data_access.quality import quarantine_summary
-from dashboard.export import safe_cell
+from dashboard.export import safe_frame
 from dashboard.formatting import format_date, format_number, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import reason_label, records_by_metric, value_text
@@ -23,9 +23,8 @@ from dashboard.state import Context, freshness, pending, query, with_period
 
 def csv_bytes(table: pl.DataFrame) -> bytes:
     """The table as a Finnish spreadsheet expects it: semicolons, UTF-8 with BOM, no formulas."""
-    safe = table.with_columns(pl.col(pl.String).map_elements(safe_cell, return_dtype=pl.String))
     buffer = io.BytesIO()
-    safe.write_csv(buffer, separator=";")
+    safe_frame(table).write_csv(buffer, separator=";")
     return "\ufeff".encode() + buffer.getvalue()
 
 
@@ -215,9 +214,8 @@ def quality_counts(ctx: Context) -> None:
         if waiting.is_empty():
             st.success(t("quality.quarantine_empty", language), icon=":material/check:")
         else:
-            waiting = waiting.with_columns(
-                pl.col("reason").map_elements(lambda r: reason_label(r, language), return_dtype=pl.String)
-            )
+            labels = {reason: reason_label(reason, language) for reason in waiting["reason"].unique().to_list()}
+            waiting = waiting.with_columns(pl.col("reason").replace_strict(labels, return_dtype=pl.String))
             st.dataframe(
                 waiting.rename({"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}),
                 hide_index=True, key="quality_quarantine",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import polars as pl
 
@@ -17,12 +18,27 @@ from data_access.snapshot import FactStore
 from dashboard.formatting import suppressed_text
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_PATTERN = "^[" + re.escape("".join(FORMULA_START)) + "]"
 
 
 def safe_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """``safe_cell`` for every text column, as one polars expression per column.
+
+    Not ``map_elements(safe_cell)``: a Python function inside polars runs on polars' worker
+    threads, which must take the GIL to call it, while another session's thread may hold the
+    GIL waiting for those same workers (DataFrame.to_pandas inside st.dataframe). Two
+    sessions rendering at once deadlocked the whole server that way."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(_FORMULA_PATTERN)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+        for name in text
+    )
 
 
 def _names(store: FactStore, by: list[str], language: str) -> dict[str, dict[str, str]]:
