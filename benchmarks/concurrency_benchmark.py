@@ -4,8 +4,10 @@
 
 1. Starts the dashboard (`ohjaustaulu run`) on the given database and times server start
    to the first rendered overview in headless Chromium (Debian's package).
-2. Keeps 1, then N, browser sessions on the overview for a while, with a contact written
-   every two seconds so the pages' live refresh keeps rerunning them.
+2. Keeps 1, then N, sessions on the overview for a while, with a contact written every two
+   seconds so the pages' live refresh keeps rerunning them. Sessions are websocket clients
+   that do what the browser does for this page (protocol_sessions.py; `--clients browser`
+   for headless Chromium pages, which on a 2-core machine starve the server of CPU).
 3. The server logs each page run's data time (OHJAUSTAULU_TIMING_LOG); the benchmark
    prints medians and 95th percentiles for each phase, page errors and the server's
    resident memory. Results go to benchmarks/results/concurrency_<database>.json.
@@ -70,6 +72,41 @@ def writer(url: str, stop: threading.Event) -> None:
         add_contacts(engine, [{"occurred_at": dt.datetime.now(dt.UTC), "municipality_code": "091", "channel": "chat"}])
 
 
+def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    runs = [run for run in runs if run["at"] >= started]
+    times = sorted(run["data_ms"] for run in runs)
+    store = sorted(run["store_ms"] for run in runs)
+    return {
+        "sessions": sessions, "page_runs": len(times),
+        "median_ms": statistics.median(times) if times else None,
+        "p95_ms": percentile(times, 0.95) if times else None,
+        "store_refresh_median_ms": statistics.median(store) if store else None,
+        "store_refresh_p95_ms": percentile(store, 0.95) if store else None,
+        "page_errors": errors,
+    }
+
+
+def protocol_phase(base: str, sessions: int, seconds: float, log: Path, url: str) -> dict:
+    """``sessions`` websocket sessions without browsers (protocol_sessions.py)."""
+    from protocol_sessions import ProtocolSessions
+
+    clients = ProtocolSessions(base.replace("http://", "ws://") + "_stcore/stream", sessions)
+    clients.start()
+    clients.wait_for_first_runs(timeout=300)
+    started = time.time()
+    stop = threading.Event()
+    thread = threading.Thread(target=writer, args=(url, stop), daemon=True)
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+    clients.stop()
+    seen = clients.summary()
+    outcome = summarise(sessions, log, started, seen["page_exceptions"] + len(seen["connection_errors"]))
+    return {**outcome, "clients": "protocol", **seen}
+
+
 def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str) -> dict:
     errors: list[str] = []
     contexts, pages = [], []
@@ -92,18 +129,7 @@ def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str
     exceptions = sum(page.locator('[data-testid="stException"]').count() for page in pages)
     for context in contexts:
         context.close()
-    runs = [json.loads(line) for line in log.read_text().splitlines()]
-    runs = [run for run in runs if run["at"] >= started]
-    times = sorted(run["data_ms"] for run in runs)
-    store = sorted(run["store_ms"] for run in runs)
-    return {
-        "sessions": sessions, "page_runs": len(times),
-        "median_ms": statistics.median(times) if times else None,
-        "p95_ms": percentile(times, 0.95) if times else None,
-        "store_refresh_median_ms": statistics.median(store) if store else None,
-        "store_refresh_p95_ms": percentile(store, 0.95) if store else None,
-        "page_errors": len(errors) + exceptions,
-    }
+    return {**summarise(sessions, log, started, len(errors) + exceptions), "clients": "browser"}
 
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -130,6 +156,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--refresh", type=float, default=10)  # the product default
     parser.add_argument("--start-only", action="store_true", help="only time the two server starts")
+    parser.add_argument(
+        "--clients", choices=("protocol", "browser"), default="protocol",
+        help="sessions as websocket clients without a browser (default; 20 headless browsers take "
+             "both cores of a 2-core machine) or as headless Chromium pages",
+    )
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
     from playwright.sync_api import sync_playwright
@@ -173,7 +204,10 @@ def main() -> None:
                 print(f"{start}: server start to first rendered overview {results[f'{start}_to_first_page_s']} s", flush=True)
                 page.close()
             for sessions in () if args.start_only else (1, args.sessions):
-                outcome = phase(browser, base, sessions, args.seconds, log, args.database_url)
+                if args.clients == "browser":
+                    outcome = phase(browser, base, sessions, args.seconds, log, args.database_url)
+                else:
+                    outcome = protocol_phase(base, sessions, args.seconds, log, args.database_url)
                 outcome["server_resident_mb"] = round(resident_mb(server.pid))
                 results[f"sessions_{sessions}"] = outcome
                 print(json.dumps(outcome), flush=True)
@@ -188,7 +222,8 @@ def main() -> None:
     if one["p95_ms"] and many["p95_ms"]:
         results["p95_ratio"] = round(many["p95_ms"] / one["p95_ms"], 2)
         print(f"p95 data time {args.sessions} sessions / 1 session: {results['p95_ratio']}")
-    out = ROOT / "benchmarks" / "results" / f"concurrency_{results['database']}.json"
+    results["clients"] = args.clients
+    out = ROOT / "benchmarks" / "results" / f"concurrency_{results['database']}{'' if args.clients == 'protocol' else '_browser'}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"written {out}")
 
