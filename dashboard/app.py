@@ -31,6 +31,9 @@ except DatabaseNeedsUpgrade:
     st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
     st.stop()
 
+# The data version this session's page shows. The store is shared: another session may have
+# brought it up to date already, so the live refresh compares with this, not with the store.
+st.session_state["_rendered_version"] = store.version
 filters, comparison, preset = filter_sidebar(store, language)
 set_context(
     Context(
@@ -43,12 +46,12 @@ set_context(
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_refresh() -> None:
-    """Poll the data version; rerun the page only when new data has arrived."""
+    """Poll the data version; rerun the page only when data newer than it shows has arrived."""
     try:
         version = data_version(store.engine)
     except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
         return
-    if version != store.version:
+    if version != st.session_state.get("_rendered_version"):
         st.rerun(scope="app")
     st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))
 
