@@ -12,6 +12,7 @@ from data_access.metrics import Scope
 from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_time
 from dashboard.i18n import t
+from dashboard.live import published_version
 from data_access.periods import local_now
 from dashboard.state import Context, get_store, log_data_time, set_context, start_data_time
 
@@ -46,11 +47,14 @@ set_context(
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_refresh() -> None:
-    """Poll the data version; rerun the page only when data newer than it shows has arrived."""
-    try:
-        version = data_version(store.engine)
-    except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
-        return
+    """Rerun the page only when data newer than it shows has arrived: in the server, once the
+    keeper has the new version's results ready; otherwise by asking the database."""
+    version = published_version(store)
+    if version is None:
+        try:
+            version = data_version(store.engine)
+        except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
+            return
     if version != st.session_state.get("_rendered_version"):
         st.rerun(scope="app")
     st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))

@@ -1,8 +1,10 @@
 """Per-process resources and per-session context.
 
 The fact store is one per database per server process (``cache_resource``), shared by
-every session. Registry results are cached per data version (``cache_data``): when the
-version has not moved, a rerun recomputes nothing.
+every session. Registry results are kept per data version and shared by every session
+(dashboard/live.py): when the version has not moved, a rerun recomputes nothing. In the
+server (dashboard/serve.py) a keeper thread brings the store up to date and computes the
+recently asked results of each new version before the sessions' live refresh reruns them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import streamlit as st
 
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
-from data_access.metrics import Filters, Scope, compute
+from data_access.metrics import Filters, Scope
 from data_access.snapshot import FactStore
+from dashboard.live import results_for, start_keeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,6 +102,8 @@ def start_preload() -> None:
             loaded.append(store)
         except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
             logging.getLogger(__name__).exception("preloading the fact store failed")
+            return
+        start_keeper(store, refresh_seconds=settings.refresh_seconds)
 
     thread = threading.Thread(target=load, name="store-preload", daemon=True)
     _preloads[settings.resolved_database_url] = (thread, loaded)
@@ -122,20 +127,6 @@ def get_store() -> FactStore:
     store = _store(settings.resolved_database_url)
     store.refresh()
     return store
-
-
-@st.cache_data(show_spinner=False, max_entries=2000)
-def _cached_compute(
-    database_url: str, version: int, metrics: tuple[str, ...], filters: tuple, by: tuple[str, ...], scope: tuple | None
-) -> pl.DataFrame:
-    store = _store(database_url)
-    return compute(
-        store,
-        metrics=list(metrics),
-        filters=Filters(*filters),
-        by=list(by),
-        scope=Scope(frozenset(scope) if scope is not None else None),
-    )
 
 
 @st.cache_data(show_spinner=False, max_entries=200)
@@ -174,12 +165,11 @@ def _scope_key(ctx: Context) -> tuple | None:
 def query(
     ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
 ) -> pl.DataFrame:
-    """Registry results for the context's (or the given) filters, cached on the data version."""
+    """Registry results for the context's (or the given) filters at the data version this
+    run shows, shared with every session that asks the same."""
     chosen = filters or ctx.filters
-    return _cached_compute(
-        ctx.settings.resolved_database_url, ctx.store.version, tuple(metrics),
-        dataclasses.astuple(chosen), tuple(by), _scope_key(ctx),
-    )
+    version = st.session_state.get("_rendered_version", ctx.store.version)
+    return results_for(ctx.store).get(version, (tuple(metrics), dataclasses.astuple(chosen), tuple(by), _scope_key(ctx)))
 
 
 def set_context(ctx: Context) -> None:

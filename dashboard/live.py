@@ -1,0 +1,163 @@
+"""Keeping every session of a server current without each session doing the work.
+
+``Results``: registry results per data version, shared by every session of the process and
+computed once per (version, request), however many sessions ask at the same moment; the
+frames are handed out as they are (polars frames are not changed in place here), so a hit
+costs a dictionary lookup instead of unpickling a copy.
+
+``Keeper``: one thread per server that brings the fact store up to date and, for each new
+data version, computes the results that sessions asked for recently before it tells them the
+version has moved (``published_version``). When twenty managers have the overview open, a new
+contact costs one computation of the overview, not twenty competing ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+
+import polars as pl
+
+from data_access.metrics import Filters, Scope, compute
+from data_access.snapshot import FactStore
+
+log = logging.getLogger(__name__)
+
+# (metrics, filters as a tuple, by, scope as a sorted tuple or None)
+Request = tuple[tuple[str, ...], tuple, tuple[str, ...], tuple | None]
+
+
+def _compute(store: FactStore, request: Request) -> pl.DataFrame:
+    metrics, filters, by, scope = request
+    return compute(
+        store, metrics=list(metrics), filters=Filters(*filters), by=list(by),
+        scope=Scope(frozenset(scope) if scope is not None else None),
+    )
+
+
+class Results:
+    """Registry results of one store, per data version."""
+
+    def __init__(self, store: FactStore, *, max_entries: int = 2000) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self.computed = 0  # how many results were computed (not found): for tests and logs
+        self._lock = threading.Lock()
+        self._done: OrderedDict[tuple[int, Request], pl.DataFrame] = OrderedDict()
+        self._running: dict[tuple[int, Request], threading.Event] = {}
+        self._asked: dict[Request, float] = {}
+
+    def get(self, version: int, request: Request, *, asked: bool = True) -> pl.DataFrame:
+        """The result of ``request`` at ``version``: found, waited for while another thread
+        computes it, or computed here."""
+        key = (version, request)
+        while True:
+            with self._lock:
+                if asked:
+                    self._asked[request] = time.monotonic()
+                if key in self._done:
+                    self._done.move_to_end(key)
+                    return self._done[key]
+                running = self._running.get(key)
+                if running is None:
+                    running = self._running[key] = threading.Event()
+                    break
+            running.wait()  # then look again: the other thread may have failed
+        try:
+            value = _compute(self.store, request)
+            with self._lock:
+                self.computed += 1
+                self._done[key] = value
+                while len(self._done) > self.max_entries:
+                    self._done.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+            running.set()
+
+    def recent(self, within_seconds: float) -> list[Request]:
+        """Requests asked within the last ``within_seconds``, newest first; older ones forgotten."""
+        cutoff = time.monotonic() - within_seconds
+        with self._lock:
+            for request in [r for r, at in self._asked.items() if at < cutoff]:
+                del self._asked[request]
+            return [r for r, _ in sorted(self._asked.items(), key=lambda item: item[1], reverse=True)]
+
+    def warm(self, version: int, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
+        """Compute the recently asked requests at ``version``; stops after ``budget_seconds``.
+        Returns how many were looked at."""
+        started = time.monotonic()
+        done = 0
+        for request in self.recent(within_seconds):
+            if time.monotonic() - started > budget_seconds:
+                break
+            self.get(version, request, asked=False)
+            done += 1
+        return done
+
+
+_results: weakref.WeakKeyDictionary[FactStore, Results] = weakref.WeakKeyDictionary()
+_keepers: weakref.WeakKeyDictionary[FactStore, Keeper] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+def results_for(store: FactStore) -> Results:
+    with _registry_lock:
+        if store not in _results:
+            _results[store] = Results(store)
+        return _results[store]
+
+
+class Keeper(threading.Thread):
+    """Polls the database every ``interval`` seconds; on a new data version brings the store
+    up to date, computes the recently asked results and then publishes the version."""
+
+    def __init__(self, store: FactStore, *, interval: float, remember_seconds: float) -> None:
+        super().__init__(name="store-keeper", daemon=True)
+        self.store = store
+        self.interval = interval
+        self.remember_seconds = remember_seconds
+        self.published_version = store.version
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        failing = False
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.step()
+                failing = False
+            except Exception:  # noqa: BLE001 - a passing database hiccup; sessions refresh themselves meanwhile
+                if not failing:
+                    log.exception("keeping the fact store up to date failed; retrying")
+                failing = True
+
+    def step(self) -> None:
+        self.store.refresh()
+        version = self.store.version
+        if version != self.published_version:
+            results_for(self.store).warm(version, within_seconds=self.remember_seconds)
+            self.published_version = version
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
+    """One keeper per store; polls at most every second, sooner for short refresh intervals."""
+    with _registry_lock:
+        keeper = _keepers.get(store)
+        if keeper is None:
+            keeper = Keeper(store, interval=min(1.0, refresh_seconds / 2), remember_seconds=3 * refresh_seconds + 30)
+            _keepers[store] = keeper
+            keeper.start()
+        return keeper
+
+
+def published_version(store: FactStore) -> int | None:
+    """The newest version whose recent results are ready, when a keeper runs for ``store``."""
+    keeper = _keepers.get(store)
+    return keeper.published_version if keeper is not None and keeper.is_alive() else None

@@ -1,0 +1,94 @@
+"""The server's shared results and the keeper that prepares each new data version."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+
+from polars.testing import assert_frame_equal
+
+from data_access.metrics import Filters, compute
+from dashboard.live import Keeper, Results
+from tests.factories import add_contacts, make_store
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _contacts(n: int, *, prefix: str) -> list[dict]:
+    return [
+        {"contact_id": f"{prefix}{i}", "occurred_at": NOW - dt.timedelta(hours=i + 1), "municipality_code": "853",
+         "channel": ("phone", "chat")[i % 2], "resolved_first_contact": i % 3 == 0}
+        for i in range(n)
+    ]
+
+
+def _request(metrics: tuple[str, ...], by: tuple[str, ...] = ()) -> tuple:
+    today = NOW.date()
+    return (metrics, dataclasses.astuple(Filters(start=today - dt.timedelta(days=30), end=today)), by, None)
+
+
+def _direct(store, request) -> object:
+    metrics, filters, by, _ = request
+    return compute(store, metrics=list(metrics), filters=Filters(*filters), by=list(by))
+
+
+def test_sessions_asking_at_once_share_one_computation(engine, settings):
+    add_contacts(engine, _contacts(40, prefix="a"))
+    store = make_store(engine, settings)
+    results = Results(store)
+    request = _request(("contacts", "first_contact_resolution"), ("channel",))
+    start = threading.Barrier(8)
+    seen = []
+
+    def session() -> None:
+        start.wait()
+        seen.append(results.get(store.version, request))
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.computed == 1 and len(seen) == 8
+    for frame in seen:
+        assert_frame_equal(frame, _direct(store, request), check_row_order=False)
+
+
+def test_the_keeper_prepares_a_new_version_before_publishing_it(engine, settings):
+    add_contacts(engine, _contacts(30, prefix="a"))
+    store = make_store(engine, settings)
+    results_before = Results(store)
+    from dashboard import live
+
+    live._results[store] = results_before
+    asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",))]
+    old = store.version
+    for request in asked:
+        results_before.get(old, request)
+    keeper = Keeper(store, interval=60, remember_seconds=300)  # stepped by hand, not started
+    keeper.step()
+    assert keeper.published_version == old and results_before.computed == 2  # nothing new: nothing done
+
+    add_contacts(engine, _contacts(12, prefix="b"))
+    keeper.step()
+    new = store.version
+    assert new != old and keeper.published_version == new
+    assert results_before.computed == 4  # both asked results, at the new version, by the keeper
+    for request in asked:
+        found = results_before.get(new, request)
+        assert_frame_equal(found, _direct(store, request), check_row_order=False)
+    assert results_before.computed == 4  # the sessions' reruns found them
+    assert results_before.get(new, asked[0])["value"].to_list() != results_before.get(old, asked[0])["value"].to_list()
+
+
+def test_requests_not_asked_lately_are_not_prepared(engine, settings):
+    add_contacts(engine, _contacts(10, prefix="a"))
+    store = make_store(engine, settings)
+    results = Results(store)
+    results.get(store.version, _request(("contacts",)))
+    assert results.recent(within_seconds=60) == [_request(("contacts",))]
+    assert results.recent(within_seconds=0) == []  # forgotten
+    add_contacts(engine, _contacts(3, prefix="b"))
+    store.refresh()
+    assert results.warm(store.version, within_seconds=60) == 0 and results.computed == 1
