@@ -178,8 +178,8 @@ def _draw_attributes(rng: np.random.Generator, frame: pl.DataFrame, municipaliti
     professional = _choice(rng, PROFESSIONAL_MIX, n)
     logit = (
         -0.35 + 0.45 * t + frame["muni_effect"].to_numpy()
-        + np.vectorize(CHANNEL_FCR_LOGIT.get)(channel)
-        + np.vectorize(SERVICE_LINE_FCR_LOGIT.get)(service_line)
+        + np.vectorize(CHANNEL_FCR_LOGIT.get, otypes=[float])(channel)
+        + np.vectorize(SERVICE_LINE_FCR_LOGIT.get, otypes=[float])(service_line)
     )
     resolved = rng.random(n) < 1 / (1 + np.exp(-logit))
     resolved_known = rng.random(n) > 0.05

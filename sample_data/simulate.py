@@ -18,6 +18,7 @@ from sample_data.seed import municipalities_with_population, write_sample
 def simulate(
     engine: Engine, *, rate: float, duration: float, seed: int | None = None,
     say: Callable[[str], None] = lambda _m: None, sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> int:
     """Write about ``rate`` contacts a second (Poisson) for ``duration`` seconds; returns the count."""
     rng = np.random.default_rng(seed)
@@ -27,8 +28,10 @@ def simulate(
         tick += 1
         count = int(rng.poisson(rate))
         if count:
-            now = dt.datetime.now(dt.UTC)
-            data = generate(municipalities, contacts=count, days=1, seed=int(rng.integers(1 << 31)), end=now)
+            now = clock()
+            # Attributes are drawn from yesterday and today so far (today alone has no
+            # contacts just after midnight); every contact then happens now.
+            data = generate(municipalities, contacts=count, days=2, seed=int(rng.integers(1 << 31)), end=now)
             run = f"SIM{now.strftime('%Y%m%d%H%M%S%f')}-"
             # The generator spreads contacts over the day; live ones happen now.
             contacts = data.contacts.with_columns(
@@ -46,7 +49,7 @@ def simulate(
             )
             sample = dataclasses.replace(data, contacts=contacts, referrals=referrals, feedback=data.feedback.clear(), units=data.units.clear())
             write_sample(engine, sample, label="simulate")
-            written += count
-            say(f"{now:%H:%M:%S} +{count} contacts ({written} in all)")
+            written += contacts.height
+            say(f"{now:%H:%M:%S} +{contacts.height} contacts ({written} in all)")
         sleep(max(0.0, started + tick - time.monotonic()))
     return written

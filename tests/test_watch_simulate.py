@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+
 import sqlalchemy as sa
 
 from data_access.engine import data_version
@@ -67,6 +70,21 @@ def test_after_a_restart_nothing_is_loaded_twice(engine, tmp_path):
     assert data_version(engine) == version and _count(engine) == 1
     names = sorted(p.name for p in (tmp_path / "done").iterdir())
     assert len(names) == 2 and "c.csv" in names  # the second copy kept beside the first, renamed
+
+
+def test_simulate_writes_contacts_just_after_midnight(engine):
+    """Today has no sample contacts yet at 00.10 local time; the stream must not stop (or
+    fail, as it did) until morning."""
+    just_after_midnight = dt.datetime(2026, 11, 23, 22, 10, tzinfo=dt.UTC)  # 00.10 in Helsinki
+    ticks = itertools.count()
+    written = simulate(
+        engine, rate=20, duration=1, seed=4, sleep=lambda _s: None,
+        clock=lambda: just_after_midnight + dt.timedelta(seconds=next(ticks)),
+    )
+    assert written > 0 and _count(engine) == written
+    with engine.connect() as conn:
+        oldest = conn.execute(sa.select(sa.func.min(Contact.occurred_at))).scalar()
+    assert oldest == just_after_midnight
 
 
 def test_simulate_writes_live_contacts_and_referrals(engine):
