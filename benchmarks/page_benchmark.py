@@ -43,7 +43,7 @@ from data_access.config import Settings, get_settings  # noqa: E402
 from data_access.engine import create_db_engine, upgrade_database  # noqa: E402
 from data_access.metrics import Filters, compute  # noqa: E402
 from data_access.snapshot import FactStore  # noqa: E402
-from dashboard.live import Results  # noqa: E402
+from dashboard.live import Results, registry_request  # noqa: E402
 
 PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
 
@@ -261,7 +261,7 @@ def main() -> None:
             # The server's result cache (dashboard/live.py), new for each combination: the first
             # round computes, the second finds.
             results = Results(store)
-            requests = [(tuple(m), dataclasses.astuple(f), tuple(b), None) for m, f, b in replayed]
+            requests = [registry_request(m, f, b, None) for m, f, b in replayed]
             t0 = time.perf_counter()
             for request in requests:
                 results.get(store.version, request)

@@ -1,9 +1,11 @@
 """Keeping every session of a server current without each session doing the work.
 
-``Results``: registry results per data version, shared by every session of the process and
-computed once per (version, request), however many sessions ask at the same moment; the
-frames are handed out as they are (polars frames are not changed in place here), so a hit
-costs a dictionary lookup instead of unpickling a copy.
+``Results``: registry results (and the data-quality page's freshness and pending counts) per data version, shared by every session of the process and
+computed once per (version, request), however many sessions ask at the same moment. Each
+caller gets its own ``clone()`` of the stored frame (the columns are shared, not copied), so
+a hit costs microseconds instead of unpickling a copy. Not the stored frame itself: polars
+2.1 can deadlock the whole process when threads call ``to_pandas`` on one DataFrame at once
+(pola-rs/polars#27396; 1 of 3 runs of its reproduction hung here), and st.dataframe does.
 
 ``Keeper``: one thread per server that brings the fact store up to date and, for each new
 data version, computes the results that sessions asked for recently before it tells them the
@@ -13,6 +15,7 @@ contact costs one computation of the overview, not twenty competing ones.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,16 +29,28 @@ from data_access.snapshot import FactStore
 
 log = logging.getLogger(__name__)
 
-# (metrics, filters as a tuple, by, scope as a sorted tuple or None)
-Request = tuple[tuple[str, ...], tuple, tuple[str, ...], tuple | None]
+# ("registry", metrics, filters as a tuple, by, scope), ("freshness", by, scope) or
+# ("pending", scope); scope is a sorted tuple of municipality codes or None (everything).
+Request = tuple
+
+
+def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters, by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
+    return ("registry", tuple(metrics), dataclasses.astuple(filters), tuple(by), scope)
 
 
 def _compute(store: FactStore, request: Request) -> pl.DataFrame:
-    metrics, filters, by, scope = request
-    return compute(
-        store, metrics=list(metrics), filters=Filters(*filters), by=list(by),
-        scope=Scope(frozenset(scope) if scope is not None else None),
-    )
+    from data_access.quality import pending_referrals, source_freshness
+
+    kind, *rest = request
+    scope = Scope(frozenset(rest[-1]) if rest[-1] is not None else None)
+    if kind == "registry":
+        metrics, filters, by, _ = rest
+        return compute(store, metrics=list(metrics), filters=Filters(*filters), by=list(by), scope=scope)
+    if kind == "freshness":  # the newest times only: minutes since and quiet follow the clock
+        return source_freshness(store, scope=scope, by=rest[0]).select(rest[0], "newest")
+    if kind == "pending":
+        return pending_referrals(store)
+    raise ValueError(f"unknown request {kind!r}")
 
 
 class Results:
@@ -60,7 +75,7 @@ class Results:
                     self._asked[request] = time.monotonic()
                 if key in self._done:
                     self._done.move_to_end(key)
-                    return self._done[key]
+                    return self._done[key].clone()
                 running = self._running.get(key)
                 if running is None:
                     running = self._running[key] = threading.Event()
@@ -73,7 +88,7 @@ class Results:
                 self._done[key] = value
                 while len(self._done) > self.max_entries:
                     self._done.popitem(last=False)
-            return value
+            return value.clone()
         finally:
             with self._lock:
                 self._running.pop(key, None)

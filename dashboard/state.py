@@ -26,7 +26,7 @@ from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
 from data_access.snapshot import FactStore
-from dashboard.live import results_for, start_keeper
+from dashboard.live import registry_request, results_for, start_keeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,16 +129,6 @@ def get_store() -> FactStore:
     return store
 
 
-@st.cache_data(show_spinner=False, max_entries=200)
-def _cached_quality(database_url: str, version: int, what: str, by: str, scope: tuple | None) -> pl.DataFrame:
-    from data_access.quality import pending_referrals, source_freshness
-
-    store = _store(database_url)
-    if what == "pending":
-        return pending_referrals(store)
-    return source_freshness(store, scope=Scope(frozenset(scope) if scope is not None else None), by=by)
-
-
 @_data_time()
 def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     """Newest record per source or municipality: the newest times are cached on the data
@@ -146,15 +136,13 @@ def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     source going quiet is exactly when the version stops moving."""
     from data_access.quality import mark_quiet
 
-    newest = _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "freshness", by, _scope_key(ctx))
-    return mark_quiet(
-        newest.select(by, "newest"), now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes
-    )
+    newest = results_for(ctx.store).get(_shown_version(ctx), ("freshness", by, _scope_key(ctx)))
+    return mark_quiet(newest, now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
 
 
 @_data_time()
 def pending(ctx: Context) -> pl.DataFrame:
-    return _cached_quality(ctx.settings.resolved_database_url, ctx.store.version, "pending", "", _scope_key(ctx))
+    return results_for(ctx.store).get(_shown_version(ctx), ("pending", _scope_key(ctx)))
 
 
 def _scope_key(ctx: Context) -> tuple | None:
@@ -167,9 +155,13 @@ def query(
 ) -> pl.DataFrame:
     """Registry results for the context's (or the given) filters at the data version this
     run shows, shared with every session that asks the same."""
-    chosen = filters or ctx.filters
-    version = st.session_state.get("_rendered_version", ctx.store.version)
-    return results_for(ctx.store).get(version, (tuple(metrics), dataclasses.astuple(chosen), tuple(by), _scope_key(ctx)))
+    request = registry_request(metrics, filters or ctx.filters, by, _scope_key(ctx))
+    return results_for(ctx.store).get(_shown_version(ctx), request)
+
+
+def _shown_version(ctx: Context) -> int:
+    """The data version this run shows (its results all come from the same version)."""
+    return st.session_state.get("_rendered_version", ctx.store.version)
 
 
 def set_context(ctx: Context) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 from polars.testing import assert_frame_equal
 
-from data_access.metrics import Filters, compute
-from dashboard.live import Keeper, Results
+from data_access.metrics import Filters, Scope, compute
+from data_access.quality import source_freshness
+from dashboard.live import Keeper, Results, registry_request
 from tests.factories import add_contacts, make_store
 
+ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
@@ -25,11 +30,13 @@ def _contacts(n: int, *, prefix: str) -> list[dict]:
 
 def _request(metrics: tuple[str, ...], by: tuple[str, ...] = ()) -> tuple:
     today = NOW.date()
-    return (metrics, dataclasses.astuple(Filters(start=today - dt.timedelta(days=30), end=today)), by, None)
+    return registry_request(metrics, Filters(start=today - dt.timedelta(days=30), end=today), by, None)
 
 
 def _direct(store, request) -> object:
-    metrics, filters, by, _ = request
+    if request[0] == "freshness":
+        return source_freshness(store, scope=Scope(None), by=request[1]).select(request[1], "newest")
+    _, metrics, filters, by, _ = request
     return compute(store, metrics=list(metrics), filters=Filters(*filters), by=list(by))
 
 
@@ -62,23 +69,23 @@ def test_the_keeper_prepares_a_new_version_before_publishing_it(engine, settings
     from dashboard import live
 
     live._results[store] = results_before
-    asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",))]
+    asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",)), ("freshness", "source_system", None)]
     old = store.version
     for request in asked:
         results_before.get(old, request)
     keeper = Keeper(store, interval=60, remember_seconds=300)  # stepped by hand, not started
     keeper.step()
-    assert keeper.published_version == old and results_before.computed == 2  # nothing new: nothing done
+    assert keeper.published_version == old and results_before.computed == 3  # nothing new: nothing done
 
     add_contacts(engine, _contacts(12, prefix="b"))
     keeper.step()
     new = store.version
     assert new != old and keeper.published_version == new
-    assert results_before.computed == 4  # both asked results, at the new version, by the keeper
+    assert results_before.computed == 6  # the asked results, at the new version, by the keeper
     for request in asked:
         found = results_before.get(new, request)
         assert_frame_equal(found, _direct(store, request), check_row_order=False)
-    assert results_before.computed == 4  # the sessions' reruns found them
+    assert results_before.computed == 6  # the sessions' reruns found them
     assert results_before.get(new, asked[0])["value"].to_list() != results_before.get(old, asked[0])["value"].to_list()
 
 
@@ -92,3 +99,32 @@ def test_requests_not_asked_lately_are_not_prepared(engine, settings):
     add_contacts(engine, _contacts(3, prefix="b"))
     store.refresh()
     assert results.warm(store.version, within_seconds=60) == 0 and results.computed == 1
+
+
+def test_sessions_can_convert_the_same_result_at_once(tmp_path):
+    """Twenty sessions hand the same cached result to st.dataframe (DataFrame.to_pandas) at
+    the same moment. Converting one polars DataFrame from many threads at once can freeze the
+    whole process (pola-rs/polars#27396), so every caller gets its own clone. Runs in a
+    subprocess: a frozen interpreter fails at the timeout instead of hanging the suite."""
+    code = textwrap.dedent(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        import polars as pl
+        from dashboard.live import Results
+
+        class Store:  # Results only hands the store to the computation, stubbed here
+            pass
+
+        results = Results(Store())
+        for round_ in range(6):
+            frame = pl.DataFrame({"a": [5234.523] * 100_000, "b": ["x"] * 100_000})
+            results._done[(round_, ("registry",))] = frame
+            with ThreadPoolExecutor(10) as pool:
+                for future in [pool.submit(lambda: results.get(round_, ("registry",)).to_pandas()) for _ in range(100)]:
+                    future.result()
+        print("finished")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "finished"
