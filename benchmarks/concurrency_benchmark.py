@@ -132,11 +132,12 @@ def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str
     return {**summarise(sessions, log, started, len(errors) + exceptions), "clients": "browser"}
 
 
-def start_server(port: int, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "run", "--port", str(port), "--address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+def start_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("a", encoding="utf-8") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "run", "--port", str(port), "--address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -175,6 +176,7 @@ def main() -> None:
     }
     base = f"http://127.0.0.1:{port}/"
     results: dict = {"database": args.database_url.split(":")[0], "refresh_seconds": args.refresh}
+    print(f"server output: {folder / 'server.log'}", flush=True)
     server = None
     try:
         with sync_playwright() as p:
@@ -191,7 +193,7 @@ def main() -> None:
                     time.sleep(15)  # let the background snapshot save finish
                     stop_server(server)
                 started = time.perf_counter()
-                server = start_server(port, env)
+                server = start_server(port, env, folder / "server.log")
                 page = browser.new_page()
                 for _ in range(3000):
                     try:
