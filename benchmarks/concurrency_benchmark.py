@@ -72,6 +72,18 @@ def writer(url: str, stop: threading.Event) -> None:
         add_contacts(engine, [{"occurred_at": dt.datetime.now(dt.UTC), "municipality_code": "091", "channel": "chat"}])
 
 
+def writing(url: str, seconds: float) -> float:
+    """Write a contact every two seconds for ``seconds``; returns when writing began."""
+    started = time.time()
+    stop = threading.Event()
+    thread = threading.Thread(target=writer, args=(url, stop), daemon=True)
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+    return started
+
+
 def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
     runs = [json.loads(line) for line in log.read_text().splitlines()]
     runs = [run for run in runs if run["at"] >= started]
@@ -94,13 +106,7 @@ def protocol_phase(base: str, sessions: int, seconds: float, log: Path, url: str
     clients = ProtocolSessions(base.replace("http://", "ws://") + "_stcore/stream", sessions)
     clients.start()
     clients.wait_for_first_runs(timeout=300)
-    started = time.time()
-    stop = threading.Event()
-    thread = threading.Thread(target=writer, args=(url, stop), daemon=True)
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join()
+    started = writing(url, seconds)
     clients.stop()
     seen = clients.summary()
     outcome = summarise(sessions, log, started, seen["page_exceptions"] + len(seen["connection_errors"]))
@@ -119,13 +125,7 @@ def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str
         pages.append(page)
     for page in pages:
         wait_until_rendered(page, timeout_ms=180_000)
-    started = time.time()
-    stop = threading.Event()
-    thread = threading.Thread(target=writer, args=(url, stop), daemon=True)
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join()
+    started = writing(url, seconds)
     exceptions = sum(page.locator('[data-testid="stException"]').count() for page in pages)
     for context in contexts:
         context.close()
