@@ -25,6 +25,7 @@ from collections import OrderedDict
 import polars as pl
 
 from data_access.metrics import Filters, Scope, compute
+from data_access.periods import local_now
 from data_access.snapshot import FactStore
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,32 @@ class Results:
             return [r for r, _ in sorted(self._asked.items(), key=lambda item: item[1], reverse=True)]
 
     def warm(self, version: int, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
-        """Compute the recently asked requests at ``version``; stops after ``budget_seconds``.
-        Returns how many were looked at."""
+        """Compute the recently asked requests at ``version`` that a rerun would ask again;
+        stops after ``budget_seconds``. Returns how many were looked at."""
         started = time.monotonic()
+        minute = _minute_of_day()
         done = 0
         for request in self.recent(within_seconds):
             if time.monotonic() - started > budget_seconds:
                 break
+            if _asks_for_past_minute(request, minute):
+                continue
             self.get(version, request, asked=False)
             done += 1
         return done
+
+
+def _minute_of_day() -> int:
+    now = local_now()
+    return now.hour * 60 + now.minute
+
+
+def _asks_for_past_minute(request: Request, minute: int) -> bool:
+    """A "today so far" request of an earlier minute: the next rerun asks for this minute."""
+    if request[0] != "registry":
+        return False
+    until = Filters(*request[2]).until_minute
+    return until is not None and until != minute
 
 
 _results: weakref.WeakKeyDictionary[FactStore, Results] = weakref.WeakKeyDictionary()
@@ -154,7 +171,7 @@ class Keeper(threading.Thread):
         self.store.refresh()
         version = self.store.version
         if version != self.published_version:
-            results_for(self.store).warm(version, within_seconds=self.remember_seconds)
+            results_for(self.store).warm(version, within_seconds=self.remember_seconds, budget_seconds=self.interval * 2)
             self.published_version = version
 
     def stop(self) -> None:
@@ -166,7 +183,11 @@ def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
     with _registry_lock:
         keeper = _keepers.get(store)
         if keeper is None:
-            keeper = Keeper(store, interval=min(1.0, refresh_seconds / 2), remember_seconds=3 * refresh_seconds + 30)
+            # Sessions ask again at every refresh: what was asked in the last interval (and a
+            # little) is what the next reruns will ask. Computing more kept polars' two worker
+            # threads busy for whole intervals at 5 M contacts, and the sessions' own small
+            # operations waited behind it until page runs stopped completing.
+            keeper = Keeper(store, interval=min(1.0, refresh_seconds / 2), remember_seconds=refresh_seconds + 5)
             _keepers[store] = keeper
             keeper.start()
         return keeper

@@ -128,3 +128,27 @@ def test_sessions_can_convert_the_same_result_at_once(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "finished"
+
+
+def test_today_so_far_of_an_earlier_minute_is_not_prepared(engine, settings, monkeypatch):
+    """A rerun asks "today so far" for the minute it runs in; preparing the earlier minute's
+    request again would only keep polars' workers from the sessions."""
+    from dashboard import live
+
+    add_contacts(engine, _contacts(10, prefix="a"))
+    store = make_store(engine, settings)
+    results = Results(store)
+    today = NOW.date()
+    monkeypatch.setattr(live, "_minute_of_day", lambda: 600)
+    now_request = registry_request(("contacts",), Filters(start=today, end=today, until_minute=600), (), None)
+    earlier = registry_request(("contacts",), Filters(start=today, end=today, until_minute=599), (), None)
+    for request in (now_request, earlier):
+        results.get(store.version, request)
+    add_contacts(engine, _contacts(3, prefix="b"))
+    store.refresh()
+    assert results.warm(store.version, within_seconds=60) == 1
+    assert results.computed == 3
+    results.get(store.version, now_request)
+    assert results.computed == 3  # prepared
+    results.get(store.version, earlier)
+    assert results.computed == 4  # not prepared
