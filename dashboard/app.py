@@ -12,7 +12,7 @@ from data_access.metrics import Scope
 from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_time
 from dashboard.i18n import t
-from dashboard.live import published_version
+from dashboard.live import published_view
 from data_access.periods import local_now
 from dashboard.state import Context, get_store, log_data_time, set_context, start_data_time
 
@@ -32,8 +32,7 @@ except DatabaseNeedsUpgrade:
     st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
     st.stop()
 
-# The data version this session's page shows. The store is shared: another session may have
-# brought it up to date already, so the live refresh compares with this, not with the store.
+# The data version this session's page shows: the live refresh compares the newest with this.
 st.session_state["_rendered_version"] = store.version
 filters, comparison, preset = filter_sidebar(store, language)
 set_context(
@@ -49,8 +48,10 @@ set_context(
 def live_refresh() -> None:
     """Rerun the page only when data newer than it shows has arrived: in the server, once the
     keeper has the new version's results ready; otherwise by asking the database."""
-    version = published_version(store)
-    if version is None:
+    view = published_view(store)
+    if view is not None:
+        version = view.version
+    else:
         try:
             version = data_version(store.engine)
         except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page

@@ -8,8 +8,9 @@ a hit costs microseconds instead of unpickling a copy. Not the stored frame itse
 (pola-rs/polars#27396; 1 of 3 runs of its reproduction hung here), and st.dataframe does.
 
 ``Keeper``: one thread per server that brings the fact store up to date and, for each new
-data version, computes the results that sessions asked for recently before it tells them the
-version has moved (``published_version``). When twenty managers have the overview open, a new
+data version, computes the results that sessions asked for recently before it hands the
+sessions a view of that version (``published_view``). Sessions then neither read the
+database nor move the store themselves: when twenty managers have the overview open, a new
 contact costs one computation of the overview, not twenty competing ones.
 """
 
@@ -26,7 +27,7 @@ import polars as pl
 
 from data_access.metrics import Filters, Scope, compute
 from data_access.periods import local_now
-from data_access.snapshot import FactStore
+from data_access.snapshot import FactStore, StoreView
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters, by:
     return ("registry", tuple(metrics), dataclasses.astuple(filters), tuple(by), scope)
 
 
-def _compute(store: FactStore, request: Request) -> pl.DataFrame:
+def _compute(store: StoreView, request: Request) -> pl.DataFrame:
     from data_access.quality import pending_referrals, source_freshness
 
     kind, *rest = request
@@ -57,8 +58,7 @@ def _compute(store: FactStore, request: Request) -> pl.DataFrame:
 class Results:
     """Registry results of one store, per data version."""
 
-    def __init__(self, store: FactStore, *, max_entries: int = 2000) -> None:
-        self.store = store
+    def __init__(self, *, max_entries: int = 2000) -> None:
         self.max_entries = max_entries
         self.computed = 0  # how many results were computed (not found): for tests and logs
         self._lock = threading.Lock()
@@ -66,10 +66,10 @@ class Results:
         self._running: dict[tuple[int, Request], threading.Event] = {}
         self._asked: dict[Request, float] = {}
 
-    def get(self, version: int, request: Request, *, asked: bool = True) -> pl.DataFrame:
-        """The result of ``request`` at ``version``: found, waited for while another thread
-        computes it, or computed here."""
-        key = (version, request)
+    def get(self, view: StoreView, request: Request, *, asked: bool = True) -> pl.DataFrame:
+        """The result of ``request`` at the view's version: found, waited for while another
+        thread computes it, or computed here."""
+        key = (view.version, request)
         while True:
             with self._lock:
                 if asked:
@@ -83,7 +83,7 @@ class Results:
                     break
             running.wait()  # then look again: the other thread may have failed
         try:
-            value = _compute(self.store, request)
+            value = _compute(view, request)
             with self._lock:
                 self.computed += 1
                 self._done[key] = value
@@ -103,18 +103,18 @@ class Results:
                 del self._asked[request]
             return [r for r, _ in sorted(self._asked.items(), key=lambda item: item[1], reverse=True)]
 
-    def warm(self, version: int, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
-        """Compute the recently asked requests at ``version`` that a rerun would ask again;
-        stops after ``budget_seconds``. Returns how many were looked at."""
+    def warm(self, view: StoreView, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
+        """Compute at the view's version what the next reruns will ask: the recently asked
+        requests, a "today so far" one for the minute it is now; stops after
+        ``budget_seconds``. Returns how many were computed or found."""
         started = time.monotonic()
         minute = _minute_of_day()
+        wanted = list(dict.fromkeys(_for_minute(request, minute) for request in self.recent(within_seconds)))
         done = 0
-        for request in self.recent(within_seconds):
+        for request in wanted:
             if time.monotonic() - started > budget_seconds:
                 break
-            if _asks_for_past_minute(request, minute):
-                continue
-            self.get(version, request, asked=False)
+            self.get(view, request, asked=False)
             done += 1
         return done
 
@@ -124,12 +124,14 @@ def _minute_of_day() -> int:
     return now.hour * 60 + now.minute
 
 
-def _asks_for_past_minute(request: Request, minute: int) -> bool:
-    """A "today so far" request of an earlier minute: the next rerun asks for this minute."""
+def _for_minute(request: Request, minute: int) -> Request:
+    """A "today so far" request as the next rerun asks it: up to this minute."""
     if request[0] != "registry":
-        return False
-    until = Filters(*request[2]).until_minute
-    return until is not None and until != minute
+        return request
+    filters = Filters(*request[2])
+    if filters.until_minute is None or filters.until_minute == minute:
+        return request
+    return registry_request(request[1], dataclasses.replace(filters, until_minute=minute), request[3], request[4])
 
 
 _results: weakref.WeakKeyDictionary[FactStore, Results] = weakref.WeakKeyDictionary()
@@ -137,23 +139,26 @@ _keepers: weakref.WeakKeyDictionary[FactStore, Keeper] = weakref.WeakKeyDictiona
 _registry_lock = threading.Lock()
 
 
-def results_for(store: FactStore) -> Results:
+def results_for(store: FactStore | StoreView) -> Results:
+    """The shared results of a store (of the store a view was taken from)."""
+    origin = store.origin if isinstance(store, StoreView) else store
     with _registry_lock:
-        if store not in _results:
-            _results[store] = Results(store)
-        return _results[store]
+        if origin not in _results:
+            _results[origin] = Results()
+        return _results[origin]
 
 
 class Keeper(threading.Thread):
     """Polls the database every ``interval`` seconds; on a new data version brings the store
-    up to date, computes the recently asked results and then publishes the version."""
+    up to date, computes the recently asked results and then publishes a view of it."""
 
-    def __init__(self, store: FactStore, *, interval: float, remember_seconds: float) -> None:
+    def __init__(self, store: FactStore, *, interval: float, remember_seconds: float, budget_seconds: float = 2.0) -> None:
         super().__init__(name="store-keeper", daemon=True)
         self.store = store
         self.interval = interval
         self.remember_seconds = remember_seconds
-        self.published_version = store.version
+        self.budget_seconds = budget_seconds
+        self.published = store.view()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -169,17 +174,18 @@ class Keeper(threading.Thread):
 
     def step(self) -> None:
         self.store.refresh()
-        version = self.store.version
-        if version != self.published_version:
-            results_for(self.store).warm(version, within_seconds=self.remember_seconds, budget_seconds=self.interval * 2)
-            self.published_version = version
+        view = self.store.view()
+        if view.version != self.published.version:
+            results_for(self.store).warm(view, within_seconds=self.remember_seconds, budget_seconds=self.budget_seconds)
+            self.published = view
 
     def stop(self) -> None:
         self._stop_event.set()
 
 
 def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
-    """One keeper per store; polls at most every second, sooner for short refresh intervals."""
+    """One keeper per store; polls every half second, sooner for short refresh intervals
+    (a new contact is visible within the refresh interval plus polling and preparing)."""
     with _registry_lock:
         keeper = _keepers.get(store)
         if keeper is None:
@@ -187,13 +193,13 @@ def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
             # little) is what the next reruns will ask. Computing more kept polars' two worker
             # threads busy for whole intervals at 5 M contacts, and the sessions' own small
             # operations waited behind it until page runs stopped completing.
-            keeper = Keeper(store, interval=min(1.0, refresh_seconds / 2), remember_seconds=refresh_seconds + 5)
+            keeper = Keeper(store, interval=min(0.5, refresh_seconds / 4), remember_seconds=refresh_seconds + 5)
             _keepers[store] = keeper
             keeper.start()
         return keeper
 
 
-def published_version(store: FactStore) -> int | None:
-    """The newest version whose recent results are ready, when a keeper runs for ``store``."""
-    keeper = _keepers.get(store)
-    return keeper.published_version if keeper is not None and keeper.is_alive() else None
+def published_view(store: FactStore | StoreView) -> StoreView | None:
+    """The newest view whose recent results are ready, when a keeper runs for the store."""
+    keeper = _keepers.get(store.origin if isinstance(store, StoreView) else store)
+    return keeper.published if keeper is not None and keeper.is_alive() else None

@@ -25,8 +25,8 @@ import streamlit as st
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
-from data_access.snapshot import FactStore
-from dashboard.live import registry_request, results_for, start_keeper
+from data_access.snapshot import FactStore, StoreView
+from dashboard.live import published_view, registry_request, results_for, start_keeper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,7 +36,7 @@ class Context:
     """What a page needs: settings, the store, the language, the filters and the user's scope."""
 
     settings: Settings
-    store: FactStore
+    store: StoreView  # the data this run shows (get_store)
     language: str
     filters: Filters
     comparison: Filters | None
@@ -122,11 +122,15 @@ def _store(database_url: str) -> FactStore:
 
 
 @_data_time(slot="_store_seconds")
-def get_store() -> FactStore:
-    settings = get_settings()
-    store = _store(settings.resolved_database_url)
-    store.refresh()
-    return store
+def get_store() -> StoreView:
+    """The data this run shows: in the server, the keeper's newest prepared view (no database
+    round trip); without a keeper (tests, AppTest), the store brought up to date here."""
+    store = _store(get_settings().resolved_database_url)
+    view = published_view(store)
+    if view is None:
+        store.refresh()
+        view = store.view()
+    return view
 
 
 @_data_time()
@@ -136,13 +140,13 @@ def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
     source going quiet is exactly when the version stops moving."""
     from data_access.quality import mark_quiet
 
-    newest = results_for(ctx.store).get(_shown_version(ctx), ("freshness", by, _scope_key(ctx)))
+    newest = results_for(ctx.store).get(ctx.store, ("freshness", by, _scope_key(ctx)))
     return mark_quiet(newest, now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
 
 
 @_data_time()
 def pending(ctx: Context) -> pl.DataFrame:
-    return results_for(ctx.store).get(_shown_version(ctx), ("pending", _scope_key(ctx)))
+    return results_for(ctx.store).get(ctx.store, ("pending", _scope_key(ctx)))
 
 
 def _scope_key(ctx: Context) -> tuple | None:
@@ -156,12 +160,7 @@ def query(
     """Registry results for the context's (or the given) filters at the data version this
     run shows, shared with every session that asks the same."""
     request = registry_request(metrics, filters or ctx.filters, by, _scope_key(ctx))
-    return results_for(ctx.store).get(_shown_version(ctx), request)
-
-
-def _shown_version(ctx: Context) -> int:
-    """The data version this run shows (its results all come from the same version)."""
-    return st.session_state.get("_rendered_version", ctx.store.version)
+    return results_for(ctx.store).get(ctx.store, request)
 
 
 def set_context(ctx: Context) -> None:

@@ -198,6 +198,22 @@ def splice(
     return pl.concat([head, rebuilt.select(head.columns)], rechunk=False) if start else rebuilt
 
 
+class StoreView:
+    """The store as it stood at one data version: its frames and reference data fixed,
+    everything else (engine, settings) the store's own. A page run reads one view, so all
+    its figures come from the same data while the store moves on underneath."""
+
+    def __init__(self, store: FactStore) -> None:
+        self.origin = store
+        self.version = store.version
+        self.as_of = store.as_of
+        self.contacts, self.referrals, self.feedback = store.contacts, store.referrals, store.feedback
+        self.municipalities, self.populations = store.municipalities, store.populations
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.origin, name)
+
+
 class FactStore:
     """Contacts, referrals and feedback as polars frames, plus reference data."""
 
@@ -218,6 +234,11 @@ class FactStore:
         self._saving: threading.Thread | None = None
         # The data version of the saved snapshot this store started from, if any.
         self.restored_version: int | None = None
+
+    def view(self) -> StoreView:
+        """The frames as they are now, fixed (see StoreView)."""
+        with self._lock:
+            return StoreView(self)
 
     def refresh(self) -> bool:
         """Bring the frames up to the database's data version. True when anything changed."""

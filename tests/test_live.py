@@ -43,14 +43,14 @@ def _direct(store, request) -> object:
 def test_sessions_asking_at_once_share_one_computation(engine, settings):
     add_contacts(engine, _contacts(40, prefix="a"))
     store = make_store(engine, settings)
-    results = Results(store)
+    results = Results()
     request = _request(("contacts", "first_contact_resolution"), ("channel",))
     start = threading.Barrier(8)
     seen = []
 
     def session() -> None:
         start.wait()
-        seen.append(results.get(store.version, request))
+        seen.append(results.get(store.view(), request))
 
     threads = [threading.Thread(target=session) for _ in range(8)]
     for thread in threads:
@@ -65,22 +65,22 @@ def test_sessions_asking_at_once_share_one_computation(engine, settings):
 def test_the_keeper_prepares_a_new_version_before_publishing_it(engine, settings):
     add_contacts(engine, _contacts(30, prefix="a"))
     store = make_store(engine, settings)
-    results_before = Results(store)
+    results_before = Results()
     from dashboard import live
 
     live._results[store] = results_before
     asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",)), ("freshness", "source_system", None)]
-    old = store.version
+    old = store.view()
     for request in asked:
         results_before.get(old, request)
     keeper = Keeper(store, interval=60, remember_seconds=300)  # stepped by hand, not started
     keeper.step()
-    assert keeper.published_version == old and results_before.computed == 3  # nothing new: nothing done
+    assert keeper.published.version == old.version and results_before.computed == 3  # nothing new: nothing done
 
     add_contacts(engine, _contacts(12, prefix="b"))
     keeper.step()
-    new = store.version
-    assert new != old and keeper.published_version == new
+    new = keeper.published
+    assert new.version != old.version and new.version == store.version
     assert results_before.computed == 6  # the asked results, at the new version, by the keeper
     for request in asked:
         found = results_before.get(new, request)
@@ -92,13 +92,13 @@ def test_the_keeper_prepares_a_new_version_before_publishing_it(engine, settings
 def test_requests_not_asked_lately_are_not_prepared(engine, settings):
     add_contacts(engine, _contacts(10, prefix="a"))
     store = make_store(engine, settings)
-    results = Results(store)
-    results.get(store.version, _request(("contacts",)))
+    results = Results()
+    results.get(store.view(), _request(("contacts",)))
     assert results.recent(within_seconds=60) == [_request(("contacts",))]
     assert results.recent(within_seconds=0) == []  # forgotten
     add_contacts(engine, _contacts(3, prefix="b"))
     store.refresh()
-    assert results.warm(store.version, within_seconds=60) == 0 and results.computed == 1
+    assert results.warm(store.view(), within_seconds=60) == 0 and results.computed == 1
 
 
 def test_sessions_can_convert_the_same_result_at_once(tmp_path):
@@ -112,15 +112,16 @@ def test_sessions_can_convert_the_same_result_at_once(tmp_path):
         import polars as pl
         from dashboard.live import Results
 
-        class Store:  # Results only hands the store to the computation, stubbed here
-            pass
+        class View:  # Results only hands the view to the computation, stubbed here
+            def __init__(self, version):
+                self.version = version
 
-        results = Results(Store())
+        results = Results()
         for round_ in range(6):
             frame = pl.DataFrame({"a": [5234.523] * 100_000, "b": ["x"] * 100_000})
             results._done[(round_, ("registry",))] = frame
             with ThreadPoolExecutor(10) as pool:
-                for future in [pool.submit(lambda: results.get(round_, ("registry",)).to_pandas()) for _ in range(100)]:
+                for future in [pool.submit(lambda: results.get(View(round_), ("registry",)).to_pandas()) for _ in range(100)]:
                     future.result()
         print("finished")
         """
@@ -130,25 +131,40 @@ def test_sessions_can_convert_the_same_result_at_once(tmp_path):
     assert done.stdout.strip() == "finished"
 
 
-def test_today_so_far_of_an_earlier_minute_is_not_prepared(engine, settings, monkeypatch):
-    """A rerun asks "today so far" for the minute it runs in; preparing the earlier minute's
-    request again would only keep polars' workers from the sessions."""
+def test_today_so_far_is_prepared_for_the_minute_the_next_rerun_asks(engine, settings, monkeypatch):
+    """Sessions asked "today so far" up to 10:00; the keeper, at 10:01, prepares the request
+    up to 10:01 (what the next reruns ask), not the earlier minute's again."""
     from dashboard import live
 
     add_contacts(engine, _contacts(10, prefix="a"))
     store = make_store(engine, settings)
-    results = Results(store)
+    results = Results()
     today = NOW.date()
-    monkeypatch.setattr(live, "_minute_of_day", lambda: 600)
-    now_request = registry_request(("contacts",), Filters(start=today, end=today, until_minute=600), (), None)
-    earlier = registry_request(("contacts",), Filters(start=today, end=today, until_minute=599), (), None)
-    for request in (now_request, earlier):
-        results.get(store.version, request)
+    earlier = registry_request(("contacts",), Filters(start=today, end=today, until_minute=600), (), None)
+    now_request = registry_request(("contacts",), Filters(start=today, end=today, until_minute=601), (), None)
+    results.get(store.view(), earlier)
     add_contacts(engine, _contacts(3, prefix="b"))
     store.refresh()
-    assert results.warm(store.version, within_seconds=60) == 1
-    assert results.computed == 3
-    results.get(store.version, now_request)
-    assert results.computed == 3  # prepared
-    results.get(store.version, earlier)
-    assert results.computed == 4  # not prepared
+    view = store.view()
+    monkeypatch.setattr(live, "_minute_of_day", lambda: 601)
+    assert results.warm(view, within_seconds=60) == 1
+    assert results.computed == 2
+    assert_frame_equal(results.get(view, now_request), _direct(view, now_request))
+    assert results.computed == 2  # prepared
+    results.get(view, earlier)
+    assert results.computed == 3  # not prepared
+
+
+def test_a_view_keeps_its_version_while_the_store_moves_on(engine, settings):
+    add_contacts(engine, _contacts(6, prefix="a"))
+    store = make_store(engine, settings)
+    before = store.view()
+    add_contacts(engine, _contacts(4, prefix="b"))
+    store.refresh()
+    after = store.view()
+    assert after.version > before.version
+    assert before.contacts.height == 6 and after.contacts.height == 10
+    request = _request(("contacts",))
+    results = Results()
+    assert results.get(before, request)["value"].to_list() == [6]
+    assert results.get(after, request)["value"].to_list() == [10]
