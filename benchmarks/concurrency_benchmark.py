@@ -85,8 +85,9 @@ def writing(url: str, seconds: float) -> float:
 
 
 def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
-    runs = [json.loads(line) for line in log.read_text().splitlines()]
-    runs = [run for run in runs if run["at"] >= started]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    runs = [run for run in lines if run["at"] >= started and "data_ms" in run]
+    keeper = [line for line in lines if line["at"] >= started and "keeper" in line]
     times = sorted(run["data_ms"] for run in runs)
     store = sorted(run["store_ms"] for run in runs)
     return {
@@ -96,6 +97,12 @@ def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
         "store_refresh_median_ms": statistics.median(store) if store else None,
         "store_refresh_p95_ms": percentile(store, 0.95) if store else None,
         "page_errors": errors,
+        # runs that computed a result themselves (a miss) or waited for another thread's
+        "runs_computing": sum(1 for run in runs if run.get("computed")),
+        "runs_waiting": sum(1 for run in runs if run.get("waited_ms")),
+        "versions_published": len(keeper),
+        "keeper_prepare_median_ms": statistics.median(k["prepare_ms"] for k in keeper) if keeper else None,
+        "keeper_prepare_max_ms": max(k["prepare_ms"] for k in keeper) if keeper else None,
     }
 
 

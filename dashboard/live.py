@@ -17,11 +17,13 @@ contact costs one computation of the overview, not twenty competing ones.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict
+from pathlib import Path
 
 import polars as pl
 
@@ -55,6 +57,16 @@ def _compute(store: StoreView, request: Request) -> pl.DataFrame:
     raise ValueError(f"unknown request {kind!r}")
 
 
+class _ThreadTally(threading.local):
+    """What this thread's calls cost: results computed here, seconds waited for another's."""
+
+    computed = 0
+    waited = 0.0
+
+
+tally = _ThreadTally()
+
+
 class Results:
     """Registry results of one store, per data version."""
 
@@ -81,8 +93,11 @@ class Results:
                 if running is None:
                     running = self._running[key] = threading.Event()
                     break
+            waiting_since = time.perf_counter()
             running.wait()  # then look again: the other thread may have failed
+            tally.waited += time.perf_counter() - waiting_since
         try:
+            tally.computed += 1
             value = _compute(view, request)
             with self._lock:
                 self.computed += 1
@@ -152,9 +167,13 @@ class Keeper(threading.Thread):
     """Polls the database every ``interval`` seconds; on a new data version brings the store
     up to date, computes the recently asked results and then publishes a view of it."""
 
-    def __init__(self, store: FactStore, *, interval: float, remember_seconds: float, budget_seconds: float = 2.0) -> None:
+    def __init__(
+        self, store: FactStore, *, interval: float, remember_seconds: float, budget_seconds: float = 2.0,
+        timing_log: Path | None = None,
+    ) -> None:
         super().__init__(name="store-keeper", daemon=True)
         self.store = store
+        self.timing_log = timing_log
         self.interval = interval
         self.remember_seconds = remember_seconds
         self.budget_seconds = budget_seconds
@@ -173,17 +192,26 @@ class Keeper(threading.Thread):
                 failing = True
 
     def step(self) -> None:
+        started = time.perf_counter()
         self.store.refresh()
         view = self.store.view()
         if view.version != self.published.version:
-            results_for(self.store).warm(view, within_seconds=self.remember_seconds, budget_seconds=self.budget_seconds)
+            refreshed = time.perf_counter()
+            prepared = results_for(self.store).warm(view, within_seconds=self.remember_seconds, budget_seconds=self.budget_seconds)
             self.published = view
+            if self.timing_log is not None:
+                line = {
+                    "keeper": view.version, "prepared": prepared, "store_ms": round((refreshed - started) * 1000, 2),
+                    "prepare_ms": round((time.perf_counter() - refreshed) * 1000, 2), "at": time.time(),
+                }
+                with self.timing_log.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(line) + "\n")
 
     def stop(self) -> None:
         self._stop_event.set()
 
 
-def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
+def start_keeper(store: FactStore, *, refresh_seconds: float, timing_log: Path | None = None) -> Keeper:
     """One keeper per store; polls every half second, sooner for short refresh intervals
     (a new contact is visible within the refresh interval plus polling and preparing)."""
     with _registry_lock:
@@ -193,7 +221,7 @@ def start_keeper(store: FactStore, *, refresh_seconds: float) -> Keeper:
             # little) is what the next reruns will ask. Computing more kept polars' two worker
             # threads busy for whole intervals at 5 M contacts, and the sessions' own small
             # operations waited behind it until page runs stopped completing.
-            keeper = Keeper(store, interval=min(0.5, refresh_seconds / 4), remember_seconds=refresh_seconds + 5)
+            keeper = Keeper(store, interval=min(0.5, refresh_seconds / 4), remember_seconds=refresh_seconds + 5, timing_log=timing_log)
             _keepers[store] = keeper
             keeper.start()
         return keeper

@@ -26,7 +26,7 @@ from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
 from data_access.snapshot import FactStore, StoreView
-from dashboard.live import published_view, registry_request, results_for, start_keeper
+from dashboard.live import published_view, registry_request, results_for, start_keeper, tally
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,6 +67,7 @@ def _data_time(slot: str | None = None) -> Callable[[Callable[P, R]], Callable[P
 def start_data_time() -> None:
     st.session_state["_data_seconds"] = 0.0
     st.session_state["_store_seconds"] = 0.0
+    tally.computed, tally.waited = 0, 0.0
 
 
 def log_data_time(settings: Settings, page: str) -> None:
@@ -77,6 +78,8 @@ def log_data_time(settings: Settings, page: str) -> None:
         "page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2),
         # of which bringing the store up to date (reading and splicing new rows)
         "store_ms": round(st.session_state.get("_store_seconds", 0.0) * 1000, 2), "at": time.time(),
+        # results this run computed itself, and time it waited for another thread computing one
+        "computed": tally.computed, "waited_ms": round(tally.waited * 1000, 2),
     }
     with settings.timing_log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(line) + "\n")
@@ -103,7 +106,7 @@ def start_preload() -> None:
         except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
             logging.getLogger(__name__).exception("preloading the fact store failed")
             return
-        start_keeper(store, refresh_seconds=settings.refresh_seconds)
+        start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log)
 
     thread = threading.Thread(target=load, name="store-preload", daemon=True)
     _preloads[settings.resolved_database_url] = (thread, loaded)
