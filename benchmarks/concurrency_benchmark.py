@@ -182,7 +182,7 @@ def main() -> None:
         "OHJAUSTAULU_REFRESH_SECONDS": str(args.refresh),
     }
     base = f"http://127.0.0.1:{port}/"
-    results: dict = {"database": args.database_url.split(":")[0], "refresh_seconds": args.refresh}
+    results: dict = {"database": args.database_url.split(":")[0].split("+")[0], "refresh_seconds": args.refresh}
     print(f"server output: {folder / 'server.log'}", flush=True)
     server = None
     try:
