@@ -1,3 +1,3 @@
-from dashboard.cli import main
+from dashboard.launch import main
 
 raise SystemExit(main())

@@ -6,13 +6,14 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 
 from dashboard.export import metrics_csv, metrics_json, safe_frame
+from dashboard.launch import add_run_arguments
+from dashboard.launch import run as launch_run
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings
 from data_access.engine import (
@@ -36,35 +37,11 @@ from data_access.reference import (
 )
 from data_access.snapshot import FactStore
 
-APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_METRICS = ("contacts", "contacts_per_1000", "first_contact_resolution", "verified_resolution", "electronic_share")
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    prepare_database(settings, progress=_say)
-    command = [
-        sys.executable, "-m", "dashboard.serve", "--server.port", str(args.port), "--server.address", args.address,
-    ]
-    _say(f"Ohjaustaulu: http://{args.address}:{args.port}")
-    # The server replaces this process: one process to stop, and no idle launcher holding
-    # memory (about 100 MB with the data layer imported).
-    os.chdir(APP.parent.parent)
-    os.execve(sys.executable, command, server_environment())
-
-
-def server_environment() -> dict[str, str]:
-    """polars' allocator (jemalloc) keeps freed pages unless told to give them back: after
-    loading 5 million contacts the server held 1.97 GB resident without this, 1.14 GB with it."""
-    env = dict(os.environ)
-    env.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0")
-    # glibc's malloc gives each thread that allocates at once an arena of its own (up to 8 per
-    # core); every session renders on its own thread.
-    env.setdefault("MALLOC_ARENA_MAX", "2")
-    return env
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
@@ -200,9 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="start the dashboard")
-    run.add_argument("--port", type=int, default=int(os.environ.get("OHJAUSTAULU_PORT", "8501")))
-    run.add_argument("--address", default="localhost")
-    run.set_defaults(handler=cmd_run)
+    add_run_arguments(run)  # `ohjaustaulu run` itself is handled in dashboard/launch.py
+    run.set_defaults(handler=lambda args, _settings: launch_run(args))
 
     seed = commands.add_parser("seed", help="add realistic sample data")
     seed.add_argument("--contacts", type=int, default=300_000)

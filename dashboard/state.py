@@ -21,6 +21,7 @@ from typing import ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
+from sqlalchemy.engine import Engine
 
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
@@ -88,19 +89,20 @@ def log_data_time(settings: Settings, page: str) -> None:
 _preloads: dict[str, tuple[threading.Thread, list[FactStore]]] = {}
 
 
-def _new_store(settings: Settings) -> FactStore:
-    return FactStore(prepare_database(settings), settings)
+def _new_store(settings: Settings, engine: Engine | None = None) -> FactStore:
+    return FactStore(engine or prepare_database(settings), settings)
 
 
-def start_preload() -> None:
-    """Start loading the configured database's store in the background (dashboard/serve.py).
-    A failure is left for the first page to meet and report."""
+def start_preload(engine: Engine | None = None) -> None:
+    """Start loading the configured database's store in the background (dashboard/serve.py),
+    on ``engine`` when the database has been prepared already. A failure is left for the
+    first page to meet and report."""
     settings = get_settings()
     loaded: list[FactStore] = []
 
     def load() -> None:
         try:
-            store = _new_store(settings)
+            store = _new_store(settings, engine)
             store.refresh()
             loaded.append(store)
         except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error

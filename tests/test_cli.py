@@ -94,3 +94,41 @@ def test_unmigrated_database_says_what_to_do(database_url, monkeypatch, capsys):
 def test_period_ending_before_it_starts_is_refused(seeded_url, capsys):
     assert main(["metrics", "--from", "2025-02-01", "--to", "2025-01-01"]) == 2
     assert "before it starts" in capsys.readouterr().err
+
+
+def _run_server(env_url: str, tmp_path) -> "subprocess.CompletedProcess[str]":
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": env_url, "OHJAUSTAULU_DATA_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", "run", "--port", "0", "--address", "127.0.0.1"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_run_stops_with_one_sentence_when_the_database_cannot_be_used(postgres_server_url, tmp_path):
+    """`ohjaustaulu run` hands over to the server before the data layer is imported; the
+    server still refuses an unusable database before it listens."""
+    import sqlalchemy as sa
+
+    unreachable = sa.engine.make_url(postgres_server_url).set(port=1).render_as_string(hide_password=False)
+    done = _run_server(unreachable, tmp_path)
+    assert done.returncode == 2
+    said = done.stderr.split("ohjaustaulu: ", 1)
+    assert len(said) == 2 and "127.0.0.1" in said[1]
+    assert "Traceback" not in done.stderr and "Uvicorn" not in done.stderr  # never listened
+
+
+def test_run_refuses_a_production_database_without_its_schema(postgres_server_url, tmp_path):
+    from tests.conftest import _drop_postgres, _fresh_postgres
+
+    empty = _fresh_postgres(postgres_server_url)  # no tables yet
+    try:
+        done = _run_server(empty, tmp_path)
+    finally:
+        _drop_postgres(postgres_server_url, empty)
+    assert done.returncode == 2
+    assert "ohjaustaulu: " in done.stderr and "db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr and "Uvicorn" not in done.stderr
