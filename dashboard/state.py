@@ -77,7 +77,8 @@ def log_data_time(settings: Settings, page: str) -> None:
         return
     line = {
         "page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2),
-        # of which bringing the store up to date (reading and splicing new rows)
+        # of which getting the store: the keeper's prepared view, or without a keeper
+        # bringing the store up to date (reading and splicing new rows)
         "store_ms": round(st.session_state.get("_store_seconds", 0.0) * 1000, 2), "at": time.time(),
         # results this run computed itself, and time it waited for another thread computing one
         "computed": tally.computed, "waited_ms": round(tally.waited * 1000, 2),
