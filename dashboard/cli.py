@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from dashboard.export import metrics_csv, metrics_json, safe_frame
-from dashboard.launch import add_run_arguments
+from dashboard.launch import add_run_arguments, say
 from dashboard.launch import run as launch_run
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings
@@ -40,10 +40,6 @@ from data_access.snapshot import FactStore
 DEFAULT_METRICS = ("contacts", "contacts_per_1000", "first_contact_resolution", "verified_resolution", "electronic_share")
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     engine = engine_from_settings(settings)
     if settings.is_embedded:
@@ -53,7 +49,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     from sample_data.seed import seed_database
 
     regions = tuple(code.strip().zfill(2) for code in args.regions.split(",")) if args.regions else None
-    report = seed_database(engine, contacts=args.contacts, days=args.days, seed=args.seed, regions=regions, progress=_say)
+    report = seed_database(engine, contacts=args.contacts, days=args.days, seed=args.seed, regions=regions, progress=say)
     print(
         f"seeded {report.contacts} contacts, {report.referrals} referrals, {report.feedback} feedback "
         f"(generate {report.generate_seconds:.1f} s, write {report.write_seconds:.1f} s)"
@@ -113,7 +109,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     def show(path: Path, result) -> None:
         print(result.text() if hasattr(result, "text") else f"failed: {result}", flush=True)
 
-    _say(f"watching {folder} (Ctrl+C to stop); processed files move to done/ or failed/")
+    say(f"watching {folder} (Ctrl+C to stop); processed files move to done/ or failed/")
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     with contextlib.suppress(KeyboardInterrupt):
         watch(watcher, interval=args.interval, report=show, until=lambda: deadline is not None and time.monotonic() > deadline)
@@ -124,7 +120,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     engine = prepare_database(settings, seed=False)
     from sample_data.simulate import simulate
 
-    written = simulate(engine, rate=args.rate, duration=args.duration, seed=args.seed, say=_say)
+    written = simulate(engine, rate=args.rate, duration=args.duration, seed=args.seed, say=say)
     print(f"simulated {written} contacts")
     return 0
 

@@ -16,6 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def say(message: str) -> None:
+    """A line for the person at the terminal (stderr, so stdout stays data)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("OHJAUSTAULU_PORT", "8501")))
     parser.add_argument("--address", default="localhost")
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     command = [
         sys.executable, "-m", "dashboard.serve", "--server.port", str(args.port), "--server.address", args.address,
     ]
-    print(f"Ohjaustaulu: http://{args.address}:{args.port}", file=sys.stderr, flush=True)
+    say(f"Ohjaustaulu: http://{args.address}:{args.port}")
     # The server replaces this process: one process to stop, and no idle launcher holding
     # memory. It prepares the database (and creates the sample data on a first run) before
     # it listens, and stops with one plain sentence when the database cannot be used.

@@ -57,6 +57,12 @@ def _compute(store: StoreView, request: Request) -> pl.DataFrame:
     raise ValueError(f"unknown request {kind!r}")
 
 
+def append_timing(path: Path, line: dict) -> None:
+    """One JSON line in the timing log (OHJAUSTAULU_TIMING_LOG, read by the concurrency benchmark)."""
+    with path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(line) + "\n")
+
+
 class _ThreadTally(threading.local):
     """What this thread's calls cost: results computed here, seconds waited for another's."""
 
@@ -156,11 +162,10 @@ _registry_lock = threading.Lock()
 
 def results_for(store: FactStore | StoreView) -> Results:
     """The shared results of a store (of the store a view was taken from)."""
-    origin = store.origin if isinstance(store, StoreView) else store
     with _registry_lock:
-        if origin not in _results:
-            _results[origin] = Results()
-        return _results[origin]
+        if store.origin not in _results:
+            _results[store.origin] = Results()
+        return _results[store.origin]
 
 
 class Keeper(threading.Thread):
@@ -204,8 +209,7 @@ class Keeper(threading.Thread):
                     "keeper": view.version, "prepared": prepared, "store_ms": round((refreshed - started) * 1000, 2),
                     "prepare_ms": round((time.perf_counter() - refreshed) * 1000, 2), "at": time.time(),
                 }
-                with self.timing_log.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(line) + "\n")
+                append_timing(self.timing_log, line)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -229,5 +233,5 @@ def start_keeper(store: FactStore, *, refresh_seconds: float, timing_log: Path |
 
 def published_view(store: FactStore | StoreView) -> StoreView | None:
     """The newest view whose recent results are ready, when a keeper runs for the store."""
-    keeper = _keepers.get(store.origin if isinstance(store, StoreView) else store)
+    keeper = _keepers.get(store.origin)
     return keeper.published if keeper is not None and keeper.is_alive() else None

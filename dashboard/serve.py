@@ -21,14 +21,11 @@ from pathlib import Path
 from data_access.bootstrap import prepare_database
 from data_access.config import get_settings
 from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
+from dashboard.launch import say
 from dashboard.state import start_preload
 
 APP = Path(__file__).resolve().parent / "app.py"
 SWITCH_INTERVAL_SECONDS = 0.0005
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> int:
@@ -36,9 +33,9 @@ def main() -> int:
     # Before listening: a first run creates the sample data here (with its progress on the
     # terminal), and a database that cannot be used stops the server with one sentence.
     try:
-        engine = prepare_database(get_settings(), progress=_say)
+        engine = prepare_database(get_settings(), progress=say)
     except (DatabaseNeedsUpgrade, DatabaseUnavailable, ValueError) as exc:
-        _say(f"ohjaustaulu: {exc}")
+        say(f"ohjaustaulu: {exc}")
         return 2
     start_preload(engine)
     from streamlit.web import cli

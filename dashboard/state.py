@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
 from data_access.snapshot import FactStore, StoreView
-from dashboard.live import published_view, registry_request, results_for, start_keeper, tally
+from dashboard.live import append_timing, published_view, registry_request, results_for, start_keeper, tally
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,8 +82,7 @@ def log_data_time(settings: Settings, page: str) -> None:
         # results this run computed itself, and time it waited for another thread computing one
         "computed": tally.computed, "waited_ms": round(tally.waited * 1000, 2),
     }
-    with settings.timing_log.open("a", encoding="utf-8") as log:
-        log.write(json.dumps(line) + "\n")
+    append_timing(settings.timing_log, line)
 
 
 _preloads: dict[str, tuple[threading.Thread, list[FactStore]]] = {}

@@ -235,6 +235,11 @@ class FactStore:
         # The data version of the saved snapshot this store started from, if any.
         self.restored_version: int | None = None
 
+    @property
+    def origin(self) -> FactStore:
+        """The store itself (a StoreView's ``origin`` is the store it was taken from)."""
+        return self
+
     def view(self) -> StoreView:
         """The frames as they are now, fixed (see StoreView)."""
         with self._lock:
