@@ -14,65 +14,66 @@ from dashboard.formatting import format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
 from data_access.periods import local_now
-from dashboard.state import Context, get_store, log_data_time, set_context, start_data_time
+from dashboard.state import Context, get_store, log_data_time, page_run_turn, set_context, start_data_time
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="Ohjaustaulu", page_icon=":material/dashboard:", layout="wide")
 settings = get_settings()
-language = language_selector(settings.default_language)
-start_data_time()
 
-try:
-    store = get_store()
-except DatabaseUnavailable:
-    st.error(t("error.database_unavailable", language), icon=":material/cloud_off:")
-    st.stop()
-except DatabaseNeedsUpgrade:
-    st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
-    st.stop()
+# Page runs take turns (state.page_run_turn); the live refresh's fragment runs do not wait.
+with page_run_turn(settings) as queued_seconds:
+    language = language_selector(settings.default_language)
+    start_data_time()
 
-# The data version this session's page shows: the live refresh compares the newest with this.
-st.session_state["_rendered_version"] = store.version
-filters, comparison, preset = filter_sidebar(store, language)
-set_context(
-    Context(
-        settings=settings, store=store, language=language, filters=filters, comparison=comparison,
-        # Sign-in comes later; until then every session sees every municipality.
-        scope=Scope.everything(), preset=preset,
+    try:
+        store = get_store()
+    except DatabaseUnavailable:
+        st.error(t("error.database_unavailable", language), icon=":material/cloud_off:")
+        st.stop()
+    except DatabaseNeedsUpgrade:
+        st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
+        st.stop()
+
+    # The data version this session's page shows: the live refresh compares the newest with this.
+    st.session_state["_rendered_version"] = store.version
+    filters, comparison, preset = filter_sidebar(store, language)
+    set_context(
+        Context(
+            settings=settings, store=store, language=language, filters=filters, comparison=comparison,
+            # Sign-in comes later; until then every session sees every municipality.
+            scope=Scope.everything(), preset=preset,
+        )
     )
-)
 
+    @st.fragment(run_every=settings.refresh_seconds)
+    def live_refresh() -> None:
+        """Rerun the page only when data newer than it shows has arrived: in the server, once the
+        keeper has the new version's results ready; otherwise by asking the database."""
+        view = published_view(store)
+        if view is not None:
+            version = view.version
+        else:
+            try:
+                version = data_version(store.engine)
+            except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
+                return
+        if version != st.session_state.get("_rendered_version"):
+            st.rerun(scope="app")
+        st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))
 
-@st.fragment(run_every=settings.refresh_seconds)
-def live_refresh() -> None:
-    """Rerun the page only when data newer than it shows has arrived: in the server, once the
-    keeper has the new version's results ready; otherwise by asking the database."""
-    view = published_view(store)
-    if view is not None:
-        version = view.version
-    else:
-        try:
-            version = data_version(store.engine)
-        except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
-            return
-    if version != st.session_state.get("_rendered_version"):
-        st.rerun(scope="app")
-    st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))
+    with st.sidebar:
+        live_refresh()
 
-
-with st.sidebar:
-    live_refresh()
-
-page = st.navigation(
-    [
-        st.Page(PAGES / "overview.py", title=t("page.overview", language), icon=":material/today:", default=True),
-        st.Page(PAGES / "channels.py", title=t("page.channels", language), icon=":material/call:", url_path="kanavat"),
-        st.Page(PAGES / "resolution.py", title=t("page.resolution", language), icon=":material/task_alt:", url_path="ratkaisu"),
-        st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),
-        st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
-        st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
-    ]
-)
-page.run()
-log_data_time(settings, page.url_path or "overview")
+    page = st.navigation(
+        [
+            st.Page(PAGES / "overview.py", title=t("page.overview", language), icon=":material/today:", default=True),
+            st.Page(PAGES / "channels.py", title=t("page.channels", language), icon=":material/call:", url_path="kanavat"),
+            st.Page(PAGES / "resolution.py", title=t("page.resolution", language), icon=":material/task_alt:", url_path="ratkaisu"),
+            st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),
+            st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
+            st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
+        ]
+    )
+    page.run()
+    log_data_time(settings, page.url_path or "overview", queued_seconds=queued_seconds)

@@ -182,22 +182,22 @@ def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date
 def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
     """Newest record per source system (or municipality); a quiet one is flagged."""
     newest = freshness(ctx, by=by)
-    if newest.is_empty():
+    if not newest:
         empty_state(ctx.language)
         return
     language = ctx.language
     names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if language == "sv" else "name_fi").iter_rows())
     title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
     rows = []
-    for record in newest.iter_rows(named=True):
-        local = record["newest"].astimezone(HELSINKI)
+    for record in newest:
+        local = record.newest.astimezone(HELSINKI)
         rows.append(
             {
-                title: record[by] if by == "source_system" else names.get(record[by], record[by]),
+                title: record.key if by == "source_system" else names.get(record.key, record.key),
                 t("freshness.newest_record", language): f"{format_date(local.date(), language)} {format_time(local, language)}",
                 t("freshness.status", language): (
                     "⚠ " + t("freshness.quiet", language, minutes=ctx.settings.quiet_source_minutes)
-                    if record["quiet"] else "✓ " + t("freshness.ok", language)
+                    if record.quiet else "✓ " + t("freshness.ok", language)
                 ),
             }
         )

@@ -33,13 +33,15 @@ from data_access.snapshot import FactStore, StoreView
 
 log = logging.getLogger(__name__)
 
-# ("registry", metrics, filters as a tuple, by, scope), ("freshness", by, scope) or
+# ("registry", metrics, filters, by, scope), ("freshness", by, scope) or
 # ("pending", scope); scope is a sorted tuple of municipality codes or None (everything).
 Request = tuple
 
 
 def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters, by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
-    return ("registry", tuple(metrics), dataclasses.astuple(filters), tuple(by), scope)
+    # Filters is frozen and hashable: the key holds it as it is (dataclasses.astuple deep-copied
+    # every field on every call, inside each page run's data time).
+    return ("registry", tuple(metrics), filters, tuple(by), scope)
 
 
 def _compute(store: StoreView, request: Request) -> pl.DataFrame:
@@ -49,7 +51,7 @@ def _compute(store: StoreView, request: Request) -> pl.DataFrame:
     scope = Scope(frozenset(rest[-1]) if rest[-1] is not None else None)
     if kind == "registry":
         metrics, filters, by, _ = rest
-        return compute(store, metrics=list(metrics), filters=Filters(*filters), by=list(by), scope=scope)
+        return compute(store, metrics=list(metrics), filters=filters, by=list(by), scope=scope)
     if kind == "freshness":  # the newest times only: minutes since and quiet follow the clock
         return source_freshness(store, scope=scope, by=rest[0]).select(rest[0], "newest")
     if kind == "pending":
@@ -88,10 +90,20 @@ class Results:
         """The result of ``request`` at the view's version: found, waited for while another
         thread computes it, or computed here."""
         key = (view.version, request)
+        if asked:
+            self._asked[request] = time.monotonic()
+        # A hit takes no lock: single dict operations are atomic in CPython, and a page run
+        # that waits for a lock another thread holds gives up the interpreter lock, which
+        # with 20 sessions rendering costs milliseconds to get back.
+        found = self._done.get(key)
+        if found is not None:
+            try:
+                self._done.move_to_end(key)
+            except KeyError:  # evicted just now by another thread
+                pass
+            return found.clone()
         while True:
             with self._lock:
-                if asked:
-                    self._asked[request] = time.monotonic()
                 if key in self._done:
                     self._done.move_to_end(key)
                     return self._done[key].clone()
@@ -120,9 +132,11 @@ class Results:
         """Requests asked within the last ``within_seconds``, newest first; older ones forgotten."""
         cutoff = time.monotonic() - within_seconds
         with self._lock:
-            for request in [r for r, at in self._asked.items() if at < cutoff]:
-                del self._asked[request]
-            return [r for r, _ in sorted(self._asked.items(), key=lambda item: item[1], reverse=True)]
+            asked = list(self._asked.items())  # one atomic copy: sessions add to it without the lock
+            for request, at in asked:
+                if at < cutoff:
+                    self._asked.pop(request, None)
+            return [request for request, at in sorted(asked, key=lambda item: item[1], reverse=True) if at >= cutoff]
 
     def warm(self, view: StoreView, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
         """Compute at the view's version what the next reruns will ask: the recently asked
@@ -149,7 +163,7 @@ def _for_minute(request: Request, minute: int) -> Request:
     """A "today so far" request as the next rerun asks it: up to this minute."""
     if request[0] != "registry":
         return request
-    filters = Filters(*request[2])
+    filters = request[2]
     if filters.until_minute is None or filters.until_minute == minute:
         return request
     return registry_request(request[1], dataclasses.replace(filters, until_minute=minute), request[3], request[4])
@@ -161,7 +175,11 @@ _registry_lock = threading.Lock()
 
 
 def results_for(store: FactStore | StoreView) -> Results:
-    """The shared results of a store (of the store a view was taken from)."""
+    """The shared results of a store (of the store a view was taken from). Found without
+    the lock, which is taken only to create them: page runs call this for every figure."""
+    results = _results.get(store.origin)
+    if results is not None:
+        return results
     with _registry_lock:
         if store.origin not in _results:
             _results[store.origin] = Results()

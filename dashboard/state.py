@@ -1,6 +1,6 @@
 """Per-process resources and per-session context.
 
-The fact store is one per database per server process (``cache_resource``), shared by
+The fact store is one per database per server process (``_store``), shared by
 every session. Registry results are kept per data version and shared by every session
 (dashboard/live.py): when the version has not moved, a rerun recomputes nothing. In the
 server (dashboard/serve.py) a keeper thread brings the store up to date and computes the
@@ -9,13 +9,14 @@ recently asked results of each new version before the sessions' live refresh rer
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import polars as pl
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Engine
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
+from data_access.quality import Freshness, freshness_rows
 from data_access.snapshot import FactStore, StoreView
 from dashboard.live import append_timing, published_view, registry_request, results_for, start_keeper, tally
 
@@ -58,19 +60,48 @@ def _data_time(slot: str | None = None) -> Callable[[Callable[P, R]], Callable[P
                 elapsed = time.perf_counter() - started
                 for name in ("_data_seconds", slot) if slot else ("_data_seconds",):
                     st.session_state[name] = st.session_state.get(name, 0.0) + elapsed
+                calls = st.session_state.setdefault("_data_calls", {})
+                calls[function.__name__] = calls.get(function.__name__, 0.0) + elapsed
 
         return timed
 
     return decorate
 
 
+_turns: dict[int, threading.BoundedSemaphore] = {}
+# A page run that has waited this long runs anyway: the turns order the work, they must
+# never stop a page because another one hangs (on a database that does not answer, say).
+TURN_WAIT_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def page_run_turn(settings: Settings) -> Iterator[float]:
+    """Let at most ``settings.page_runs_at_once`` page runs of this process run at once;
+    yields the seconds this one waited for its turn.
+
+    When 20 sessions rerun together, their scripts share one interpreter lock: interleaved,
+    every figure's data time waited behind 19 other scripts (docs/performance.md).
+    """
+    size = settings.page_runs_at_once
+    turns = _turns.get(size) or _turns.setdefault(size, threading.BoundedSemaphore(size))  # setdefault is atomic
+    started = time.perf_counter()
+    got = turns.acquire(timeout=TURN_WAIT_SECONDS)
+    try:
+        yield time.perf_counter() - started
+    finally:
+        if got:
+            turns.release()
+
+
 def start_data_time() -> None:
     st.session_state["_data_seconds"] = 0.0
     st.session_state["_store_seconds"] = 0.0
+    st.session_state["_data_calls"] = {}
+    st.session_state["_run_started"] = time.perf_counter()
     tally.computed, tally.waited = 0, 0.0
 
 
-def log_data_time(settings: Settings, page: str) -> None:
+def log_data_time(settings: Settings, page: str, *, queued_seconds: float = 0.0) -> None:
     """One JSON line per page run with its data time, when OHJAUSTAULU_TIMING_LOG is set."""
     if settings.timing_log is None:
         return
@@ -81,6 +112,12 @@ def log_data_time(settings: Settings, page: str) -> None:
         "store_ms": round(st.session_state.get("_store_seconds", 0.0) * 1000, 2), "at": time.time(),
         # results this run computed itself, and time it waited for another thread computing one
         "computed": tally.computed, "waited_ms": round(tally.waited * 1000, 2),
+        # where the data time went, by function (get_store, query, freshness, pending)
+        "calls": {name: round(seconds * 1000, 2) for name, seconds in st.session_state.get("_data_calls", {}).items()},
+        # the whole page run, data and drawing, from the top of the script to here
+        "run_ms": round((time.perf_counter() - st.session_state.get("_run_started", time.perf_counter())) * 1000, 2),
+        # waiting for its turn before that (page_run_turn)
+        "queued_ms": round(queued_seconds * 1000, 2),
     }
     append_timing(settings.timing_log, line)
 
@@ -114,15 +151,31 @@ def start_preload(engine: Engine | None = None) -> None:
     thread.start()
 
 
-@st.cache_resource(show_spinner=False)
+_stores: dict[str, FactStore] = {}
+_stores_lock = threading.Lock()
+
+
 def _store(database_url: str) -> FactStore:
-    preload = _preloads.pop(database_url, None)
-    if preload is not None:
-        thread, loaded = preload
-        thread.join()
-        if loaded:
-            return loaded[0]
-    return _new_store(get_settings())
+    """The process's store of a database: taken from the preload, or loaded by the first page
+    that asks. Found with one dict read, not through st.cache_resource, whose bookkeeping
+    (hashing the argument, its locks, hit counters) ran inside every page run's data time."""
+    store = _stores.get(database_url)
+    if store is not None:
+        return store
+    with _stores_lock:
+        if database_url not in _stores:
+            preload = _preloads.pop(database_url, None)
+            if preload is not None:
+                thread, loaded = preload
+                thread.join()
+            _stores[database_url] = loaded[0] if preload is not None and loaded else _new_store(get_settings())
+        return _stores[database_url]
+
+
+def forget_stores() -> None:
+    """Drop the loaded stores (tests)."""
+    with _stores_lock:
+        _stores.clear()
 
 
 @_data_time(slot="_store_seconds")
@@ -138,14 +191,12 @@ def get_store() -> StoreView:
 
 
 @_data_time()
-def freshness(ctx: Context, *, by: str) -> pl.DataFrame:
+def freshness(ctx: Context, *, by: str) -> list[Freshness]:
     """Newest record per source or municipality: the newest times are cached on the data
     version; how long ago and whether quiet are recomputed on every render, because a
     source going quiet is exactly when the version stops moving."""
-    from data_access.quality import mark_quiet
-
     newest = results_for(ctx.store).get(ctx.store, ("freshness", by, _scope_key(ctx)))
-    return mark_quiet(newest, now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
+    return freshness_rows(newest.rows(), now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
 
 
 @_data_time()

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     refresh_seconds: float = Field(
         default=10.0, ge=1.0, description="How often open pages check for new data, in seconds."
     )
+    page_runs_at_once: int = Field(
+        default=2, ge=1,
+        description="Page runs the server lets run at once; more wait their turn. Page runs are mostly "
+        "Python, which runs one thread at a time: with 20 at once each one's figures took several "
+        "times longer, and none finished sooner.",
+    )
     small_cell_threshold: int = Field(
         default=5,
         description="Counts from 1 to threshold-1 are shown as '<threshold'. Never below 3.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import polars as pl
 import sqlalchemy as sa
@@ -32,12 +33,38 @@ def source_freshness(
     return mark_quiet(newest, now=now, quiet_after_minutes=store.settings.quiet_source_minutes)
 
 
+class Freshness(NamedTuple):
+    """One source system's (or municipality's) newest record, and whether it has gone quiet."""
+
+    key: str
+    newest: dt.datetime
+    minutes: float
+    quiet: bool
+
+
+def freshness_rows(newest: list[tuple[str, dt.datetime]], *, now: dt.datetime, quiet_after_minutes: int) -> list[Freshness]:
+    """The one definition of quiet: no new record for more than ``quiet_after_minutes``.
+
+    Minutes since and quiet depend on the clock, not on the data, so they are computed when
+    shown, never cached with the data. Plain Python over the few rows, not polars: every page
+    run calls this, and building or extending a frame can give up the interpreter lock, which
+    with 20 sessions rendering at once took 7-35 ms to get back (docs/performance.md).
+    """
+    rows = []
+    for key, at in newest:
+        minutes = (now - at).total_seconds() / 60
+        rows.append(Freshness(key, at, minutes, minutes > quiet_after_minutes))
+    return rows
+
+
 def mark_quiet(newest: pl.DataFrame, *, now: dt.datetime, quiet_after_minutes: int) -> pl.DataFrame:
-    """Minutes since the newest record and the quiet flag: these depend on the clock, not on
-    the data, so they are computed when shown, never cached with the data."""
-    return newest.with_columns(
-        ((pl.lit(now) - pl.col("newest")).dt.total_seconds() / 60).alias("minutes")
-    ).with_columns((pl.col("minutes") > quiet_after_minutes).alias("quiet"))
+    """``freshness_rows`` as columns ``minutes`` and ``quiet`` beside the newest times."""
+    by = newest.columns[0]
+    rows = freshness_rows(newest.select(by, "newest").rows(), now=now, quiet_after_minutes=quiet_after_minutes)
+    return newest.hstack([
+        pl.Series("minutes", [row.minutes for row in rows], dtype=pl.Float64),
+        pl.Series("quiet", [row.quiet for row in rows], dtype=pl.Boolean),
+    ])
 
 
 def quarantine_summary(engine: Engine) -> pl.DataFrame:

@@ -177,7 +177,7 @@ def test_timing_log_records_each_page_run(app_env, monkeypatch, tmp_path):
 def test_the_server_starts_loading_the_store_before_the_first_page(app_env):
     from dashboard import state
 
-    state._store.clear()
+    state.forget_stores()
     state.start_preload()
     assert app_env in state._preloads
     store = state._store(app_env)

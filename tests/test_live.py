@@ -37,7 +37,7 @@ def _direct(store, request) -> object:
     if request[0] == "freshness":
         return source_freshness(store, scope=Scope(None), by=request[1]).select(request[1], "newest")
     _, metrics, filters, by, _ = request
-    return compute(store, metrics=list(metrics), filters=Filters(*filters), by=list(by))
+    return compute(store, metrics=list(metrics), filters=filters, by=list(by))
 
 
 def test_sessions_asking_at_once_share_one_computation(engine, settings):
@@ -168,3 +168,58 @@ def test_a_view_keeps_its_version_while_the_store_moves_on(engine, settings):
     results = Results()
     assert results.get(before, request)["value"].to_list() == [6]
     assert results.get(after, request)["value"].to_list() == [10]
+
+
+def test_page_runs_take_turns(tmp_path):
+    from dashboard import state
+    from data_access.config import Settings
+
+    settings = Settings(data_dir=tmp_path, page_runs_at_once=2)
+    running, most, waited = [0], [0], []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def page_run() -> None:
+        start.wait()
+        with state.page_run_turn(settings) as queued:
+            waited.append(queued)
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            threading.Event().wait(0.05)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=page_run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 2 and len(waited) == 6
+    # two runs went at once, the others waited for one of them (50 ms each) or more
+    assert sorted(waited)[2] >= 0.04
+
+
+def test_a_page_run_kept_waiting_too_long_runs_anyway(tmp_path, monkeypatch):
+    from dashboard import state
+    from data_access.config import Settings
+
+    monkeypatch.setattr(state, "TURN_WAIT_SECONDS", 0.2)
+    settings = Settings(data_dir=tmp_path, page_runs_at_once=1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hung_page_run() -> None:
+        with state.page_run_turn(settings):
+            holding.set()
+            release.wait(10)
+
+    hung = threading.Thread(target=hung_page_run)
+    hung.start()
+    holding.wait(5)
+    with state.page_run_turn(settings) as queued:
+        assert 0.19 <= queued < 5  # ran after the limit, not when the hung run ended
+    release.set()
+    hung.join()
+    turns = state._turns[1]  # one turn again: the late run did not give back a turn it never had
+    assert turns.acquire(blocking=False) and not turns.acquire(blocking=False)
+    turns.release()
