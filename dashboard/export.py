@@ -122,7 +122,7 @@ def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactStore) -> st
                 "ci_low": record["ci_low"],
                 "ci_high": record["ci_high"],
                 "suppressed": record["suppressed"],
-                "display": suppressed_text(threshold) if record["suppressed"] else None,
+                "display": suppressed_text(threshold, metric.unit) if record["suppressed"] else None,
                 "note": record["note"],
             }
         )

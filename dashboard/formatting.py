@@ -61,5 +61,7 @@ def format_time(value: dt.datetime, language: str = "fi") -> str:
     return value.strftime("%H:%M") if language == "en" else value.strftime("%H.%M")
 
 
-def suppressed_text(threshold: int) -> str:
-    return f"<{threshold}"
+def suppressed_text(threshold: int, unit: str = "count") -> str:
+    """A suppressed cell: a count reads "<5"; a share or rate built on one reads "(n<5)", so
+    it is not taken for "under 5 %" or "under 5 per 1 000"."""
+    return f"<{threshold}" if unit == "count" else f"(n<{threshold})"

@@ -102,7 +102,7 @@ def display_table(
             text = "—"
             if record.height:
                 rec = record.row(0, named=True)
-                text = suppressed_text(threshold) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
+                text = suppressed_text(threshold, metric.unit) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
             row[metric.label(language)] = text
         rows.append(row)
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]} if rows else None)
@@ -112,7 +112,7 @@ def value_text(record: dict | None, *, metric: str, threshold: int, language: st
     if record is None:
         return "—"
     if record["suppressed"]:
-        return suppressed_text(threshold)
+        return suppressed_text(threshold, REGISTRY[metric].unit)
     return format_value(record["value"], REGISTRY[metric].unit, language=language)
 
 

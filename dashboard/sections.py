@@ -218,6 +218,11 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
         return
     table = change_table(current, previous, by=by, metrics=metrics, store=ctx.store, language=ctx.language)
     table_with_download(table, key=key, language=ctx.language)
+    without_population = current.filter(pl.col("note") == "population_missing")["municipality"].unique().to_list()
+    if without_population:  # their per-1 000 cells read "—": say why
+        names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if ctx.language == "sv" else "name_fi").iter_rows())
+        listed = ", ".join(sorted(names.get(code, code) for code in without_population))
+        st.caption(t("comparison.population_missing", ctx.language, municipalities=listed))
 
 
 COMPLETENESS = ["complete_client_id", "complete_resolution", "complete_service_line", "complete_initiator"]

@@ -118,8 +118,16 @@ def test_municipality_filter_narrows_the_overview(app_env):
 def test_comparison_shows_suppressed_cells_as_less_than_five(app_env):
     at = _open("comparison.py")
     table = at.dataframe[0].value
-    assert "<5" in table.to_string()
+    assert "<5" in table["Yhteydenotot"].tolist()
+    # a share built on a suppressed count does not read as "under 5 %"
+    shares = table["Ratkaistu ensikontaktissa"].tolist()
+    assert "(n<5)" in shares and "<5" not in shares
     assert "—" in table.to_string()  # Itä-Uusimaa municipalities without a verified population
+    captions = [caption.value for caption in at.caption]
+    assert any("väkiluku puuttuu" in caption and "Askola" in caption for caption in captions), "the table says why"
+    changes = [column for column in table.columns if "muutos" in column]
+    assert len(changes) >= 2 and len(set(changes)) == len(changes)
+    assert all(column.endswith(", muutos") for column in changes)  # the metric first: headers cut short still differ
 
 
 def test_empty_filter_gives_a_plain_message(app_env):
