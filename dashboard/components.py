@@ -215,7 +215,8 @@ def quality_counts(ctx: Context) -> None:
             st.success(t("quality.quarantine_empty", language), icon=":material/check:")
         else:
             labels = {reason: reason_label(reason, language) for reason in waiting["reason"].unique().to_list()}
-            waiting = waiting.with_columns(pl.col("reason").replace_strict(labels, return_dtype=pl.String))
+            # the count before the long reason text, so a half-width table does not hide it
+            waiting = waiting.with_columns(pl.col("reason").replace_strict(labels, return_dtype=pl.String)).select("kind", "rows", "reason")
             st.dataframe(
                 waiting.rename({"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}),
                 hide_index=True, key="quality_quarantine",

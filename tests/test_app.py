@@ -82,6 +82,9 @@ def test_quality_page_translates_quarantine_reasons(app_env, tmp_path):
     text = " ".join(str(frame.value) for frame in at.dataframe)
     assert "channel: tuntematon arvo" in text
     assert "effica-legacy" in text  # the legacy source appears, flagged quiet (its data is from 2025)
+    quarantine = next(frame.value for frame in at.dataframe if "Syy" in frame.value.columns)
+    assert list(quarantine.columns) == ["Tietolaji", "Rivejä", "Syy"]  # the count before the long reason
+    assert sorted(quarantine["Rivejä"].tolist()) == [1, 1]
 
 
 @pytest.mark.parametrize("page", list(PAGES))
