@@ -140,11 +140,12 @@ class Results:
 
     def warm(self, view: StoreView, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
         """Compute at the view's version what the next reruns will ask: the recently asked
-        requests, a "today so far" one for the minute it is now; stops after
+        requests, "today so far" ones for the minute it is now (and the next, in a minute's
+        last seconds); stops after
         ``budget_seconds``. Returns how many were computed or found."""
         started = time.monotonic()
-        minute = _minute_of_day()
-        wanted = list(dict.fromkeys(_for_minute(request, minute) for request in self.recent(within_seconds)))
+        recent = self.recent(within_seconds)
+        wanted = list(dict.fromkeys(_for_minute(request, minute) for minute in _minutes_to_prepare() for request in recent))
         done = 0
         for request in wanted:
             if time.monotonic() - started > budget_seconds:
@@ -154,9 +155,19 @@ class Results:
         return done
 
 
-def _minute_of_day() -> int:
+# In the last seconds of a minute the keeper prepares "today so far" for the next minute as
+# well: a rerun that starts just after the minute turns asks up to the new minute, and before
+# this 2 of 18 single-session runs computed it themselves (40 ms instead of 0.5).
+NEXT_MINUTE_WITHIN_SECONDS = 10
+
+
+def _minutes_to_prepare() -> list[int]:
+    """The local minute of the day it is now, and the next one in a minute's last seconds."""
     now = local_now()
-    return now.hour * 60 + now.minute
+    minute = now.hour * 60 + now.minute
+    if now.second >= 60 - NEXT_MINUTE_WITHIN_SECONDS and minute < 24 * 60 - 1:
+        return [minute, minute + 1]
+    return [minute]
 
 
 def _for_minute(request: Request, minute: int) -> Request:

@@ -146,7 +146,7 @@ def test_today_so_far_is_prepared_for_the_minute_the_next_rerun_asks(engine, set
     add_contacts(engine, _contacts(3, prefix="b"))
     store.refresh()
     view = store.view()
-    monkeypatch.setattr(live, "_minute_of_day", lambda: 601)
+    monkeypatch.setattr(live, "_minutes_to_prepare", lambda: [601])
     assert results.warm(view, within_seconds=60) == 1
     assert results.computed == 2
     assert_frame_equal(results.get(view, now_request), _direct(view, now_request))
@@ -223,3 +223,17 @@ def test_a_page_run_kept_waiting_too_long_runs_anyway(tmp_path, monkeypatch):
     turns = state._turns[1]  # one turn again: the late run did not give back a turn it never had
     assert turns.acquire(blocking=False) and not turns.acquire(blocking=False)
     turns.release()
+
+
+def test_in_a_minutes_last_seconds_the_next_minute_is_prepared_too(monkeypatch):
+    import datetime as dt_
+
+    from dashboard import live
+
+    at = dt_.datetime(2026, 11, 30, 10, 0, 49)
+    monkeypatch.setattr(live, "local_now", lambda: at)
+    assert live._minutes_to_prepare() == [600]
+    at = at.replace(second=51)
+    assert live._minutes_to_prepare() == [600, 601]
+    at = at.replace(hour=23, minute=59)
+    assert live._minutes_to_prepare() == [1439]  # not into tomorrow
