@@ -134,7 +134,7 @@ class Results:
         with self._lock:
             asked = list(self._asked.items())  # one atomic copy: sessions add to it without the lock
             for request, at in asked:
-                if at < cutoff:
+                if at < cutoff and self._asked.get(request) == at:  # not if asked again meanwhile
                     self._asked.pop(request, None)
             return [request for request, at in sorted(asked, key=lambda item: item[1], reverse=True) if at >= cutoff]
 
