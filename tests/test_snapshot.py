@@ -195,3 +195,22 @@ def test_a_code_outside_its_list_stops_the_load_with_its_name(engine, settings):
     add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "channel": "phone"}, {"occurred_at": "2025-03-03T11:00:00", "channel": "faksi"}])
     with pytest.raises(UnknownCode, match="contact.channel holds 'faksi'"):
         make_store(engine, settings)
+
+
+def test_row_counts_in_parallel_ranges_equal_a_plain_count(engine):
+    """The counts that guard a saved snapshot, summed over ranges of change_seq, count every
+    row: the ends of the ranges, and a row inserted behind the change sequence's back."""
+    from data_access.snapshot import row_counts
+
+    add_contacts(engine, [{"occurred_at": f"2025-03-0{d}T10:00:00"} for d in range(1, 8)])
+    add_contacts(engine, [{"occurred_at": "2025-03-09T10:00:00"}])
+    add_referrals(engine, [{"contact_id": "nope", "referred_at": "2025-03-03T10:00:00", "destination": "physio_rehab"}])
+    table = Contact.__table__
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(table).limit(1)).mappings().one()
+        conn.execute(sa.insert(table).values({**{k: v for k, v in row.items() if k != "id"}, "contact_id": "outside", "change_seq": 0}))
+    with engine.connect() as conn:
+        plain = {name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() for name, t in TABLES.items()}
+    assert plain == {"contact": 9, "referral": 1, "feedback": 0}
+    for parts in (1, 3, 8):
+        assert row_counts(engine, parts=parts) == plain
