@@ -73,7 +73,8 @@ def _theme() -> alt.theme.ThemeConfig:
             "font": "Source Sans Pro, Arial, sans-serif",
             "axis": {"labelFontSize": 12, "titleFontSize": 12, "grid": True, "gridColor": "#e6e6e6"},
             # Legend labels are metric and channel names; the default 160 px cut them mid-word.
-            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "labelLimit": 400},
+            # In rows of four: in one row eleven channels ran past the chart's right edge.
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "labelLimit": 400, "columns": 4},
             "view": {"stroke": None},
             "locale": LOCALES["fi"],
         }
@@ -186,7 +187,8 @@ def stacked_share_chart(
         # Values are already shares of the whole; a suppressed cell leaves a gap rather
         # than re-scaling the others, as "normalize" would.
         y=alt.Y(f"{_f(y)}:Q", title=y, stack="zero", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        color=alt.Color(f"{_f(colour)}:N", title=None, sort=colour_order),
+        # two to a row: this chart is drawn at half width beside the electronic share
+        color=alt.Color(f"{_f(colour)}:N", title=None, sort=colour_order, legend=alt.Legend(columns=2)),
         order=alt.Order("_order:Q", sort="ascending"),
         tooltip=[
             alt.Tooltip(f"{_f(x)}:T", title=x, format=DATE_FORMAT[language]),

@@ -92,3 +92,18 @@ def test_cached_spec_builds_once_per_distinct_input_and_hands_out_copies():
     assert changed != second and len(calls) == 3
     charts.cached_spec(counting, frame, **{**options, "language": "sv"})
     assert len(calls) == 4
+
+
+def test_legends_wrap_instead_of_running_past_the_chart():
+    """Eleven channels in one legend row ran past the right edge (seen in Chromium)."""
+    import altair as alt
+
+    from dashboard import charts
+
+    assert alt.theme.get()()["config"]["legend"]["columns"] == 4
+    frame = pl.DataFrame({"day": ["2026-11-01", "2026-11-01"], "Osuus": [0.4, 0.6], "Kanava": ["chat", "puhelin"]})
+    spec = charts.stacked_share_chart(
+        frame, x="day", y="Osuus", colour="Kanava", language="fi", colour_order=["chat", "puhelin"],
+    ).to_dict()
+    colour = next(layer["encoding"]["color"] for layer in spec.get("layer", [spec]) if "color" in layer.get("encoding", {}))
+    assert colour["legend"]["columns"] == 2  # drawn at half width
