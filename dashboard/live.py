@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from data_access.metrics import Filters, Scope, compute
-from data_access.periods import local_now
+from data_access.periods import local_now, so_far_minute
 from data_access.snapshot import FactStore, StoreView
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,11 @@ NEXT_MINUTE_WITHIN_SECONDS = 10
 
 
 def _minutes_to_prepare() -> list[int]:
-    """The local minute of the day it is now, and the next one in a minute's last seconds."""
+    """"Today so far" as a rerun asks it now, and as it will ask in the next minute when this
+    one is in its last seconds (not past midnight: the day changes too)."""
     now = local_now()
-    minute = now.hour * 60 + now.minute
-    if now.second >= 60 - NEXT_MINUTE_WITHIN_SECONDS and minute < 24 * 60 - 1:
+    minute = so_far_minute(now)
+    if now.second >= 60 - NEXT_MINUTE_WITHIN_SECONDS and minute < 24 * 60:
         return [minute, minute + 1]
     return [minute]
 

@@ -9,7 +9,7 @@ import polars as pl
 import streamlit as st
 
 from data_access.metrics import REGISTRY
-from data_access.periods import same_weekday_week_earlier
+from data_access.periods import same_weekday_week_earlier, so_far_minute
 from dashboard.charts import cached_spec, line_chart
 from dashboard.components import chart_block, empty_state
 from dashboard.formatting import format_date, format_time, format_value
@@ -29,7 +29,7 @@ def card_periods(ctx: Context, *, now: dt.datetime) -> list[dict]:
     """Today so far, yesterday and the last 7 days, each with its week-earlier comparison."""
     today = now.date()
     yesterday = today - dt.timedelta(days=1)
-    minute = now.hour * 60 + now.minute
+    minute = so_far_minute(now)
     base = ctx.filters
     today_before = same_weekday_week_earlier(today)
     yesterday_before = same_weekday_week_earlier(yesterday)

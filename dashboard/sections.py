@@ -10,7 +10,7 @@ import streamlit as st
 
 from data_access import codes
 from data_access.metrics import REGISTRY, Filters, funnel_limits
-from data_access.periods import local_now, whole_buckets
+from data_access.periods import local_now, so_far_minute, whole_buckets
 from dashboard.charts import bar_chart, cached_spec, funnel_plot, heatmap, line_chart, stacked_share_chart
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.formatting import format_date, format_value
@@ -242,7 +242,7 @@ def volume_against_usual(ctx: Context, *, key: str, weeks: int = 4) -> None:
     """Contacts today so far per source system against the mean of the same weekday in the
     previous weeks, up to the same time of day."""
     now = local_now()
-    minute = now.hour * 60 + now.minute
+    minute = so_far_minute(now)
     today = now.date()
     by = ["source_system"]
     current = query(ctx, ["contacts"], by=by, filters=with_period(ctx.filters, today, today, until_minute=minute))

@@ -19,6 +19,14 @@ def local_now() -> dt.datetime:
     return dt.datetime.now(HELSINKI)
 
 
+def so_far_minute(now: dt.datetime) -> int:
+    """``Filters.until_minute`` for "today so far" at local time ``now``: every record up to
+    and including the current minute. (Up to the minute before, a contact that arrived while
+    a page was open stayed off it until the minute turned and something else arrived.) Days
+    compared with today are cut at the same minute."""
+    return now.hour * 60 + now.minute + 1
+
+
 def preset_range(preset: str, *, today: dt.date) -> tuple[dt.date, dt.date]:
     """The first and last day of a preset; "last N days" end yesterday (complete days)."""
     yesterday = today - dt.timedelta(days=1)

@@ -109,6 +109,23 @@ def test_overview_cards_against_targets(app_env):
     assert any("tavoite 50,0" in b for b in badges), "target status is shown"
 
 
+def test_a_contact_that_arrives_now_counts_in_today_so_far(app_env):
+    """Today so far runs through the current minute: a contact that arrives while the page is
+    open is on it at the next rerun, not only after the minute has turned."""
+    import datetime as dt
+
+    from data_access.engine import create_db_engine
+    from tests.factories import add_contacts
+
+    at = _open("overview.py")
+    before = int(_metric_values(at, "Yhteydenotot")[0].replace("\u00a0", ""))
+    engine = create_db_engine(app_env)
+    add_contacts(engine, [{"occurred_at": dt.datetime.now(dt.UTC), "municipality_code": "272", "channel": "chat"}])
+    engine.dispose()
+    _run(at)
+    assert int(_metric_values(at, "Yhteydenotot")[0].replace("\u00a0", "")) == before + 1
+
+
 def test_municipality_filter_narrows_the_overview(app_env):
     at = _open("overview.py")
     everyone = int(_metric_values(at, "Yhteydenotot")[2].replace("\u00a0", ""))

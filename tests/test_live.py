@@ -232,8 +232,8 @@ def test_in_a_minutes_last_seconds_the_next_minute_is_prepared_too(monkeypatch):
 
     at = dt_.datetime(2026, 11, 30, 10, 0, 49)
     monkeypatch.setattr(live, "local_now", lambda: at)
-    assert live._minutes_to_prepare() == [600]
+    assert live._minutes_to_prepare() == [601]  # today so far: through 10.00
     at = at.replace(second=51)
-    assert live._minutes_to_prepare() == [600, 601]
+    assert live._minutes_to_prepare() == [601, 602]
     at = at.replace(hour=23, minute=59)
-    assert live._minutes_to_prepare() == [1439]  # not into tomorrow
+    assert live._minutes_to_prepare() == [1440]  # not into tomorrow
