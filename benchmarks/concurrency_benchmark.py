@@ -66,6 +66,12 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
+def spread(values) -> tuple[float | None, float | None]:
+    """Median and 95th percentile, or None for no values."""
+    ordered = sorted(values)
+    return (statistics.median(ordered), percentile(ordered, 0.95)) if ordered else (None, None)
+
+
 def writer(url: str, stop: threading.Event) -> None:
     engine = create_db_engine(url)
     while not stop.wait(2.0):
@@ -88,33 +94,27 @@ def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     runs = [run for run in lines if run["at"] >= started and "data_ms" in run]
     keeper = [line for line in lines if line["at"] >= started and "keeper" in line]
-    times = sorted(run["data_ms"] for run in runs)
-    store = sorted(run["store_ms"] for run in runs)
+    data, store, run_time, queued = (spread(run[field] for run in runs) for field in ("data_ms", "store_ms", "run_ms", "queued_ms"))
     return {
-        "sessions": sessions, "page_runs": len(times),
-        "median_ms": statistics.median(times) if times else None,
-        "p95_ms": percentile(times, 0.95) if times else None,
-        "store_refresh_median_ms": statistics.median(store) if store else None,
-        "store_refresh_p95_ms": percentile(store, 0.95) if store else None,
+        "sessions": sessions, "page_runs": len(runs),
+        "median_ms": data[0], "p95_ms": data[1],
+        "store_refresh_median_ms": store[0], "store_refresh_p95_ms": store[1],
         "page_errors": errors,
         # runs that computed a result themselves (a miss) or waited for another thread's
         "runs_computing": sum(1 for run in runs if run.get("computed")),
         "runs_waiting": sum(1 for run in runs if run.get("waited_ms")),
         "versions_published": len(keeper),
-        "keeper_prepare_median_ms": statistics.median(k["prepare_ms"] for k in keeper) if keeper else None,
-        "keeper_prepare_max_ms": max(k["prepare_ms"] for k in keeper) if keeper else None,
+        "keeper_prepare_median_ms": spread(k["prepare_ms"] for k in keeper)[0],
+        "keeper_prepare_max_ms": max((k["prepare_ms"] for k in keeper), default=None),
         # the whole page run (data and drawing), which the sessions' users wait for
-        "run_median_ms": statistics.median(r["run_ms"] for r in runs) if runs else None,
-        "run_p95_ms": percentile(sorted(r["run_ms"] for r in runs), 0.95) if runs else None,
+        "run_median_ms": run_time[0], "run_p95_ms": run_time[1],
         # and before it, waiting for its turn (OHJAUSTAULU_PAGE_RUNS_AT_ONCE)
-        "queued_median_ms": statistics.median(r["queued_ms"] for r in runs) if runs else None,
-        "queued_p95_ms": percentile(sorted(r["queued_ms"] for r in runs), 0.95) if runs else None,
+        "queued_median_ms": queued[0], "queued_p95_ms": queued[1],
         "page_runs_at_once": os.environ.get("OHJAUSTAULU_PAGE_RUNS_AT_ONCE", "2 (default)"),
         # where the data time went: each data function's time per page run
         "calls": {
-            name: {"median_ms": statistics.median(values), "p95_ms": percentile(values, 0.95)}
+            name: dict(zip(("median_ms", "p95_ms"), spread(run.get("calls", {}).get(name, 0.0) for run in runs), strict=True))
             for name in sorted({name for run in runs for name in run.get("calls", {})})
-            for values in [sorted(run.get("calls", {}).get(name, 0.0) for run in runs)]
         },
     }
 

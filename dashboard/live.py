@@ -92,21 +92,14 @@ class Results:
         key = (view.version, request)
         if asked:
             self._asked[request] = time.monotonic()
-        # A hit takes no lock: single dict operations are atomic in CPython, and a page run
-        # that waits for a lock another thread holds gives up the interpreter lock, which
-        # with 20 sessions rendering costs milliseconds to get back.
-        found = self._done.get(key)
-        if found is not None:
-            try:
-                self._done.move_to_end(key)
-            except KeyError:  # evicted just now by another thread
-                pass
-            return found.clone()
+        # A hit takes no lock: a page run that waits for a lock another thread holds gives up
+        # the interpreter lock, which with 20 sessions rendering costs milliseconds to get back.
+        if (found := self._found(key)) is not None:
+            return found
         while True:
             with self._lock:
-                if key in self._done:
-                    self._done.move_to_end(key)
-                    return self._done[key].clone()
+                if (found := self._found(key)) is not None:
+                    return found
                 running = self._running.get(key)
                 if running is None:
                     running = self._running[key] = threading.Event()
@@ -127,6 +120,17 @@ class Results:
             with self._lock:
                 self._running.pop(key, None)
             running.set()
+
+    def _found(self, key: tuple[int, Request]) -> pl.DataFrame | None:
+        """A clone of the stored result, or None. Single dict operations are atomic in CPython."""
+        found = self._done.get(key)
+        if found is None:
+            return None
+        try:
+            self._done.move_to_end(key)
+        except KeyError:  # evicted just now by another thread
+            pass
+        return found.clone()
 
     def recent(self, within_seconds: float) -> list[Request]:
         """Requests asked within the last ``within_seconds``, newest first; older ones forgotten."""

@@ -19,6 +19,7 @@ from dashboard.presenters import (
     change_table,
     dimension_title,
     display_table,
+    label_for,
     plot_frame,
     plot_frame_metrics,
     usual_volume_table,
@@ -220,8 +221,7 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
     table_with_download(table, key=key, language=ctx.language)
     without_population = current.filter(pl.col("note") == "population_missing")["municipality"].unique().to_list()
     if without_population:  # their per-1 000 cells read "—": say why
-        names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if ctx.language == "sv" else "name_fi").iter_rows())
-        listed = ", ".join(sorted(names.get(code, code) for code in without_population))
+        listed = ", ".join(sorted(label_for(ctx.store, "municipality", code, ctx.language) for code in without_population))
         st.caption(t("comparison.population_missing", ctx.language, municipalities=listed))
 
 

@@ -258,10 +258,10 @@ class FactStore:
             if not self._loaded:
                 self._database_id, current = database_identity(self.engine)
                 # The row counts that guard a saved snapshot are read while it loads.
-                counting = _start_counting(self.engine) if self._may_restore() else None
-                restored = self._restore(current)
+                counting = _start_counting(self.engine) if snapshot_file.any_saved(self.settings.resolved_snapshot_dir) else None
+                restored = counting is not None and self._restore(current)
                 self._apply(current)
-                if restored and not self._counts_match(counting.result() if counting else row_counts(self.engine)):
+                if restored and not self._counts_match(counting.result()):
                     log.warning("saved snapshot does not match the database's row counts; reading every row")
                     self._clear()
                     self.restored_version = None
@@ -317,17 +317,11 @@ class FactStore:
         self.as_of = saved.as_of
         return True
 
-    def _may_restore(self) -> bool:
-        return any(self.settings.resolved_snapshot_dir.glob("v*/meta.json"))
-
     def _counts_match(self, counts: dict[str, int]) -> bool:
         """Rows deleted outside the application leave no change sequence behind: the saved
         snapshot is used only when every fact table holds as many rows as the frames."""
         frames = {"contact": self.contacts, "referral": self.referrals, "feedback": self.feedback}
         return all(counts[name] == frame.height for name, frame in frames.items())
-
-    def _frames(self) -> dict[str, pl.DataFrame]:
-        return {"contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback}
 
     def _save_if_due(self) -> None:
         """After a large change, save the frames in the background (they are immutable)."""
@@ -335,7 +329,7 @@ class FactStore:
             return
         if self.version - self._saved_version <= BULK_ROWS:
             return
-        frames = self._frames()
+        frames = {"contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback}
         arguments = {
             "database_id": self._database_id, "version": self.version, "as_of": self.as_of, "frames": frames,
             "print_": snapshot_file.fingerprint(self.settings, self.municipalities),

@@ -76,10 +76,7 @@ def load(folder: Path, *, database_id: str | None, print_: str, current_version:
     """The newest usable save, or None (with the reason logged)."""
     if database_id is None or not folder.is_dir():
         return None
-    candidates = sorted(
-        (v, path) for path in folder.glob("v*") if (v := _version_of(path)) is not None and (path / "meta.json").exists()
-    )
-    for version, path in reversed(candidates):
+    for version, path in reversed(_saves(folder)):
         try:
             meta = json.loads((path / "meta.json").read_text())
             if meta["database_id"] != database_id or meta["fingerprint"] != print_ or version > current_version:
@@ -93,6 +90,16 @@ def load(folder: Path, *, database_id: str | None, print_: str, current_version:
         except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as error:
             log.warning("snapshot %s could not be read (%s); not used", path, error)
     return None
+
+
+def any_saved(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished save (``load`` may still find it unusable)."""
+    return folder.is_dir() and bool(_saves(folder))
+
+
+def _saves(folder: Path) -> list[tuple[int, Path]]:
+    """Finished saves (``meta.json`` is written last), oldest first."""
+    return sorted((v, path) for path in folder.glob("v*") if (v := _version_of(path)) is not None and (path / "meta.json").exists())
 
 
 def _version_of(path: Path) -> int | None:
