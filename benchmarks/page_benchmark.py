@@ -147,6 +147,10 @@ def bi_queries(metrics: tuple[str, ...], filters: Filters, by: tuple[str, ...], 
         }
         columns = [groups.get(d, f"{attributes}.{d}") for d in by]
         where = [f"{stamp} >= '{start}'", f"{stamp} < '{end}'"]
+        if filters.until_minute is not None:  # "today so far": the same minutes of each day
+            minute = (f"(cast(strftime('%H', {local}) as integer) * 60 + cast(strftime('%M', {local}) as integer))"
+                      if dialect == "sqlite" else f"(extract(hour from {local}) * 60 + extract(minute from {local}))")
+            where.append(f"{minute} < {filters.until_minute}")
         for values, column in ((filters.municipalities, "municipality_code"), (filters.channels, "channel"),
                                (filters.service_lines, "service_line"), (filters.age_bands, "age_band")):
             if values and not (source == "feedback" and column in ("service_line", "age_band")):

@@ -244,13 +244,16 @@ def volume_against_usual(ctx: Context, *, key: str, weeks: int = 4) -> None:
     now = local_now()
     minute = so_far_minute(now)
     today = now.date()
-    by = ["source_system"]
-    current = query(ctx, ["contacts"], by=by, filters=with_period(ctx.filters, today, today, until_minute=minute))
-    earlier = [
-        query(ctx, ["contacts"], by=by, filters=with_period(ctx.filters, day, day, until_minute=minute))
-        for day in (today - dt.timedelta(weeks=w) for w in range(1, weeks + 1))
-    ]
-    table = usual_volume_table(current, earlier, language=ctx.language, threshold=ctx.settings.small_cell_threshold)
+    earlier = [today - dt.timedelta(weeks=w) for w in range(1, weeks + 1)]
+    # One registry call by day for the whole span: its fixed cost, paid once instead of five
+    # times, is more than counting the days in between. Cells and suppression are per day
+    # as they would be one day at a time.
+    by_day = query(ctx, ["contacts"], by=["day", "source_system"], filters=with_period(ctx.filters, earlier[-1], today, until_minute=minute))
+
+    def on(day: dt.date) -> pl.DataFrame:
+        return by_day.filter(pl.col("day") == day).drop("day")
+
+    table = usual_volume_table(on(today), [on(day) for day in earlier], language=ctx.language, threshold=ctx.settings.small_cell_threshold)
     if table.is_empty():
         empty_state(ctx.language)
         return

@@ -232,3 +232,41 @@ def test_weekly_trends_count_whole_weeks_only(app_env):
     assert len(electronic) == weeks
     shown = [dt.datetime.strptime(v, "%d.%m.%Y").date() for v in electronic["Viikko"]]
     assert shown == [first + dt.timedelta(weeks=i) for i in range(weeks)]
+
+
+def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_env):
+    """The usual-volume table: today so far and the mean of the same weekday in the four
+    weeks before, up to the same minute, each day counted as the registry counts one day."""
+    import datetime as dt
+
+    from dashboard.i18n import t
+    from dashboard.formatting import format_number
+    from data_access.engine import create_db_engine
+    from data_access.metrics import Filters, compute
+    from data_access.periods import local_now, so_far_minute
+    from tests.factories import make_store
+
+    for _ in range(3):  # the page and this test must count up to the same minute
+        minute = so_far_minute(local_now())
+        at = _open("quality.py")
+        if so_far_minute(local_now()) == minute:
+            break
+    today = local_now().date()
+    store = make_store(create_db_engine(app_env), get_settings())
+
+    def counts(day: dt.date) -> dict:
+        result = compute(store, metrics=["contacts"], filters=Filters(start=day, end=day, until_minute=minute), by=["source_system"])
+        return {row["source_system"]: row["value"] for row in result.iter_rows(named=True)}
+
+    def shown(value: float | None) -> str:  # early in the day a count can be small and hidden
+        return "<5" if value is None else format_number(value, language="fi")
+
+    now, earlier = counts(today), [counts(today - dt.timedelta(weeks=w)) for w in range(1, 5)]
+    column = t("quality.usual", "fi")
+    table = next(frame.value for frame in at.dataframe if column in frame.value.columns)
+    assert len(table) == len(set(now) | {s for day in earlier for s in day}) > 0
+    for _, row in table.iterrows():
+        source = row[t("dimension.source_system", "fi")]
+        assert row[t("quality.today_so_far", "fi")] == (shown(now[source]) if source in now else "0")
+        usual = [day[source] for day in earlier if day.get(source) is not None]
+        assert row[column] == (format_number(sum(usual) / len(usual), decimals=1, language="fi") if usual else "—")
