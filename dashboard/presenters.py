@@ -184,10 +184,14 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
     """Today so far against the usual, per source system; suppressed counts stay "<n"."""
     from dashboard.formatting import format_number
 
+    # The usual is the mean over all the earlier days: a day without rows for a source counts
+    # as zero, not as a day left out. With a hidden day it is not shown: a mean of the rest
+    # would be wrong, and a mean of all would give the hidden count away.
     usual = (
         pl.concat([e.select("source_system", "value", "suppressed") for e in earlier])
         .group_by("source_system")
-        .agg(pl.col("value").mean().alias("usual"), pl.col("suppressed").any().alias("usual_hidden"))
+        .agg((pl.col("value").sum() / len(earlier)).alias("usual"), pl.col("suppressed").any().alias("usual_hidden"))
+        .with_columns(pl.when(pl.col("usual_hidden")).then(None).otherwise(pl.col("usual")).alias("usual"))
         if earlier else pl.DataFrame(schema={"source_system": pl.String, "usual": pl.Float64, "usual_hidden": pl.Boolean})
     )
     joined = current.select("source_system", "value", "suppressed").join(usual, on="source_system", how="full", coalesce=True)

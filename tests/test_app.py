@@ -271,5 +271,6 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
     for _, row in table.iterrows():
         source = row[t("dimension.source_system", "fi")]
         assert row[t("quality.today_so_far", "fi")] == (shown(now[source]) if source in now else "0")
-        usual = [day[source] for day in earlier if day.get(source) is not None]
-        assert row[column] == (format_number(sum(usual) / len(usual), decimals=1, language="fi") if usual else "—")
+        # A day without rows counts as zero; with a hidden day there is no usual to show.
+        usual = [day.get(source, 0.0) for day in earlier]
+        assert row[column] == ("—" if None in usual else format_number(sum(usual) / len(usual), decimals=1, language="fi"))

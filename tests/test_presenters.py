@@ -1,0 +1,27 @@
+"""Presenters: small literal frames in, the table a user reads out."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dashboard.presenters import usual_volume_table
+
+
+def _day(rows: list[tuple[str, float | None, bool]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"source_system": pl.String, "value": pl.Float64, "suppressed": pl.Boolean}, orient="row")
+
+
+def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hidden_day():
+    today = _day([("a", 30.0, False), ("b", 12.0, False), ("c", 8.0, False)])
+    earlier = [
+        _day([("a", 20.0, False), ("b", 10.0, False), ("c", 6.0, False)]),
+        _day([("a", 20.0, False), ("c", None, True)]),  # b had no rows that day; c's count is hidden
+        _day([("a", 20.0, False), ("b", 10.0, False), ("c", 6.0, False)]),
+        _day([("a", 20.0, False), ("b", 10.0, False), ("c", 6.0, False)]),
+    ]
+    table = usual_volume_table(today, earlier, language="fi", threshold=5)
+    assert table.rows() == [
+        ("a", "30", "20,0", "150\u00a0%"),
+        ("b", "12", "7,5", "160\u00a0%"),  # (10 + 0 + 10 + 10) / 4, not 10
+        ("c", "8", "—", "—"),
+    ]
