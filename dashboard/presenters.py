@@ -198,6 +198,8 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
     rows = []
     for row in joined.sort("source_system").iter_rows(named=True):
         now_text = suppressed_text(threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
+        if row["usual_hidden"] is None:  # no rows on any earlier day: zero as usual
+            row["usual"], row["usual_hidden"] = 0.0, False
         usual_text = "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
         ratio = "—"
         if not row["suppressed"] and not row["usual_hidden"] and row["usual"]:

@@ -12,7 +12,7 @@ def _day(rows: list[tuple[str, float | None, bool]]) -> pl.DataFrame:
 
 
 def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hidden_day():
-    today = _day([("a", 30.0, False), ("b", 12.0, False), ("c", 8.0, False)])
+    today = _day([("a", 30.0, False), ("b", 12.0, False), ("c", 8.0, False), ("new", 7.0, False)])
     earlier = [
         _day([("a", 20.0, False), ("b", 10.0, False), ("c", 6.0, False)]),
         _day([("a", 20.0, False), ("c", None, True)]),  # b had no rows that day; c's count is hidden
@@ -24,4 +24,5 @@ def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hid
         ("a", "30", "20,0", "150\u00a0%"),
         ("b", "12", "7,5", "160\u00a0%"),  # (10 + 0 + 10 + 10) / 4, not 10
         ("c", "8", "—", "—"),
+        ("new", "7", "0,0", "—"),  # no rows on any earlier day
     ]
