@@ -12,6 +12,7 @@ from pathlib import Path
 from polars.testing import assert_frame_equal
 
 from data_access.metrics import Filters, Scope, compute
+from data_access.periods import HELSINKI
 from data_access.quality import source_freshness
 from dashboard.live import Keeper, Results, registry_request
 from tests.factories import add_contacts, make_store
@@ -29,7 +30,7 @@ def _contacts(n: int, *, prefix: str) -> list[dict]:
 
 
 def _request(metrics: tuple[str, ...], by: tuple[str, ...] = ()) -> tuple:
-    today = NOW.date()
+    today = NOW.astimezone(HELSINKI).date()  # days are local: from 22 UTC in winter, tomorrow's
     return registry_request(metrics, Filters(start=today - dt.timedelta(days=30), end=today), by, None)
 
 
