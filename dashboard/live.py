@@ -40,8 +40,9 @@ Request = tuple
 
 def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters, by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
     # Filters is frozen and hashable: the key holds it as it is (dataclasses.astuple deep-copied
-    # every field on every call, inside each page run's data time).
-    return ("registry", tuple(metrics), filters, tuple(by), scope)
+    # every field on every call, inside each page run's data time). The same metrics asked in
+    # another order are the same request (a page's two queue charts each ask for both).
+    return ("registry", tuple(sorted(set(metrics))), filters, tuple(by), scope)
 
 
 def _compute(store: StoreView, request: Request) -> pl.DataFrame:

@@ -12,7 +12,7 @@ st.title(t("page.channels", language))
 grain = grain_selector(ctx)
 
 st.subheader(t("channels.volume", language))
-trend(ctx, "contacts", grain=grain, colour="channel", key="channels_volume")
+trend(ctx, "contacts", grain=grain, colour="channel", key="channels_volume", asked_with=["contact_share"])
 
 st.subheader(t("channels.mix", language))
 left, right = st.columns(2)

@@ -12,7 +12,7 @@ st.title(t("page.resolution", language))
 grain = grain_selector(ctx)
 
 st.subheader(t("resolution.trend", language))
-trend(ctx, "first_contact_resolution", grain=grain, key="resolution_trend")
+trend(ctx, "first_contact_resolution", grain=grain, key="resolution_trend", asked_with=["verified_resolution"])
 
 st.subheader(t("resolution.breakdowns", language))
 dimensions = ["channel", "service_line", "professional_group", "age_band", "unit"]

@@ -71,6 +71,34 @@ def test_every_page_renders_its_charts_and_tables(app_env, page):
     assert at.get("download_button"), "and a CSV download"
 
 
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_page_reads_the_same_rows_by_the_same_grouping_once(app_env, page, monkeypatch):
+    """Each registry request aggregates its rows once, whatever metrics it carries: a page that
+    asks twice for the same filters and grouping (metrics in another order, or one metric per
+    chart) pays the aggregation's fixed cost twice."""
+    from dashboard import live
+
+    asked: list[tuple] = []
+    real = live.Results.get
+
+    def recording(self, view, request, **kwargs):
+        asked.append(request)
+        return real(self, view, request, **kwargs)
+
+    monkeypatch.setattr(live.Results, "get", recording)
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    if page != "overview.py":
+        asked.clear()  # the page's own run only: another page may group the same rows for its own metrics
+        at.switch_page(str(ROOT / "pages" / page))
+        _run(at)
+    registry = {r for r in asked if r[0] == "registry"}
+    assert registry, "the page asked the registry"
+    rows_and_grouping = [(filters, by, scope) for _, _, filters, by, scope in registry]
+    repeated = {key for key in rows_and_grouping if rows_and_grouping.count(key) > 1}
+    assert not repeated, repeated
+    assert at.title[0].value == PAGES[page]
+
+
 def test_quality_page_translates_quarantine_reasons(app_env, tmp_path):
     from data_access.engine import create_db_engine
     from data_access.ingest import ingest_file, load_profile
