@@ -18,7 +18,7 @@ from dashboard.export import safe_frame
 from dashboard.formatting import format_date, format_number, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import reason_label, records_by_metric, value_text
-from dashboard.state import Context, freshness, pending, query, with_period
+from dashboard.state import Context, freshness, pending, period_records, query, with_period
 
 
 def csv_bytes(table: pl.DataFrame) -> bytes:
@@ -155,11 +155,12 @@ def compared_with(period: Filters, language: str) -> str:
 
 def kpi_column(
     ctx: Context, *, title: str, metrics: list[str], current: Filters, previous: Filters,
-    sparklines: dict[str, list[float | None]],
+    sparklines: dict[str, list[float | None]], records: tuple[dict[str, dict], dict[str, dict]] | None = None,
 ) -> None:
+    """A column of cards for one period against an earlier one. ``records``: the two periods'
+    figures when the page asked for them together with other periods (``period_records``)."""
     st.markdown(f"**{title}**")
-    now = records_by_metric(query(ctx, metrics, filters=current))
-    before = records_by_metric(query(ctx, metrics, filters=previous))
+    now, before = records or period_records(ctx, metrics, [current, previous])
     description = compared_with(previous, ctx.language)
     for metric in metrics:
         kpi_card(
@@ -236,8 +237,8 @@ def quality_counts(ctx: Context) -> None:
 
 def kpi_row(ctx: Context, metrics: list[str]) -> None:
     """Cards for the selected period, with the change against the comparison period."""
-    now = records_by_metric(query(ctx, metrics))
-    before = records_by_metric(query(ctx, metrics, filters=ctx.comparison)) if ctx.comparison else {}
+    now, before = period_records(ctx, metrics, [ctx.filters, ctx.comparison]) if ctx.comparison else (
+        records_by_metric(query(ctx, metrics)), {})
     description = compared_with(ctx.comparison, ctx.language) if ctx.comparison else None
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
         with column:

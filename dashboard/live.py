@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 Request = tuple
 
 
-def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters, by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
+def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters | tuple[Filters, ...], by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
     # Filters is frozen and hashable: the key holds it as it is (dataclasses.astuple deep-copied
     # every field on every call, inside each page run's data time). The same metrics asked in
     # another order are the same request (a page's two queue charts each ask for both).
@@ -180,10 +180,11 @@ def _for_minute(request: Request, minute: int) -> Request:
     """A "today so far" request as the next rerun asks it: up to this minute."""
     if request[0] != "registry":
         return request
-    filters = request[2]
-    if filters.until_minute is None or filters.until_minute == minute:
+    asked = request[2] if isinstance(request[2], tuple) else (request[2],)  # one filter set or several periods
+    moved = tuple(f if f.until_minute is None else dataclasses.replace(f, until_minute=minute) for f in asked)
+    if moved == asked:
         return request
-    return registry_request(request[1], dataclasses.replace(filters, until_minute=minute), request[3], request[4])
+    return registry_request(request[1], moved if isinstance(request[2], tuple) else moved[0], request[3], request[4])
 
 
 _results: weakref.WeakKeyDictionary[FactStore, Results] = weakref.WeakKeyDictionary()

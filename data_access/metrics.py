@@ -392,30 +392,47 @@ def compute(
     store: FactStore,
     *,
     metrics: list[str] | tuple[str, ...],
-    filters: Filters,
+    filters: Filters | tuple[Filters, ...],
     by: list[str] | tuple[str, ...] = (),
     scope: Scope = Scope(),
 ) -> pl.DataFrame:
-    """The one exit: scoped, computed, suppressed."""
+    """The one exit: scoped, computed, suppressed.
+
+    ``filters`` may be several filter sets (the overview's cards: today so far, yesterday, the
+    last 7 days and the week before each). The result then starts with a ``period`` column,
+    the index of each row's filter set, and each period's rows are exactly what a call with
+    that filter set alone gives: cells, suppression and populations are each period's own.
+    One pass over the rows serves them all (a call has 2-4 ms of fixed cost however few rows
+    it reads)."""
     by = list(by)
     for dimension in by:
         if dimension not in DIMENSIONS:
             raise MetricError(f"unknown grouping {dimension!r}; known: {', '.join(DIMENSIONS)}")
-    allowed = _allowed_municipalities(store, filters, scope)
+    periods = list(filters) if isinstance(filters, tuple) else [filters]
+    if not periods:
+        raise MetricError("no filters given")
+    allowed = [_allowed_municipalities(store, f, scope) for f in periods]
     chosen = [get_metric(key) for key in metrics]
-    cells: dict[str, _Cells] = {}
-    for members, together in _aggregate_together(store, chosen, filters, by, allowed):
-        if together is None:
-            continue
-        if by and set(by) <= {"municipality", "region"}:
-            together = _with_empty_places(store, together, by, allowed)
-        groups = pl.DataFrame([together[d] for d in by])
-        keys = _GroupKeys(groups, by, height=together.height)
-        for metric in members:
-            finished = _finish(store, metric, together, keys, filters, allowed)
-            suppress(finished, metric, keys, threshold=store.settings.small_cell_threshold)
-            cells[metric.key] = finished
-    return _long([cells[m.key] for m in chosen if m.key in cells], by)
+    cells: list[dict[str, _Cells]] = [{} for _ in periods]
+    for members, per_period in _aggregate_together(store, chosen, periods, by, allowed):
+        for index, together in enumerate(per_period):
+            if together is None:
+                continue
+            if by and set(by) <= {"municipality", "region"}:
+                together = _with_empty_places(store, together, by, allowed[index])
+            groups = pl.DataFrame([together[d] for d in by])
+            keys = _GroupKeys(groups, by, height=together.height)
+            for metric in members:
+                finished = _finish(store, metric, together, keys, periods[index], allowed[index])
+                suppress(finished, metric, keys, threshold=store.settings.small_cell_threshold)
+                cells[index][metric.key] = finished
+    results = [_long([found[m.key] for m in chosen if m.key in found], by) for found in cells]
+    if not isinstance(filters, tuple):
+        return results[0]
+    return pl.concat(
+        [result.select(pl.lit(index, dtype=pl.Int32).alias("period"), pl.all()) for index, result in enumerate(results)],
+        how="vertical_relaxed",
+    )
 
 
 def _allowed_municipalities(store: FactStore, filters: Filters, scope: Scope) -> list[str]:
@@ -457,13 +474,17 @@ def period_slice(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
     return frame.slice(low, high - low)
 
 
+PERIOD = "__period"  # the filter set's index while several are aggregated together
+
+
 def _aggregate_together(
-    store: FactStore, chosen: list[Metric], filters: Filters, by: list[str], allowed: list[str]
-) -> list[tuple[list[Metric], pl.DataFrame | None]]:
-    """Raw aggregates, one wide frame per set of metrics over the same rows (same source and
-    row filter): the grouping columns under their dimension names, then each metric's
+    store: FactStore, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[str]]
+) -> list[tuple[list[Metric], list[pl.DataFrame | None]]]:
+    """Raw aggregates, per set of metrics over the same rows (same source and row filter) and
+    per period: the grouping columns under their dimension names, then each metric's
     aggregates as ``<metric>__<name>``. A page asks for several metrics at once; one pass
-    over the rows serves them all. None where the source holds no rows at all."""
+    over the rows serves them all, and with several periods one query serves every period.
+    None where the source holds no rows at all."""
     for metric in chosen:
         for dimension in by:
             if metric.source not in DIMENSIONS[dimension]:
@@ -476,21 +497,39 @@ def _aggregate_together(
     for (source_name, _), members in sets.items():
         source = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[source_name]
         if source.is_empty():
-            out.append((members, None))
+            out.append((members, [None] * len(periods)))
             continue
         expressions = [
             aggregate.alias(f"{metric.key}__{aggregate.meta.output_name()}")
             for metric in members
             for aggregate in metric.aggregate(store.settings)
         ]
-        lazy = _filtered(store, members[0], filters, allowed)
-        # Weeks and months are cut from the local day of the rows in the period only.
-        if truncated := [c for c in columns if c in ("week", "month")]:
-            lazy = lazy.with_columns(pl.col("day").dt.truncate({"week": "1w", "month": "1mo"}[c]).alias(c) for c in truncated)
-        lazy = lazy.group_by(columns).agg(expressions) if columns else lazy.select(expressions)
-        # Code columns are categorical in the store; results carry plain text.
-        lazy = lazy.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).rename(dict(zip(columns, by, strict=True)))
-        out.append((members, lazy.collect()))
+
+        def grouped(lazy: pl.LazyFrame, extra: list[str]) -> pl.LazyFrame:
+            # Weeks and months are cut from the local day of the rows in the period only.
+            if truncated := [c for c in columns if c in ("week", "month")]:
+                lazy = lazy.with_columns(pl.col("day").dt.truncate({"week": "1w", "month": "1mo"}[c]).alias(c) for c in truncated)
+            keys = [*extra, *columns]
+            lazy = lazy.group_by(keys).agg(expressions) if keys else lazy.select(expressions)
+            # Code columns are categorical in the store; results carry plain text.
+            return lazy.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).rename(dict(zip(columns, by, strict=True)))
+
+        if len(periods) == 1:
+            out.append((members, [grouped(_filtered(store, members[0], periods[0], allowed[0]), []).collect()]))
+            continue
+        together = grouped(
+            pl.concat([
+                _filtered(store, members[0], filters, allowed[index]).with_columns(pl.lit(index, dtype=pl.Int32).alias(PERIOD))
+                for index, filters in enumerate(periods)
+            ]),
+            [PERIOD],
+        ).collect()
+        parts = together.partition_by(PERIOD, as_dict=True, include_key=False)
+        empty = together.drop(PERIOD).clear()
+        if not by and len(parts) < len(periods):
+            # A period without rows: what one call gives over no rows (a count of zero).
+            empty = grouped(source.clear().lazy(), []).collect()
+        out.append((members, [parts.get((index,), empty) for index in range(len(periods))]))
     return out
 
 

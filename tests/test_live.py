@@ -156,6 +156,24 @@ def test_today_so_far_is_prepared_for_the_minute_the_next_rerun_asks(engine, set
     assert results.computed == 3  # not prepared
 
 
+def test_the_overview_cards_request_is_prepared_for_the_next_minute_too():
+    """The cards ask six periods in one request; only the "today so far" ones move to the
+    next minute, the whole days stay as asked."""
+    from dashboard.live import _for_minute
+
+    today = NOW.date()
+    week_earlier = today - dt.timedelta(days=7)
+    periods = (
+        Filters(start=today, end=today, until_minute=600),
+        Filters(start=week_earlier, end=week_earlier, until_minute=600),
+        Filters(start=today - dt.timedelta(days=7), end=today - dt.timedelta(days=1)),
+    )
+    moved = _for_minute(registry_request(("contacts",), periods, (), None), 601)
+    assert [f.until_minute for f in moved[2]] == [601, 601, None]
+    assert [(f.start, f.end) for f in moved[2]] == [(f.start, f.end) for f in periods]
+    assert _for_minute(registry_request(("contacts",), periods[2:], (), None), 601)[2] == periods[2:]
+
+
 def test_a_view_keeps_its_version_while_the_store_moves_on(engine, settings):
     add_contacts(engine, _contacts(6, prefix="a"))
     store = make_store(engine, settings)

@@ -176,3 +176,32 @@ def test_the_registry_equals_the_reference_computation(engine, settings, places,
             assert row["note"] == figure["note"], (metric_key, key)
             if row["value"] is not None and REGISTRY[metric_key].unit == "share" and not REGISTRY[metric_key].share_of_total:
                 assert row["ci_low"] - 1e-12 <= row["value"] <= row["ci_high"] + 1e-12
+
+
+@pytest.mark.parametrize(("by", "narrowing"), CASES, ids=["-".join(by) or "total" for by, _ in CASES])
+def test_several_periods_at_once_equal_each_period_alone(engine, settings, places, by, narrowing):
+    """The overview asks for its six card periods in one call: each period's rows must be what
+    a call for that period alone gives, suppression included, and a period without rows too."""
+    from polars.testing import assert_frame_equal
+
+    add_contacts(engine, _random_contacts(places))
+    store = make_store(engine, settings)
+    wide = Filters(start=START, end=END, municipalities=tuple(code for code, _ in places), **narrowing)
+    periods = (
+        wide,
+        Filters(start=START, end=START, municipalities=wide.municipalities, **narrowing),
+        Filters(start=END, end=END, municipalities=wide.municipalities, until_minute=13 * 60, **narrowing),
+        Filters(start=dt.date(2024, 1, 1), end=dt.date(2024, 1, 7), **narrowing),  # no rows at all
+        Filters(start=START, end=END, municipalities=wide.municipalities[:2], channels=("phone", "chat")),
+    )
+    metrics = [*METRICS, "referrals"]
+    together = compute(store, metrics=metrics, filters=periods, by=by)
+    order = [*by, "metric"]
+    for index, filters in enumerate(periods):
+        alone = compute(store, metrics=metrics, filters=filters, by=by)
+        assert_frame_equal(
+            together.filter(together["period"] == index).drop("period").sort(order, nulls_last=False),
+            alone.sort(order, nulls_last=False),
+        )
+    if by:
+        assert together["suppressed"].any(), "the data should put suppression in play"
