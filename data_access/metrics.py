@@ -426,13 +426,8 @@ def compute(
                 finished = _finish(store, metric, together, keys, periods[index], allowed[index])
                 suppress(finished, metric, keys, threshold=store.settings.small_cell_threshold)
                 cells[index][metric.key] = finished
-    results = [_long([found[m.key] for m in chosen if m.key in found], by) for found in cells]
-    if not isinstance(filters, tuple):
-        return results[0]
-    return pl.concat(
-        [result.select(pl.lit(index, dtype=pl.Int32).alias("period"), pl.all()) for index, result in enumerate(results)],
-        how="vertical_relaxed",
-    )
+    ordered = [(index, found[m.key]) for index, found in enumerate(cells) for m in chosen if m.key in found]
+    return _long([c for _, c in ordered], by, periods=[i for i, _ in ordered] if isinstance(filters, tuple) else None)
 
 
 def _allowed_municipalities(store: FactStore, filters: Filters, scope: Scope) -> list[str]:
@@ -722,16 +717,19 @@ def _secondary(numerator: np.ndarray, suppressed: np.ndarray, keys: _GroupKeys) 
     return pick & candidate & lone
 
 
-def _long(cells: list[_Cells], by: list[str]) -> pl.DataFrame:
-    """The result frame: the grouping columns, then one row per metric and group."""
+def _long(cells: list[_Cells], by: list[str], *, periods: list[int] | None = None) -> pl.DataFrame:
+    """The result frame: the grouping columns, then one row per metric and group; with
+    ``periods`` (each cell set's period index), a ``period`` column first."""
     if not cells:
-        return pl.DataFrame(schema={**{d: pl.String for d in by}, **RESULT_SCHEMA})
+        schema = {**{d: pl.String for d in by}, **RESULT_SCHEMA}
+        return pl.DataFrame(schema={"period": pl.Int32, **schema} if periods is not None else schema)
 
     def floats(name: str) -> pl.Series:
         return pl.Series(name, np.concatenate([getattr(c, name) for c in cells]), dtype=pl.Float64, nan_to_null=True)
 
     figures = pl.DataFrame(
         [
+            *([pl.Series("period", np.repeat(periods, [c.keys.height for c in cells]), dtype=pl.Int32)] if periods is not None else []),
             pl.Series("metric", [c.metric.key for c in cells for _ in range(c.keys.height)], dtype=pl.String),
             *(floats(name) for name in ("value", "numerator", "denominator", "ci_low", "ci_high")),
             pl.Series("suppressed", np.concatenate([c.suppressed for c in cells]), dtype=pl.Boolean),
@@ -740,4 +738,7 @@ def _long(cells: list[_Cells], by: list[str]) -> pl.DataFrame:
     )
     if not by:
         return figures
-    return pl.concat([c.keys.frame for c in cells], how="vertical_relaxed").hstack(figures)
+    keys = pl.concat([c.keys.frame for c in cells], how="vertical_relaxed")
+    if periods is None:
+        return keys.hstack(figures)
+    return figures.select("period").hstack(keys).hstack(figures.drop("period"))
