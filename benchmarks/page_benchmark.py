@@ -261,11 +261,12 @@ def main() -> None:
         "store_restart_seconds": load_seconds, "frames_mb": frames_mb, "resident_mb": resident_mb(), "pages": {},
     }
     for page, page_calls in calls.items():
-        cold, warm, bi, drawn = [], [], [], []
+        cold, warm, bi, drawn, choices = [], [], [], [], []
         for _ in range(args.combos):
             choice = random_filters(rng, store)
             days = rng.choice(PERIOD_DAYS)
             drawn.append(days)
+            choices.append(choice)
             replayed = [(m, replay(f, choice, days), b) for m, f, b in page_calls]
             # The server's result cache (dashboard/live.py), new for each combination: the first
             # round computes, the second finds.
@@ -301,6 +302,12 @@ def main() -> None:
                 for days in sorted(set(drawn))
                 for ours, theirs in [([c for c, d in zip(cold, drawn) if d == days], [b for b, d in zip(bi, drawn) if d == days])]
             },
+            # Each draw, to see which filters make a ratio (a municipality filter lets the
+            # database answer from its index in a few milliseconds).
+            "draws": [
+                {"period_days": d, "filters": {k: list(v) for k, v in c.items()}, "cold_ms": round(ours, 2), "bi_ms": round(theirs, 2)}
+                for d, c, ours, theirs in zip(drawn, choices, cold, bi, strict=True)
+            ],
         }
         results["pages"][page] = summary
         print(f"{page:16s} calls {summary['calls']:3d}  cold median {summary['cold_median_ms']:7.1f} ms  p95 {summary['cold_p95_ms']:7.1f} ms"
