@@ -195,11 +195,14 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
         if earlier else pl.DataFrame(schema={"source_system": pl.String, "usual": pl.Float64, "usual_hidden": pl.Boolean})
     )
     joined = current.select("source_system", "value", "suppressed").join(usual, on="source_system", how="full", coalesce=True)
+    # A source with no rows on any earlier day: zero as usual.
+    joined = joined.with_columns(
+        pl.when(pl.col("usual_hidden").is_null()).then(0.0).otherwise(pl.col("usual")).alias("usual"),
+        pl.col("usual_hidden").fill_null(False),
+    )
     rows = []
     for row in joined.sort("source_system").iter_rows(named=True):
         now_text = suppressed_text(threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
-        if row["usual_hidden"] is None:  # no rows on any earlier day: zero as usual
-            row["usual"], row["usual_hidden"] = 0.0, False
         usual_text = "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
         ratio = "—"
         if not row["suppressed"] and not row["usual_hidden"] and row["usual"]:

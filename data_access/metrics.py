@@ -6,7 +6,8 @@ access scope before anything is computed and small-cell suppression before anyth
 is returned, so no page, export or CLI output can forget either.
 
 A result is a long frame: the grouping columns, then ``metric``, ``value``,
-``numerator``, ``denominator``, ``ci_low``, ``ci_high``, ``suppressed`` and ``note``.
+``numerator``, ``denominator``, ``ci_low``, ``ci_high``, ``suppressed`` and ``note``; asked
+for several filter sets at once, a ``period`` column (the filter set's index) comes first.
 """
 
 from __future__ import annotations
