@@ -16,7 +16,7 @@ from data_access.periods import HELSINKI
 from data_access.quality import quarantine_summary
 from dashboard.export import safe_frame
 from dashboard.formatting import format_date, format_number, format_time, format_value
-from dashboard.i18n import t
+from dashboard.i18n import place_name_column, t
 from dashboard.presenters import reason_label, records_by_metric, value_text
 from dashboard.state import Context, freshness, pending, period_records, query, with_period
 
@@ -187,7 +187,7 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
         empty_state(ctx.language)
         return
     language = ctx.language
-    names = dict(ctx.store.municipalities.select("municipality_code", "name_sv" if language == "sv" else "name_fi").iter_rows())
+    names = dict(ctx.store.municipalities.select("municipality_code", place_name_column("municipality", language)).iter_rows())
     title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
     rows = []
     for record in newest:

@@ -16,6 +16,7 @@ import polars as pl
 from data_access.metrics import REGISTRY
 from data_access.snapshot import FactStore
 from dashboard.formatting import suppressed_text
+from dashboard.i18n import place_name_column
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_PATTERN = "^[" + re.escape("".join(FORMULA_START)) + "]"
@@ -42,12 +43,12 @@ def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _names(store: FactStore, by: list[str], language: str) -> dict[str, dict[str, str]]:
-    column = "name_sv" if language == "sv" else "name_fi"
+    column = place_name_column("municipality", language)
     names: dict[str, dict[str, str]] = {}
     if "municipality" in by:
         names["municipality"] = dict(store.municipalities.select("municipality_code", column).iter_rows())
     if "region" in by:
-        region_column = "region_name_sv" if language == "sv" else "region_name_fi"
+        region_column = place_name_column("region", language)
         names["region"] = dict(store.municipalities.select("region_code", region_column).unique().iter_rows())
     return names
 

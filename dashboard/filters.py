@@ -19,7 +19,7 @@ from data_access import codes
 from data_access.metrics import Filters
 from data_access.periods import COMPARISONS, PRESETS, comparison_range, local_now, preset_range
 from data_access.snapshot import FactStore
-from dashboard.i18n import LANGUAGES, code_label, t
+from dashboard.i18n import LANGUAGES, code_label, place_name_column, t
 
 LANGUAGE_NAMES = {"fi": "suomi", "sv": "svenska", "en": "English"}
 MULTI = ("municipality", "channel", "service_line", "age_band")
@@ -91,8 +91,8 @@ def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | 
         t("filter.comparison", language), COMPARISONS, format_func=lambda c: t(f"compare.{c}", language), key="compare"
     )
 
-    name_column = "name_sv" if language == "sv" else "name_fi"
-    region_column = "region_name_sv" if language == "sv" else "region_name_fi"
+    name_column = place_name_column("municipality", language)
+    region_column = place_name_column("region", language)
     region_names = dict(municipalities.select("region_code", region_column).unique().iter_rows())
     region = sidebar.selectbox(
         t("filter.region", language), ["all", *region_codes],

@@ -13,7 +13,7 @@ import polars as pl
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactStore
 from dashboard.formatting import format_date, format_value, suppressed_text
-from dashboard.i18n import code_label, t
+from dashboard.i18n import code_label, place_name_column, t
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
 
@@ -31,10 +31,10 @@ def label_for(store: FactStore, dimension: str, value: object, language: str) ->
         return t("common.unknown", language)
     if dimension == "municipality":
         names = store.municipalities.filter(pl.col("municipality_code") == value)
-        return names["name_sv" if language == "sv" else "name_fi"][0] if names.height else str(value)
+        return names[place_name_column("municipality", language)][0] if names.height else str(value)
     if dimension == "region":
         names = store.municipalities.filter(pl.col("region_code") == value)
-        return names["region_name_sv" if language == "sv" else "region_name_fi"][0] if names.height else str(value)
+        return names[place_name_column("region", language)][0] if names.height else str(value)
     if dimension in CODE_DIMENSIONS:
         return code_label(dimension, str(value), language)
     if isinstance(value, dt.date):

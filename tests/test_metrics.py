@@ -308,3 +308,20 @@ def test_whole_buckets_are_the_whole_weeks_and_months_inside_the_period(start, d
         whole = [d for d in inside if d.replace(day=1) >= start and month_end(d) <= end]
     expected = (whole[0], whole[-1]) if whole else None
     assert whole_buckets(start, end, grain) == expected
+
+
+def test_places_are_named_in_the_users_language(engine, settings):
+    """Swedish names in Swedish, Finnish ones in Finnish and English, wherever a place is
+    named: chart and table labels and the CSV export."""
+    from dashboard.export import metrics_table
+    from dashboard.presenters import label_for
+
+    add_contacts(engine, [{"occurred_at": dt.datetime(2025, 3, 10, 9, tzinfo=dt.UTC), "municipality_code": "853"}] * 6)
+    store = make_store(engine, settings)
+    assert [label_for(store, "municipality", "853", language) for language in ("fi", "sv", "en")] == ["Turku", "Åbo", "Turku"]
+    region = store.municipalities.filter(store.municipalities["municipality_code"] == "853")
+    for language, column in (("fi", "region_name_fi"), ("sv", "region_name_sv")):
+        assert label_for(store, "region", region["region_code"][0], language) == region[column][0]
+    result = compute(store, metrics=["contacts"], filters=MARCH, by=["municipality"])
+    exported = metrics_table(result.filter(result["municipality"] == "853"), by=["municipality"], store=store, language="sv")
+    assert exported["municipality_name"].to_list() == ["Åbo"]

@@ -49,3 +49,11 @@ def code_label(kind: str, code: str | None, language: str = "fi") -> str:
     if entry is None:
         return str(code)
     return entry.get(language) or entry["fi"]
+
+
+def place_name_column(level: str, language: str = "fi") -> str:
+    """The reference table's name column for a municipality or a county (``level``) in
+    ``language``: Swedish names in Swedish, Finnish ones otherwise (the reference data has
+    no English names)."""
+    prefix = {"municipality": "", "region": "region_"}[level]
+    return f"{prefix}name_sv" if language == "sv" else f"{prefix}name_fi"
