@@ -414,21 +414,19 @@ def compute(
         raise MetricError("no filters given")
     allowed = [_allowed_municipalities(store, f, scope) for f in periods]
     chosen = [get_metric(key) for key in metrics]
-    cells: list[dict[str, _Cells]] = [{} for _ in periods]
-    for members, per_period in _aggregate_together(store, chosen, periods, by, allowed):
-        for index, together in enumerate(per_period):
-            if together is None:
-                continue
-            if by and set(by) <= {"municipality", "region"}:
-                together = _with_empty_places(store, together, by, allowed[index])
-            groups = pl.DataFrame([together[d] for d in by])
-            keys = _GroupKeys(groups, by, height=together.height)
-            for metric in members:
-                finished = _finish(store, metric, together, keys, periods[index], allowed[index])
-                suppress(finished, metric, keys, threshold=store.settings.small_cell_threshold)
-                cells[index][metric.key] = finished
-    ordered = [(index, found[m.key]) for index, found in enumerate(cells) for m in chosen if m.key in found]
-    return _long([c for _, c in ordered], by, periods=[i for i, _ in ordered] if isinstance(filters, tuple) else None)
+    cells: dict[str, _Cells] = {}
+    for members, together in _aggregate_together(store, chosen, periods, by, allowed):
+        if together is None:
+            continue
+        if by and set(by) <= {"municipality", "region"}:
+            together = _with_empty_places(store, together, by, allowed)
+        period = together[PERIOD].to_numpy().astype(np.int64) if PERIOD in together.columns else np.zeros(together.height, dtype=np.int64)
+        keys = _GroupKeys(pl.DataFrame([together[d] for d in by]), by, period=period)
+        for metric in members:
+            finished = _finish(store, metric, together, keys, periods, allowed)
+            suppress(finished, metric, keys, threshold=store.settings.small_cell_threshold)
+            cells[metric.key] = finished
+    return _long([cells[m.key] for m in chosen if m.key in cells], by, periods=isinstance(filters, tuple))
 
 
 def _allowed_municipalities(store: FactStore, filters: Filters, scope: Scope) -> list[str]:
@@ -475,12 +473,13 @@ PERIOD = "__period"  # the filter set's index while several are aggregated toget
 
 def _aggregate_together(
     store: FactStore, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[str]]
-) -> list[tuple[list[Metric], list[pl.DataFrame | None]]]:
-    """Raw aggregates, per set of metrics over the same rows (same source and row filter) and
-    per period: the grouping columns under their dimension names, then each metric's
-    aggregates as ``<metric>__<name>``. A page asks for several metrics at once; one pass
-    over the rows serves them all, and with several periods one query serves every period.
-    None where the source holds no rows at all."""
+) -> list[tuple[list[Metric], pl.DataFrame | None]]:
+    """Raw aggregates, one wide frame per set of metrics over the same rows (same source and
+    row filter): with several periods the period's index (``PERIOD``) first, then the
+    grouping columns under their dimension names, then each metric's aggregates as
+    ``<metric>__<name>``. A page asks for several metrics at once; one pass over the rows
+    serves them all, and with several periods one query serves every period. None where the
+    source holds no rows at all."""
     for metric in chosen:
         for dimension in by:
             if metric.source not in DIMENSIONS[dimension]:
@@ -493,7 +492,7 @@ def _aggregate_together(
     for (source_name, _), members in sets.items():
         source = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[source_name]
         if source.is_empty():
-            out.append((members, [None] * len(periods)))
+            out.append((members, None))
             continue
         expressions = [
             aggregate.alias(f"{metric.key}__{aggregate.meta.output_name()}")
@@ -511,7 +510,7 @@ def _aggregate_together(
             return lazy.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).rename(dict(zip(columns, by, strict=True)))
 
         if len(periods) == 1:
-            out.append((members, [grouped(_filtered(store, members[0], periods[0], allowed[0]), []).collect()]))
+            out.append((members, grouped(_filtered(store, members[0], periods[0], allowed[0]), []).collect()))
             continue
         together = grouped(
             pl.concat([
@@ -520,23 +519,31 @@ def _aggregate_together(
             ]),
             [PERIOD],
         ).collect()
-        parts = together.partition_by(PERIOD, as_dict=True, include_key=False)
-        empty = together.drop(PERIOD).clear()
-        if not by and len(parts) < len(periods):
+        present = set(together[PERIOD].to_list())
+        if not by and len(present) < len(periods):
             # A period without rows: what one call gives over no rows (a count of zero).
             empty = grouped(source.clear().lazy(), []).collect()
-        out.append((members, [parts.get((index,), empty) for index in range(len(periods))]))
+            together = pl.concat(
+                [together, *(empty.select(pl.lit(i, dtype=pl.Int32).alias(PERIOD), pl.all()) for i in range(len(periods)) if i not in present)],
+                how="diagonal_relaxed",
+            )
+        out.append((members, together))
     return out
 
 
-def _with_empty_places(store: FactStore, together: pl.DataFrame, by: list[str], allowed: list[str]) -> pl.DataFrame:
-    """Every allowed municipality (or county) appears, with no aggregates where nothing
-    happened (``_finish`` makes counts and shares of those a true zero)."""
-    places = set(_places(store, allowed, [COLUMN_OF[d] for d in by]))
-    missing = places - set(zip(*(together[d].to_list() for d in by), strict=True))
+def _with_empty_places(store: FactStore, together: pl.DataFrame, by: list[str], allowed: list[list[str]]) -> pl.DataFrame:
+    """Every allowed municipality (or county) appears, in every period, with no aggregates
+    where nothing happened (``_finish`` makes counts and shares of those a true zero)."""
+    several = PERIOD in together.columns
+    have = set(zip(*(together[c].to_list() for c in ([PERIOD] if several else []) + by), strict=True))
+    missing = sorted({
+        (index, *place) if several else place
+        for index, codes_ in enumerate(allowed)
+        for place in _places(store, codes_, [COLUMN_OF[d] for d in by])
+    } - have)
     if not missing:
         return together
-    return pl.concat([together, pl.DataFrame(sorted(missing), schema=by, orient="row")], how="diagonal_relaxed")
+    return pl.concat([together, pl.DataFrame(missing, schema=([PERIOD] if several else []) + by, orient="row")], how="diagonal_relaxed")
 
 
 def _places(store: FactStore, allowed: list[str], columns: list[str]) -> list[tuple]:
@@ -550,20 +557,22 @@ class _GroupKeys:
     """The result's groups, and what suppression needs of them: which breakdown each row
     belongs to (every grouping but the last) and the rows' order within it."""
 
-    def __init__(self, groups: pl.DataFrame, by: list[str], *, height: int) -> None:
-        self.frame, self.by, self.height = groups, by, height  # a frame of no columns has no height
+    def __init__(self, groups: pl.DataFrame, by: list[str], *, period: np.ndarray) -> None:
+        # A frame of no columns has no height: the period index (0 with one period) has one.
+        self.frame, self.by, self.period, self.height = groups, by, period, len(period)
         self._breakdown: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
     @property
     def breakdown(self) -> np.ndarray:
-        """0, 1, ... for each row's breakdown (rows that share every grouping but the last)."""
+        """0, 1, ... for each row's breakdown (rows of one period that share every grouping
+        but the last)."""
         if self._breakdown is None:
             if len(self.by) < 2:
-                self._breakdown = np.zeros(self.height, dtype=np.int64)
+                within = np.zeros(self.height, dtype=np.int64)
             else:
-                ranks = self.frame.select(pl.struct(self.by[:-1]).rank("dense")).to_series()
-                self._breakdown = ranks.to_numpy().astype(np.int64) - 1
+                within = self.frame.select(pl.struct(self.by[:-1]).rank("dense")).to_series().to_numpy().astype(np.int64) - 1
+            self._breakdown = np.unique(self.period * (within.max(initial=0) + 1) + within, return_inverse=True)[1].astype(np.int64)
         return self._breakdown
 
     @property
@@ -597,7 +606,7 @@ def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
 
 
 def _finish(
-    store: FactStore, metric: Metric, together: pl.DataFrame, keys: _GroupKeys, filters: Filters, allowed: list[str]
+    store: FactStore, metric: Metric, together: pl.DataFrame, keys: _GroupKeys, periods: list[Filters], allowed: list[list[str]]
 ) -> _Cells:
     """Values, intervals and notes from one metric's raw aggregates.
 
@@ -623,7 +632,7 @@ def _finish(
             value = np.where(known, numerator / denominator, np.nan)
         return _Cells(metric, keys, numerator, denominator, value, np.where(known, low, np.nan), np.where(known, high, np.nan), note)
     if metric.unit == "per_1000":
-        population, missing = _populations(store, keys, filters, allowed)
+        population, missing = _populations(store, keys, periods, allowed)
         known = (missing == 0) & (population > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(known, numerator / population * 1000, np.nan)
@@ -667,21 +676,27 @@ def population_for(store: FactStore, year: int) -> dict[str, int | None]:
     return {code: population for code, (_, population) in latest.items()}
 
 
-def _populations(store: FactStore, keys: _GroupKeys, filters: Filters, allowed: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each group's population (the sum over its allowed municipalities) and how many of
-    those municipalities have none known."""
-    known = population_for(store, filters.end.year)
+def _populations(store: FactStore, keys: _GroupKeys, periods: list[Filters], allowed: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's population in its period's last year (the sum over its allowed
+    municipalities) and how many of those municipalities have none known."""
     geography = [d for d in keys.by if d in ("municipality", "region")]
-    sums: dict[tuple, list[int]] = {}
-    for code, *place in _places(store, allowed, ["municipality_code", *(COLUMN_OF[d] for d in geography)]):
-        total = sums.setdefault(tuple(place), [0, 0])
-        if known.get(code) is None:
-            total[1] += 1
-        else:
-            total[0] += known[code]
-    rows = zip(*(keys.frame[d].to_list() for d in geography), strict=True) if geography else [()] * keys.height
-    found = [sums.get(tuple(place), (0, 0)) for place in rows]
-    return np.array([f[0] for f in found], dtype=np.float64), np.array([f[1] for f in found], dtype=np.int64)
+    places = list(zip(*(keys.frame[d].to_list() for d in geography), strict=True)) if geography else [()] * keys.height
+    population, missing = np.zeros(keys.height, dtype=np.float64), np.zeros(keys.height, dtype=np.int64)
+    for index, filters in enumerate(periods):
+        rows = np.flatnonzero(keys.period == index)
+        if not len(rows):
+            continue
+        known = population_for(store, filters.end.year)
+        sums: dict[tuple, list[int]] = {}
+        for code, *place in _places(store, allowed[index], ["municipality_code", *(COLUMN_OF[d] for d in geography)]):
+            total = sums.setdefault(tuple(place), [0, 0])
+            if known.get(code) is None:
+                total[1] += 1
+            else:
+                total[0] += known[code]
+        for row in rows.tolist():
+            population[row], missing[row] = sums.get(places[row], (0, 0))
+    return population, missing
 
 
 def suppress(cells: _Cells, metric: Metric, keys: _GroupKeys, *, threshold: int) -> None:
@@ -718,19 +733,19 @@ def _secondary(numerator: np.ndarray, suppressed: np.ndarray, keys: _GroupKeys) 
     return pick & candidate & lone
 
 
-def _long(cells: list[_Cells], by: list[str], *, periods: list[int] | None = None) -> pl.DataFrame:
+def _long(cells: list[_Cells], by: list[str], *, periods: bool = False) -> pl.DataFrame:
     """The result frame: the grouping columns, then one row per metric and group; with
-    ``periods`` (each cell set's period index), a ``period`` column first."""
+    ``periods``, the period's index first."""
     if not cells:
         schema = {**{d: pl.String for d in by}, **RESULT_SCHEMA}
-        return pl.DataFrame(schema={"period": pl.Int32, **schema} if periods is not None else schema)
+        return pl.DataFrame(schema={"period": pl.Int32, **schema} if periods else schema)
 
     def floats(name: str) -> pl.Series:
         return pl.Series(name, np.concatenate([getattr(c, name) for c in cells]), dtype=pl.Float64, nan_to_null=True)
 
     figures = pl.DataFrame(
         [
-            *([pl.Series("period", np.repeat(periods, [c.keys.height for c in cells]), dtype=pl.Int32)] if periods is not None else []),
+            *([pl.Series("period", np.concatenate([c.keys.period for c in cells]), dtype=pl.Int32)] if periods else []),
             pl.Series("metric", [c.metric.key for c in cells for _ in range(c.keys.height)], dtype=pl.String),
             *(floats(name) for name in ("value", "numerator", "denominator", "ci_low", "ci_high")),
             pl.Series("suppressed", np.concatenate([c.suppressed for c in cells]), dtype=pl.Boolean),
@@ -740,6 +755,6 @@ def _long(cells: list[_Cells], by: list[str], *, periods: list[int] | None = Non
     if not by:
         return figures
     keys = pl.concat([c.keys.frame for c in cells], how="vertical_relaxed")
-    if periods is None:
+    if not periods:
         return keys.hstack(figures)
     return figures.select("period").hstack(keys).hstack(figures.drop("period"))
