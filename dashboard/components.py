@@ -17,7 +17,7 @@ from data_access.quality import quarantine_summary
 from dashboard.export import safe_frame
 from dashboard.formatting import format_date, format_number, format_time, format_value
 from dashboard.i18n import place_name_column, t
-from dashboard.presenters import reason_label, records_by_metric, value_text
+from dashboard.presenters import reason_label, value_text
 from dashboard.state import Context, freshness, pending, period_records, query, with_period
 
 
@@ -154,13 +154,12 @@ def compared_with(period: Filters, language: str) -> str:
 
 
 def kpi_column(
-    ctx: Context, *, title: str, metrics: list[str], current: Filters, previous: Filters,
-    sparklines: dict[str, list[float | None]], records: tuple[dict[str, dict], dict[str, dict]] | None = None,
+    ctx: Context, *, title: str, metrics: list[str], previous: Filters, now: dict[str, dict], before: dict[str, dict],
+    sparklines: dict[str, list[float | None]],
 ) -> None:
-    """A column of cards for one period against an earlier one. ``records``: the two periods'
-    figures when the page asked for them together with other periods (``period_records``)."""
+    """A column of cards for one period (``now``, figures by metric from ``period_records``)
+    against an earlier one (``previous``, its figures ``before``)."""
     st.markdown(f"**{title}**")
-    now, before = records or period_records(ctx, metrics, [current, previous])
     description = compared_with(previous, ctx.language)
     for metric in metrics:
         kpi_card(
@@ -237,8 +236,8 @@ def quality_counts(ctx: Context) -> None:
 
 def kpi_row(ctx: Context, metrics: list[str]) -> None:
     """Cards for the selected period, with the change against the comparison period."""
-    now, before = period_records(ctx, metrics, [ctx.filters, ctx.comparison]) if ctx.comparison else (
-        records_by_metric(query(ctx, metrics)), {})
+    now, *before = period_records(ctx, metrics, [ctx.filters, *([ctx.comparison] if ctx.comparison else [])])
+    before = before[0] if before else {}
     description = compared_with(ctx.comparison, ctx.language) if ctx.comparison else None
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
         with column:

@@ -116,10 +116,6 @@ def value_text(record: dict | None, *, metric: str, threshold: int, language: st
     return format_value(record["value"], REGISTRY[metric].unit, language=language)
 
 
-def records_by_metric(result: pl.DataFrame) -> dict[str, dict]:
-    return {row["metric"]: row for row in result.iter_rows(named=True)}
-
-
 def column_of(dimension: str) -> str:
     return COLUMN_OF.get(dimension, dimension)
 

@@ -148,13 +148,11 @@ def breakdown(
     chart_block(chart, table, key=key, language=ctx.language)
 
 
-def channel_mix(ctx: Context, *, grain: str, key: str) -> None:
+def channel_mix(ctx: Context, *, grain: str, key: str, asked_with: list[str] | None = None) -> None:
     """Channel shares over time; the electronic-share target is drawn where the electronic
-    channels, stacked first, should reach."""
+    channels, stacked first, should reach. ``asked_with``: see ``ASKED_WITH``."""
     by = [grain, "channel"]
-    # With contacts, which the channels page's volume trend shows by the same grouping: one
-    # request, one pass over the rows, for both.
-    result = query(ctx, ["contact_share", "contacts"], by=by, filters=time_filters(ctx, grain))
+    result = query(ctx, ["contact_share", *(asked_with or [])], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result.filter(pl.col("metric") == "contact_share")):
         empty_state(ctx.language)
         return

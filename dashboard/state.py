@@ -210,10 +210,11 @@ def _scope_key(ctx: Context) -> tuple | None:
 
 @_data_time()
 def query(
-    ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | None = None
+    ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | tuple[Filters, ...] | None = None
 ) -> pl.DataFrame:
     """Registry results for the context's (or the given) filters at the data version this
-    run shows, shared with every session that asks the same."""
+    run shows, shared with every session that asks the same. Several filter sets: one
+    request, the result with a ``period`` column first (``metrics.compute``)."""
     request = registry_request(metrics, filters or ctx.filters, by, _scope_key(ctx))
     return results_for(ctx.store).get(ctx.store, request)
 
@@ -222,9 +223,8 @@ def period_records(ctx: Context, metrics: list[str], periods: list[Filters]) -> 
     """Each filter set's figures, by metric, asked in one request (one pass over the rows):
     for each filter set what ``query`` would give for it alone. Split in plain Python: a
     polars operation per period would cost a turn for the interpreter lock on every rerun."""
-    request = registry_request(metrics, tuple(periods), (), _scope_key(ctx))
     records: list[dict[str, dict]] = [{} for _ in periods]
-    for row in results_for(ctx.store).get(ctx.store, request).iter_rows(named=True):
+    for row in query(ctx, metrics, filters=tuple(periods)).iter_rows(named=True):
         records[row.pop("period")][row["metric"]] = row
     return records
 

@@ -17,7 +17,7 @@ trend(ctx, "contacts", grain=grain, colour="channel", key="channels_volume", ask
 st.subheader(t("channels.mix", language))
 left, right = st.columns(2)
 with left:
-    channel_mix(ctx, grain=grain, key="channels_mix")
+    channel_mix(ctx, grain=grain, key="channels_mix", asked_with=["contacts"])
 with right:
     trend(ctx, "electronic_share", grain=grain, key="channels_electronic")
 

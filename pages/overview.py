@@ -22,7 +22,10 @@ periods = card_periods(ctx, now=now)
 records = period_records(ctx, CARD_METRICS, [p[which] for p in periods for which in ("current", "previous")])
 for index, (column, period) in enumerate(zip(st.columns(3), periods, strict=True)):
     with column:
-        kpi_column(ctx, metrics=CARD_METRICS, sparklines=lines, records=(records[2 * index], records[2 * index + 1]), **period)
+        kpi_column(
+            ctx, title=period["title"], metrics=CARD_METRICS, previous=period["previous"],
+            now=records[2 * index], before=records[2 * index + 1], sparklines=lines,
+        )
 
 st.subheader(t("freshness.heading", language))
 freshness_panel(ctx)
