@@ -137,6 +137,7 @@ def start_preload(engine: Engine | None = None) -> None:
     loaded: list[FactStore] = []
 
     def load() -> None:
+        started = time.time()
         try:
             store = _new_store(settings, engine)
             store.refresh()
@@ -144,6 +145,8 @@ def start_preload(engine: Engine | None = None) -> None:
         except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
             logging.getLogger(__name__).exception("preloading the fact store failed")
             return
+        if settings.timing_log is not None:  # read by benchmarks/start_timeline.py
+            append_timing(settings.timing_log, {"preload_started_at": started, "at": time.time()})
         start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log)
 
     thread = threading.Thread(target=load, name="store-preload", daemon=True)
