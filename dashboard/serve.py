@@ -41,11 +41,17 @@ def _prepare_the_first_page_run() -> None:
     import datetime as dt
     import importlib
     import inspect
+    import pkgutil
 
-    for module in ("altair", "pandas", "pyarrow", "numpy.ma", "dashboard.charts", "dashboard.presenters",
-                   "dashboard.components", "dashboard.sections", "dashboard.overview", "dashboard.filters",
-                   "dashboard.export"):
+    import dashboard
+
+    for module in ("altair", "pandas", "pyarrow", "numpy.ma"):
         importlib.import_module(module)
+    # Every module the pages use: all of the dashboard's but the app script itself (importing
+    # it would run the app) and the command line's.
+    for module in pkgutil.iter_modules(dashboard.__path__):
+        if module.name not in ("__main__", "app", "cli"):
+            importlib.import_module(f"dashboard.{module.name}")
     import narwhals.stable.v1 as narwhals
     import polars as pl
 
