@@ -29,41 +29,15 @@ APP = Path(__file__).resolve().parent / "app.py"
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 
-def _prepare_the_first_page_run() -> None:
-    """Do, while Streamlit boots and the browser loads the page shell (a time the server
-    mostly waits), what the first page run would otherwise do first and only once: import
-    what it renders with and load the data it looks up. At 5 M contacts the first overview
-    run took 1.6 s against 0.09 s for later ones; of that, a sampling profile (py-spy) found
-    0.45 s importing pandas and pyarrow (st.dataframe converts through them), 0.3 s Altair
-    importing narwhals' polars support, 0.2 s Streamlit's one-time inspect.stack() at the
-    first element, 0.14 s numpy.ma, 0.12 s the holiday calendars, 0.1 s babel's Finnish
-    locale data (docs/performance.md)."""
-    import datetime as dt
+def _import_the_pages_modules() -> None:
+    """Import what the first page run renders with (Altair, the dashboard's sections and
+    charts: about a second on this machine) while Streamlit boots and the browser loads the
+    page shell, a time the server mostly waits; the first page run then finds them imported."""
     import importlib
-    import inspect
-    import pkgutil
 
-    import dashboard
-
-    for module in ("altair", "pandas", "pyarrow", "numpy.ma"):
+    for module in ("altair", "dashboard.charts", "dashboard.presenters", "dashboard.components", "dashboard.sections",
+                   "dashboard.overview", "dashboard.filters", "dashboard.export"):
         importlib.import_module(module)
-    # Every module the pages use: all of the dashboard's but the app script itself (importing
-    # it would run the app) and the command line's.
-    for module in pkgutil.iter_modules(dashboard.__path__):
-        if module.name not in ("__main__", "app", "cli"):
-            importlib.import_module(f"dashboard.{module.name}")
-    import narwhals.stable.v1 as narwhals
-    import polars as pl
-
-    from dashboard.formatting import format_number
-    from data_access.periods import is_holiday
-
-    narwhals.from_native(pl.DataFrame({"a": [1]}), eager_only=True)
-    for language in ("fi", "sv", "en"):
-        format_number(1234.5, decimals=1, language=language)
-    is_holiday(dt.date.today())
-    # inspect keeps a map of module files; filled here, the first element's stack walk is short.
-    inspect.stack()
 
 
 def main() -> int:
@@ -76,7 +50,7 @@ def main() -> int:
         say(f"ohjaustaulu: {exc}")
         return 2
     start_preload(engine)
-    threading.Thread(target=_prepare_the_first_page_run, name="first-run-preparation", daemon=True).start()
+    threading.Thread(target=_import_the_pages_modules, name="page-imports", daemon=True).start()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
