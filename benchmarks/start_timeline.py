@@ -54,6 +54,8 @@ def one_start(browser, port: int, env: dict[str, str], folder: Path, log: Path) 
                     if answer.status == 200:
                         break
             except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"the server stopped before it answered; see {folder / 'server.log'}") from None
                 time.sleep(0.05)
         marks["health"] = time.perf_counter() - started
         page = browser.new_page()
