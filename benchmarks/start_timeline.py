@@ -73,7 +73,8 @@ def one_start(browser, port: int, env: dict[str, str], folder: Path, log: Path) 
             time.sleep(0.1)
         page.close()
     finally:
-        stop_server(server)
+        if server.poll() is None:
+            stop_server(server)
     server_side: dict[str, float] = {}
     preload = next((line for line in lines if "preload_started_at" in line), None)
     if preload is not None:
