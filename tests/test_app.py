@@ -233,9 +233,14 @@ def test_timing_log_records_each_page_run(app_env, monkeypatch, tmp_path):
     assert len(log.read_text().splitlines()) == 3
 
 
-def test_the_server_starts_loading_the_store_before_the_first_page(app_env):
+def test_the_server_starts_loading_the_store_before_the_first_page(app_env, monkeypatch, tmp_path):
+    import json
+
     from dashboard import state
 
+    log = tmp_path / "timing.jsonl"
+    monkeypatch.setenv("OHJAUSTAULU_TIMING_LOG", str(log))
+    get_settings.cache_clear()
     state.forget_stores()
     state.start_preload()
     assert app_env in state._preloads
@@ -243,6 +248,9 @@ def test_the_server_starts_loading_the_store_before_the_first_page(app_env):
     assert app_env not in state._preloads  # taken, not loaded a second time
     assert store.version > 0 and store.contacts.height > 0
     assert state._store(app_env) is store
+    # benchmarks/start_timeline.py reads when the preload began and ended from the timing log
+    [line] = [json.loads(text) for text in log.read_text().splitlines()]
+    assert line["preload_started_at"] <= line["at"]
 
 
 def test_weekly_trends_count_whole_weeks_only(app_env):
