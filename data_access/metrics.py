@@ -412,16 +412,17 @@ def compute(
     periods = list(filters) if isinstance(filters, tuple) else [filters]
     if not periods:
         raise MetricError("no filters given")
-    # Plain lists, read once: a polars filter on this 300-row frame costs more than the lookup.
-    places = list(zip(*(store.municipalities[c].to_list() for c in ("municipality_code", "region_code")), strict=True))
-    allowed = [_allowed_municipalities(places, f, scope) for f in periods]
+    # Plain lists, read once per call: a polars filter on this 300-row frame costs more than
+    # the lookup.
+    places = list(zip(*(store.municipalities[c].to_list() for c in PLACE_COLUMNS), strict=True))
+    allowed = [_allowed_places(places, f, scope) for f in periods]
     chosen = [get_metric(key) for key in metrics]
     cells: dict[str, _Cells] = {}
     for members, together in _aggregate_together(store, chosen, periods, by, allowed):
         if together is None:
             continue
         if by and set(by) <= {"municipality", "region"}:
-            together = _with_empty_places(store, together, by, allowed)
+            together = _with_empty_places(together, by, allowed)
         period = together[PERIOD].to_numpy().astype(np.int64) if PERIOD in together.columns else np.zeros(together.height, dtype=np.int64)
         keys = _GroupKeys(pl.DataFrame([together[d] for d in by]), by, period=period)
         for metric in members:
@@ -431,20 +432,22 @@ def compute(
     return _long([cells[m.key] for m in chosen if m.key in cells], by, periods=isinstance(filters, tuple))
 
 
-def _allowed_municipalities(places: list[tuple[str, str]], filters: Filters, scope: Scope) -> list[str]:
-    """The municipalities (of ``places``, code and county) that the filters and scope allow."""
-    allowed = {
-        code for code, region in places
-        if (not filters.regions or region in filters.regions) and (not filters.municipalities or code in filters.municipalities)
-    }
-    if scope.municipalities is not None:
-        allowed &= scope.municipalities
-    return sorted(allowed)
+PLACE_COLUMNS = ("municipality_code", "region_code")  # a place: (municipality, county)
 
 
-def _filtered(store: FactStore, metric: Metric, filters: Filters, allowed: list[str]) -> pl.LazyFrame:
+def _allowed_places(places: list[tuple[str, str]], filters: Filters, scope: Scope) -> list[tuple[str, str]]:
+    """The places (municipality and county codes) that the filters and scope allow, by code."""
+    return sorted(
+        (code, region) for code, region in places
+        if (not filters.regions or region in filters.regions)
+        and (not filters.municipalities or code in filters.municipalities)
+        and (scope.municipalities is None or code in scope.municipalities)
+    )
+
+
+def _filtered(store: FactStore, metric: Metric, filters: Filters, allowed: list[tuple[str, str]]) -> pl.LazyFrame:
     frame = period_slice({"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[metric.source], filters)
-    conditions = [pl.col("municipality_code").is_in(allowed)]
+    conditions = [pl.col("municipality_code").is_in([code for code, _ in allowed])]
     for values, column in (
         (filters.channels, "channel"),
         (filters.service_lines, "service_line"),
@@ -472,7 +475,7 @@ PERIOD = "__period"  # the filter set's index while several are aggregated toget
 
 
 def _aggregate_together(
-    store: FactStore, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[str]]
+    store: FactStore, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[tuple[str, str]]]
 ) -> list[tuple[list[Metric], pl.DataFrame | None]]:
     """Raw aggregates, one wide frame per set of metrics over the same rows (same source and
     row filter): with several periods the period's index (``PERIOD``) first, then the
@@ -531,26 +534,25 @@ def _aggregate_together(
     return out
 
 
-def _with_empty_places(store: FactStore, together: pl.DataFrame, by: list[str], allowed: list[list[str]]) -> pl.DataFrame:
+def _with_empty_places(together: pl.DataFrame, by: list[str], allowed: list[list[tuple[str, str]]]) -> pl.DataFrame:
     """Every allowed municipality (or county) appears, in every period, with no aggregates
     where nothing happened (``_finish`` makes counts and shares of those a true zero)."""
     several = PERIOD in together.columns
     have = set(zip(*(together[c].to_list() for c in ([PERIOD] if several else []) + by), strict=True))
     missing = sorted({
         (index, *place) if several else place
-        for index, codes_ in enumerate(allowed)
-        for place in _places(store, codes_, [COLUMN_OF[d] for d in by])
+        for index, places in enumerate(allowed)
+        for place in _places(places, [COLUMN_OF[d] for d in by])
     } - have)
     if not missing:
         return together
     return pl.concat([together, pl.DataFrame(missing, schema=([PERIOD] if several else []) + by, orient="row")], how="diagonal_relaxed")
 
 
-def _places(store: FactStore, allowed: list[str], columns: list[str]) -> list[tuple]:
-    """``columns`` of the municipalities table, a tuple for each allowed municipality."""
-    allowed_set = set(allowed)
-    rows = zip(*(store.municipalities[c].to_list() for c in ["municipality_code", *columns]), strict=True)
-    return [values for code, *values in rows if code in allowed_set for values in [tuple(values)]]
+def _places(allowed: list[tuple[str, str]], columns: list[str]) -> list[tuple]:
+    """``columns`` (of ``PLACE_COLUMNS``) of each allowed place."""
+    at = [PLACE_COLUMNS.index(column) for column in columns]
+    return [tuple(place[i] for i in at) for place in allowed]
 
 
 class _GroupKeys:
@@ -606,7 +608,8 @@ def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
 
 
 def _finish(
-    store: FactStore, metric: Metric, together: pl.DataFrame, keys: _GroupKeys, periods: list[Filters], allowed: list[list[str]]
+    store: FactStore, metric: Metric, together: pl.DataFrame, keys: _GroupKeys, periods: list[Filters],
+    allowed: list[list[tuple[str, str]]],
 ) -> _Cells:
     """Values, intervals and notes from one metric's raw aggregates.
 
@@ -676,7 +679,9 @@ def population_for(store: FactStore, year: int) -> dict[str, int | None]:
     return {code: population for code, (_, population) in latest.items()}
 
 
-def _populations(store: FactStore, keys: _GroupKeys, periods: list[Filters], allowed: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+def _populations(
+    store: FactStore, keys: _GroupKeys, periods: list[Filters], allowed: list[list[tuple[str, str]]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Each group's population in its period's last year (the sum over its allowed
     municipalities) and how many of those municipalities have none known."""
     geography = [d for d in keys.by if d in ("municipality", "region")]
@@ -688,7 +693,7 @@ def _populations(store: FactStore, keys: _GroupKeys, periods: list[Filters], all
             continue
         known = population_for(store, filters.end.year)
         sums: dict[tuple, list[int]] = {}
-        for code, *place in _places(store, allowed[index], ["municipality_code", *(COLUMN_OF[d] for d in geography)]):
+        for code, *place in _places(allowed[index], ["municipality_code", *(COLUMN_OF[d] for d in geography)]):
             total = sums.setdefault(tuple(place), [0, 0])
             if known.get(code) is None:
                 total[1] += 1

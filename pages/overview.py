@@ -20,11 +20,11 @@ lines = sparklines(ctx, CARD_METRICS, start=now.date() - dt.timedelta(days=13), 
 periods = card_periods(ctx, now=now)
 # The six periods of the three columns in one request: one pass over the rows for all.
 records = period_records(ctx, CARD_METRICS, [p[which] for p in periods for which in ("current", "previous")])
-for index, (column, period) in enumerate(zip(st.columns(3), periods, strict=True)):
+for column, period, now_records, before_records in zip(st.columns(3), periods, records[0::2], records[1::2], strict=True):
     with column:
         kpi_column(
             ctx, title=period["title"], metrics=CARD_METRICS, previous=period["previous"],
-            now=records[2 * index], before=records[2 * index + 1], sparklines=lines,
+            now=now_records, before=before_records, sparklines=lines,
         )
 
 st.subheader(t("freshness.heading", language))
