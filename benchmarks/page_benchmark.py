@@ -44,7 +44,8 @@ from data_access.config import Settings, get_settings  # noqa: E402
 from data_access.engine import create_db_engine, upgrade_database  # noqa: E402
 from data_access.metrics import Filters, compute  # noqa: E402
 from data_access.snapshot import FactStore  # noqa: E402
-from dashboard.live import Results, registry_request  # noqa: E402
+from data_access.metrics.requests import MetricsRequest  # noqa: E402
+from dashboard.live import Results  # noqa: E402
 
 PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
 
@@ -271,7 +272,7 @@ def main() -> None:
             # The server's result cache (dashboard/live.py), new for each combination: the first
             # round computes, the second finds.
             cache, view = Results(), store.view()
-            requests = [registry_request(m, f, b, None) for m, f, b in replayed]
+            requests = [MetricsRequest.of(m, f, by=b) for m, f, b in replayed]
             t0 = time.perf_counter()
             for request in requests:
                 cache.get(view, request)

@@ -28,7 +28,9 @@ from data_access.engine import (
 from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
 from data_access.ingest.quarantine import quarantine_frame, reprocess
 from data_access.ingest.watch import Watcher, watch
-from data_access.metrics import REGISTRY, Filters, MetricError, compute
+from data_access.metrics import REGISTRY, Filters, MetricError, get_metric
+from data_access.metrics.exit import answer
+from data_access.metrics.requests import MetricsRequest
 from data_access.reference import (
     ReferenceFileError,
     load_population_file,
@@ -69,11 +71,11 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
         municipalities=tuple(normalise_municipality_code(code) for code in args.municipality or ()),
     )
     by = [args.by] if args.by else []
-    result = compute(store, metrics=metrics, filters=filters, by=by)
+    result = answer(store, MetricsRequest.of(metrics, filters, by=by))
     if args.format == "json":
         print(metrics_json(result, by=by, store=store))
     else:
-        sys.stdout.write(metrics_csv(result, by=by, store=store, language=args.language))
+        sys.stdout.write(metrics_csv(result, by=by, store=store, language=args.language, metrics=[get_metric(m).key for m in metrics]))
     return 0
 
 

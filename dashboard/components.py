@@ -11,14 +11,14 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from data_access.config import get_settings
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
-from data_access.quality import quarantine_summary
 from dashboard.export import safe_frame
-from dashboard.formatting import format_date, format_number, format_time, format_value
+from dashboard.formatting import SECONDARY_MARK, format_date, format_number, format_time, format_value, hidden_text
 from dashboard.i18n import place_name_column, t
 from dashboard.presenters import reason_label, value_text
-from dashboard.state import Context, freshness, pending, period_records, query, with_period
+from dashboard.state import Context, freshness, pending, period_records, quarantined, query, with_period
 
 
 def csv_bytes(table: pl.DataFrame) -> bytes:
@@ -39,6 +39,7 @@ def chart_block(
         st.altair_chart(chart, theme=None, key=f"chart_{key}")
     if caption:
         st.caption(caption)
+    hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
     _download(table, key=key, language=language)
@@ -46,7 +47,17 @@ def chart_block(
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str) -> None:
     st.dataframe(table, hide_index=True, key=f"table_{key}")
+    hidden_legend(table, language=language)
     _download(table, key=key, language=language)
+
+
+def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
+    """What "<5", "(n<5)" and ".." mean, under a chart or table that shows one of them."""
+    threshold = get_settings().small_cell_threshold
+    marks = [f"<{threshold}", f"(n<{threshold})", SECONDARY_MARK]
+    text = [name for name, dtype in table.schema.items() if dtype == pl.String]
+    if text and table.select(pl.any_horizontal(pl.col(c).is_in(marks) for c in text).any()).item():
+        st.caption(t("common.suppressed_note", language, threshold=threshold))
 
 
 def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
@@ -56,7 +67,12 @@ def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
     )
 
 
-def empty_state(language: str) -> None:
+def empty_state(language: str, result: pl.DataFrame | None = None) -> None:
+    """Nothing to draw: no rows, or (``result`` holds hidden rows) every figure hidden."""
+    if result is not None and result.height and result["suppressed"].any():
+        threshold = get_settings().small_cell_threshold
+        st.info(t("common.all_hidden", language, threshold=threshold), icon=":material/visibility_off:")
+        return
     st.info(t("common.empty", language), icon=":material/filter_alt_off:")
 
 
@@ -207,7 +223,7 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
 def quality_counts(ctx: Context) -> None:
     """Rows waiting in quarantine by reason, and referrals waiting for their contact."""
     language = ctx.language
-    waiting = quarantine_summary(ctx.store.engine)
+    waiting = quarantined(ctx)
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{t('quality.quarantine', language)}**")
@@ -216,11 +232,12 @@ def quality_counts(ctx: Context) -> None:
         else:
             labels = {reason: reason_label(reason, language) for reason in waiting["reason"].unique().to_list()}
             # the count before the long reason text, so a half-width table does not hide it
-            waiting = waiting.with_columns(pl.col("reason").replace_strict(labels, return_dtype=pl.String)).select("kind", "rows", "reason")
-            st.dataframe(
-                waiting.rename({"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}),
-                hide_index=True, key="quality_quarantine",
+            waiting = _count_text(waiting, "rows", ctx).with_columns(pl.col("reason").replace_strict(labels, return_dtype=pl.String))
+            table = waiting.select("kind", "rows", "reason").rename(
+                {"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}
             )
+            st.dataframe(table, hide_index=True, key="quality_quarantine")
+            hidden_legend(table, language=language)
             st.caption(t("quality.quarantine_help", language))
     with right:
         st.markdown(f"**{t('quality.pending', language)}**")
@@ -228,10 +245,21 @@ def quality_counts(ctx: Context) -> None:
         if waiting_referrals.is_empty():
             st.success(t("quality.pending_none", language), icon=":material/check:")
         else:
-            st.dataframe(
-                waiting_referrals.rename({"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}),
-                hide_index=True, key="quality_pending",
+            table = _count_text(waiting_referrals, "pending", ctx).select("source_system", "pending").rename(
+                {"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}
             )
+            st.dataframe(table, hide_index=True, key="quality_pending")
+            hidden_legend(table, language=language)
+
+
+def _count_text(frame: pl.DataFrame, column: str, ctx: Context) -> pl.DataFrame:
+    """A protected count column as text: the number, or its mark where hidden."""
+    threshold = ctx.settings.small_cell_threshold
+    texts = [
+        hidden_text(row, threshold) if row["suppressed"] else format_number(row[column], language=ctx.language)
+        for row in frame.select(column, "suppressed", "secondary").iter_rows(named=True)
+    ]
+    return frame.with_columns(pl.Series(column, texts, dtype=pl.String))
 
 
 def kpi_row(ctx: Context, metrics: list[str]) -> None:

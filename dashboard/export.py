@@ -1,7 +1,8 @@
 """Exports of registry results: CSV and JSON for the CLI and downloads.
 
-Values are machine-readable (dot decimal); suppressed counts read "<threshold" and other
-suppressed values are left empty, with the metric named in the ``suppressed`` column.
+Values are machine-readable (dot decimal); small counts read "<threshold", counts hidden to
+protect another read "..", and other hidden values are left empty, with the metric named in
+the ``suppressed`` column.
 Text cells that a spreadsheet would run as a formula are prefixed with an apostrophe.
 """
 
@@ -14,8 +15,8 @@ import re
 import polars as pl
 
 from data_access.metrics import REGISTRY
-from data_access.snapshot import FactStore
-from dashboard.formatting import suppressed_text
+from data_access.snapshot import FactSource
+from dashboard.formatting import hidden_text
 from dashboard.i18n import place_name_column
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -42,7 +43,7 @@ def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _names(store: FactStore, by: list[str], language: str) -> dict[str, dict[str, str]]:
+def _names(store: FactSource, by: list[str], language: str) -> dict[str, dict[str, str]]:
     column = place_name_column("municipality", language)
     names: dict[str, dict[str, str]] = {}
     if "municipality" in by:
@@ -53,10 +54,13 @@ def _names(store: FactStore, by: list[str], language: str) -> dict[str, dict[str
     return names
 
 
-def metrics_table(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str = "fi") -> pl.DataFrame:
-    """One row per group: names, then each metric's value (and interval and n for shares)."""
+def metrics_table(
+    result: pl.DataFrame, *, by: list[str], store: FactSource, language: str = "fi", metrics: list[str] | None = None
+) -> pl.DataFrame:
+    """One row per group: names, then each metric's value (and interval and n for shares), in
+    the order of ``metrics`` (else as the result has them)."""
     threshold = store.settings.small_cell_threshold
-    keys = list(dict.fromkeys(result["metric"].to_list()))
+    keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
     groups = result.select(by).unique().sort(by) if by else pl.DataFrame({"_": [0]})
     rows = []
     for group in groups.iter_rows(named=True):
@@ -74,7 +78,7 @@ def metrics_table(result: pl.DataFrame, *, by: list[str], store: FactStore, lang
             value = None if record is None else record["value"]
             if record is not None and record["suppressed"]:
                 hidden.append(key)
-                value = suppressed_text(threshold) if metric.unit == "count" else None
+                value = hidden_text(record, threshold) if metric.unit == "count" else None
             row[key] = value if isinstance(value, str) else _machine(value, integer=metric.unit == "count")
             if metric.unit == "share":
                 shown = record is not None and not record["suppressed"]
@@ -99,14 +103,14 @@ def _machine(value: float | None, *, integer: bool = False) -> str:
     return str(int(round(value))) if integer else repr(round(float(value), 6))
 
 
-def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str = "fi") -> str:
-    table = metrics_table(result, by=by, store=store, language=language)
+def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactSource, language: str = "fi", metrics: list[str] | None = None) -> str:
+    table = metrics_table(result, by=by, store=store, language=language, metrics=metrics)
     buffer = io.StringIO()
     table.write_csv(buffer)
     return buffer.getvalue()
 
 
-def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactStore) -> str:
+def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource) -> str:
     """Long form: one object per group and metric, with the suppression flag."""
     threshold = store.settings.small_cell_threshold
     records = []
@@ -123,7 +127,8 @@ def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactStore) -> st
                 "ci_low": record["ci_low"],
                 "ci_high": record["ci_high"],
                 "suppressed": record["suppressed"],
-                "display": suppressed_text(threshold, metric.unit) if record["suppressed"] else None,
+                "secondary": record["secondary"],
+                "display": hidden_text(record, threshold, metric.unit) if record["suppressed"] else None,
                 "note": record["note"],
             }
         )

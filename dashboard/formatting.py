@@ -61,7 +61,19 @@ def format_time(value: dt.datetime, language: str = "fi") -> str:
     return value.strftime("%H:%M") if language == "en" else value.strftime("%H.%M")
 
 
-def suppressed_text(threshold: int, unit: str = "count") -> str:
-    """A suppressed cell: a count reads "<5"; a share or rate built on one reads "(n<5)", so
-    it is not taken for "under 5 %" or "under 5 per 1 000"."""
+SECONDARY_MARK = ".."
+
+
+def suppressed_text(threshold: int, unit: str = "count", *, secondary: bool = False) -> str:
+    """A hidden cell: a small count reads "<5"; a share or rate built on one reads "(n<5)", so
+    it is not taken for "under 5 %" or "under 5 per 1 000". A cell hidden only so that
+    another cannot be worked out reads ".." (Statistics Finland's mark for a confidential
+    figure): its true value may be large, and "<5" would say something false."""
+    if secondary:
+        return SECONDARY_MARK
     return f"<{threshold}" if unit == "count" else f"(n<{threshold})"
+
+
+def hidden_text(record: dict, threshold: int, unit: str = "count") -> str:
+    """``suppressed_text`` for a result row."""
+    return suppressed_text(threshold, unit, secondary=bool(record.get("secondary")))

@@ -1,6 +1,6 @@
 """Keeping every session of a server current without each session doing the work.
 
-``Results``: registry results (and the data-quality page's freshness and pending counts) per data version, shared by every session of the process and
+``Results``: the answers of the one exit (data_access/metrics/exit.py) per data version, shared by every session of the process and
 computed once per (version, request), however many sessions ask at the same moment. Each
 caller gets its own ``clone()`` of the stored frame (the columns are shared, not copied), so
 a hit costs microseconds instead of unpickling a copy. Not the stored frame itself: polars
@@ -27,37 +27,12 @@ from pathlib import Path
 
 import polars as pl
 
-from data_access.metrics import Filters, Scope, compute
+from data_access.metrics.exit import answer
+from data_access.metrics.requests import MetricsRequest, Request
 from data_access.periods import local_now, so_far_minute
-from data_access.snapshot import FactStore, StoreView
+from data_access.snapshot import FactSource, FactStore, StoreView
 
 log = logging.getLogger(__name__)
-
-# ("registry", metrics, filters, by, scope), ("freshness", by, scope) or
-# ("pending", scope); scope is a sorted tuple of municipality codes or None (everything).
-Request = tuple
-
-
-def registry_request(metrics: list[str] | tuple[str, ...], filters: Filters | tuple[Filters, ...], by: list[str] | tuple[str, ...], scope: tuple | None) -> Request:
-    # Filters is frozen and hashable: the key holds it as it is (dataclasses.astuple deep-copied
-    # every field on every call, inside each page run's data time). The same metrics asked in
-    # another order are the same request (a page's two queue charts each ask for both).
-    return ("registry", tuple(sorted(set(metrics))), filters, tuple(by), scope)
-
-
-def _compute(store: StoreView, request: Request) -> pl.DataFrame:
-    from data_access.quality import pending_referrals, source_freshness
-
-    kind, *rest = request
-    scope = Scope(frozenset(rest[-1]) if rest[-1] is not None else None)
-    if kind == "registry":
-        metrics, filters, by, _ = rest
-        return compute(store, metrics=list(metrics), filters=filters, by=list(by), scope=scope)
-    if kind == "freshness":  # the newest times only: minutes since and quiet follow the clock
-        return source_freshness(store, scope=scope, by=rest[0]).select(rest[0], "newest")
-    if kind == "pending":
-        return pending_referrals(store)
-    raise ValueError(f"unknown request {kind!r}")
 
 
 def append_timing(path: Path, line: dict) -> None:
@@ -87,7 +62,7 @@ class Results:
         self._running: dict[tuple[int, Request], threading.Event] = {}
         self._asked: dict[Request, float] = {}
 
-    def get(self, view: StoreView, request: Request, *, asked: bool = True) -> pl.DataFrame:
+    def get(self, view: FactSource, request: Request, *, asked: bool = True) -> pl.DataFrame:
         """The result of ``request`` at the view's version: found, waited for while another
         thread computes it, or computed here."""
         key = (view.version, request)
@@ -110,7 +85,7 @@ class Results:
             tally.waited += time.perf_counter() - waiting_since
         try:
             tally.computed += 1
-            value = _compute(view, request)
+            value = answer(view, request)
             with self._lock:
                 self.computed += 1
                 self._done[key] = value
@@ -143,7 +118,7 @@ class Results:
                     self._asked.pop(request, None)
             return [request for request, at in sorted(asked, key=lambda item: item[1], reverse=True) if at >= cutoff]
 
-    def warm(self, view: StoreView, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
+    def warm(self, view: FactSource, *, within_seconds: float, budget_seconds: float = 5.0) -> int:
         """Compute at the view's version what the next reruns will ask: the recently asked
         requests, "today so far" ones for the minute it is now (and the next, in a minute's
         last seconds); stops after
@@ -178,13 +153,10 @@ def _minutes_to_prepare() -> list[int]:
 
 def _for_minute(request: Request, minute: int) -> Request:
     """A "today so far" request as the next rerun asks it: up to this minute."""
-    if request[0] != "registry":
+    if not isinstance(request, MetricsRequest):
         return request
-    asked = request[2] if isinstance(request[2], tuple) else (request[2],)  # one filter set or several periods
-    moved = tuple(f if f.until_minute is None else dataclasses.replace(f, until_minute=minute) for f in asked)
-    if moved == asked:
-        return request
-    return registry_request(request[1], moved if isinstance(request[2], tuple) else moved[0], request[3], request[4])
+    moved = tuple(f if f.until_minute is None else dataclasses.replace(f, until_minute=minute) for f in request.periods)
+    return request if moved == request.periods else dataclasses.replace(request, periods=moved)
 
 
 _results: weakref.WeakKeyDictionary[FactStore, Results] = weakref.WeakKeyDictionary()
@@ -192,7 +164,7 @@ _keepers: weakref.WeakKeyDictionary[FactStore, Keeper] = weakref.WeakKeyDictiona
 _registry_lock = threading.Lock()
 
 
-def results_for(store: FactStore | StoreView) -> Results:
+def results_for(store: FactSource) -> Results:
     """The shared results of a store (of the store a view was taken from). Found without
     the lock, which is taken only to create them: page runs call this for every figure."""
     results = _results.get(store.origin)
@@ -267,7 +239,7 @@ def start_keeper(store: FactStore, *, refresh_seconds: float, timing_log: Path |
         return keeper
 
 
-def published_view(store: FactStore | StoreView) -> StoreView | None:
+def published_view(store: FactSource) -> StoreView | None:
     """The newest view whose recent results are ready, when a keeper runs for the store."""
     keeper = _keepers.get(store.origin)
     return keeper.published if keeper is not None and keeper.is_alive() else None

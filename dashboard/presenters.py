@@ -12,7 +12,7 @@ import polars as pl
 
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactStore
-from dashboard.formatting import format_date, format_value, suppressed_text
+from dashboard.formatting import format_date, format_value, hidden_text
 from dashboard.i18n import code_label, place_name_column, t
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
@@ -102,7 +102,7 @@ def display_table(
             text = "—"
             if record.height:
                 rec = record.row(0, named=True)
-                text = suppressed_text(threshold, metric.unit) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
+                text = hidden_text(rec, threshold, metric.unit) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
             row[metric.label(language)] = text
         rows.append(row)
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]} if rows else None)
@@ -112,7 +112,7 @@ def value_text(record: dict | None, *, metric: str, threshold: int, language: st
     if record is None:
         return "—"
     if record["suppressed"]:
-        return suppressed_text(threshold, REGISTRY[metric].unit)
+        return hidden_text(record, threshold, REGISTRY[metric].unit)
     return format_value(record["value"], REGISTRY[metric].unit, language=language)
 
 
@@ -190,7 +190,7 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
         .with_columns(pl.when(pl.col("usual_hidden")).then(None).otherwise(pl.col("usual")).alias("usual"))
         if earlier else pl.DataFrame(schema={"source_system": pl.String, "usual": pl.Float64, "usual_hidden": pl.Boolean})
     )
-    joined = current.select("source_system", "value", "suppressed").join(usual, on="source_system", how="full", coalesce=True)
+    joined = current.select("source_system", "value", "suppressed", "secondary").join(usual, on="source_system", how="full", coalesce=True)
     # A source with no rows on any earlier day: zero as usual.
     joined = joined.with_columns(
         pl.when(pl.col("usual_hidden").is_null()).then(0.0).otherwise(pl.col("usual")).alias("usual"),
@@ -198,7 +198,7 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
     )
     rows = []
     for row in joined.sort("source_system").iter_rows(named=True):
-        now_text = suppressed_text(threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
+        now_text = hidden_text(row, threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
         usual_text = "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
         ratio = "—"
         if not row["suppressed"] and not row["usual_hidden"] and row["usual"]:

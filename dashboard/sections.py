@@ -94,7 +94,7 @@ def trend(
     by = [grain, colour] if colour else [grain]
     result = query(ctx, [metric, *(asked_with or [])], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result.filter(pl.col("metric") == metric)):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result.filter(pl.col("metric") == metric))
         return
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
@@ -113,7 +113,7 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) 
     """Several metrics of the same unit over time, one line each."""
     result = query(ctx, metrics, by=[grain], filters=time_filters(ctx, grain))
     if not _has_data(result):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result)
         return
     frame = plot_frame_metrics(result, metrics=metrics, by=[grain], store=ctx.store, language=ctx.language)
     target, target_label = _target_label(ctx, metrics[0])
@@ -133,7 +133,7 @@ def breakdown(
     metrics = [metric, *(also or [])]
     result = query(ctx, [*metrics, *(asked_with or [])], by=[dimension])
     if not _has_data(result.filter(pl.col("metric") == metric)):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result.filter(pl.col("metric") == metric))
         return
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=[dimension], store=ctx.store, language=ctx.language)
@@ -154,7 +154,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str, asked_with: list[str] | N
     by = [grain, "channel"]
     result = query(ctx, ["contact_share", *(asked_with or [])], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result.filter(pl.col("metric") == "contact_share")):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result.filter(pl.col("metric") == "contact_share"))
         return
     frame = plot_frame(result, metric="contact_share", by=by, store=ctx.store, language=ctx.language)
     target, target_label = _target_label(ctx, "electronic_share")
@@ -186,7 +186,7 @@ def _heatmap(ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: s
     ``y_order`` orders the y labels that occur."""
     result = query(ctx, [metric], by=by)
     if not _has_data(result):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result)
         return
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
     y_title = dimension_title(y, ctx.language)
@@ -206,7 +206,7 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str, asked_with: list[st
     overall = query(ctx, [metric])
     shown = result.filter(pl.col("value").is_not_null() & (pl.col("denominator") > 0))
     if shown.is_empty() or overall.is_empty() or overall["value"][0] is None:
-        empty_state(ctx.language)
+        empty_state(ctx.language, result)
         return
     centre = float(overall["value"][0])
     definition = REGISTRY[metric]
@@ -228,7 +228,7 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
     current = query(ctx, metrics, by=by)
     previous = query(ctx, metrics, by=by, filters=ctx.comparison) if ctx.comparison else None
     if not _has_data(current):
-        empty_state(ctx.language)
+        empty_state(ctx.language, current)
         return
     table = change_table(current, previous, by=by, metrics=metrics, store=ctx.store, language=ctx.language)
     table_with_download(table, key=key, language=ctx.language)
@@ -246,7 +246,7 @@ def completeness(ctx: Context, dimension: str, *, key: str) -> None:
     metrics = ["contacts", *COMPLETENESS]
     result = query(ctx, metrics, by=[dimension])
     if not _has_data(result):
-        empty_state(ctx.language)
+        empty_state(ctx.language, result)
         return
     table_with_download(display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language)
 

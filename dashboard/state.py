@@ -28,7 +28,8 @@ from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
 from data_access.quality import Freshness, freshness_rows
 from data_access.snapshot import FactStore, StoreView
-from dashboard.live import append_timing, published_view, registry_request, results_for, start_keeper, tally
+from data_access.metrics.requests import FreshnessRequest, MetricsRequest, PendingRequest, QuarantineRequest
+from dashboard.live import append_timing, published_view, results_for, start_keeper, tally
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -198,17 +199,27 @@ def freshness(ctx: Context, *, by: str) -> list[Freshness]:
     """Newest record per source or municipality: the newest times are cached on the data
     version; how long ago and whether quiet are recomputed on every render, because a
     source going quiet is exactly when the version stops moving."""
-    newest = results_for(ctx.store).get(ctx.store, ("freshness", by, _scope_key(ctx)))
+    newest = results_for(ctx.store).get(ctx.store, FreshnessRequest(by=by, scope=ctx.scope))
     return freshness_rows(newest.rows(), now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
 
 
 @_data_time()
 def pending(ctx: Context) -> pl.DataFrame:
-    return results_for(ctx.store).get(ctx.store, ("pending", _scope_key(ctx)))
+    """Referrals waiting for their contact, per source system (scoped, protected)."""
+    return results_for(ctx.store).get(ctx.store, PendingRequest(scope=ctx.scope))
 
 
-def _scope_key(ctx: Context) -> tuple | None:
-    return tuple(sorted(ctx.scope.municipalities)) if ctx.scope.municipalities is not None else None
+@_data_time()
+def quarantined(ctx: Context) -> pl.DataFrame:
+    """Rows waiting in quarantine by kind and reason (scoped, protected; read once per data
+    version, not on every rerun)."""
+    return results_for(ctx.store).get(ctx.store, QuarantineRequest(scope=ctx.scope))
+
+
+def ask(ctx: Context, request: MetricsRequest) -> pl.DataFrame:
+    """The answer to a request at the data version this run shows, shared with every
+    session that asks the same."""
+    return results_for(ctx.store).get(ctx.store, request)
 
 
 @_data_time()
@@ -218,8 +229,7 @@ def query(
     """Registry results for the context's (or the given) filters at the data version this
     run shows, shared with every session that asks the same. Several filter sets: one
     request, the result with a ``period`` column first (``metrics.compute``)."""
-    request = registry_request(metrics, filters or ctx.filters, by, _scope_key(ctx))
-    return results_for(ctx.store).get(ctx.store, request)
+    return ask(ctx, MetricsRequest.of(metrics, filters or ctx.filters, by=by, scope=ctx.scope))
 
 
 def period_records(ctx: Context, metrics: list[str], periods: list[Filters]) -> list[dict[str, dict]]:

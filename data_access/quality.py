@@ -1,4 +1,8 @@
-"""Data quality: freshness, volume against the usual, quarantine and pending referrals."""
+"""Data quality: freshness (newest records and whether a source or place has gone quiet).
+
+The counts the data-quality page shows (pending referrals, quarantine) leave through the
+registry's exit (``metrics.exit.answer``) like every other figure.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,53 @@ import datetime as dt
 from typing import NamedTuple
 
 import polars as pl
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from data_access.metrics import Scope
-from data_access.models import QuarantinedRow
-from data_access.snapshot import FactStore
+from data_access.metrics.types import Scope
+from data_access.periods import HELSINKI
+from data_access.snapshot import FactSource
+
+# A place's usual activity is read from this many earlier days.
+USUAL_DAYS = 28
+# A municipality is quiet when its usual rate would have given at least this many contacts in
+# its silence: a Poisson count with this mean is 0 about one time in twenty.
+EXPECTED_IN_SILENCE = 3.0
 
 
-def source_freshness(
-    store: FactStore, *, scope: Scope, by: str = "source_system", now: dt.datetime | None = None
-) -> pl.DataFrame:
-    """Newest record per source system (or municipality), minutes since it, and whether it is quiet."""
-    now = now or dt.datetime.now(dt.UTC)
-    contacts = store.contacts
+def newest_records(source: FactSource, *, scope: Scope, by: str = "source_system") -> pl.DataFrame:
+    """Newest record per source system (or municipality) within the scope; by municipality
+    also each place's usual contacts per local hour of the day over the last 28 days
+    (``hourly``, 24 numbers), for ``freshness_rows`` to judge a silence against."""
+    contacts = source.contacts
+    schema = {by: pl.String, "newest": pl.Datetime("us", "UTC")} | ({"hourly": pl.List(pl.Float64)} if by == "municipality" else {})
     if contacts.is_empty():
-        return pl.DataFrame(schema={by: pl.String, "newest": pl.Datetime("us", "UTC"), "minutes": pl.Float64, "quiet": pl.Boolean})
+        return pl.DataFrame(schema=schema)
+    column = "municipality_code" if by == "municipality" else by
     # Lazily: the eager group_by over 5 M contacts took 127 ms, this 21 ms (only two columns read).
-    newest = contacts.lazy()
+    lazy = contacts.lazy()
     if scope.municipalities is not None:
-        newest = newest.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
-    newest = (
-        newest.group_by(by).agg(pl.col("occurred_at").max().alias("newest"))
-        .with_columns(pl.col(by).cast(pl.String)).sort(by).collect()
+        lazy = lazy.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
+    newest = lazy.group_by(column).agg(pl.col("occurred_at").max().alias("newest")).with_columns(pl.col(column).cast(pl.String))
+    if by != "municipality":
+        return newest.sort(column).rename({column: by}).collect()
+    last_day = contacts["day"][-1]
+    recent = lazy.filter(pl.col("day") > last_day - dt.timedelta(days=USUAL_DAYS))
+    hours = (
+        recent.group_by(column, "hour").len("n")
+        .with_columns(pl.col(column).cast(pl.String))
+        .group_by(column)
+        .agg(pl.struct("hour", "n").alias("counts"))
+        .collect()
     )
-    return mark_quiet(newest, now=now, quiet_after_minutes=store.settings.quiet_source_minutes)
+    hourly = {
+        code: [0.0] * 24 for code in hours[column].to_list()
+    }
+    for code, counts in hours.iter_rows():
+        for item in counts:
+            hourly[code][item["hour"]] = item["n"] / USUAL_DAYS
+    frame = newest.sort(column).rename({column: by}).collect()
+    return frame.with_columns(
+        pl.Series("hourly", [hourly.get(code, [0.0] * 24) for code in frame[by].to_list()], dtype=pl.List(pl.Float64))
+    )
 
 
 class Freshness(NamedTuple):
@@ -42,8 +68,14 @@ class Freshness(NamedTuple):
     quiet: bool
 
 
-def freshness_rows(newest: list[tuple[str, dt.datetime]], *, now: dt.datetime, quiet_after_minutes: int) -> list[Freshness]:
-    """The one definition of quiet: no new record for more than ``quiet_after_minutes``.
+def freshness_rows(
+    newest: list[tuple], *, now: dt.datetime, quiet_after_minutes: int
+) -> list[Freshness]:
+    """The one definition of quiet: no new record for more than ``quiet_after_minutes`` and,
+    for a municipality (rows with a third item, its usual contacts per local hour), a silence
+    in which its usual rate would have given at least ``EXPECTED_IN_SILENCE`` contacts. A
+    small municipality whose first contact of the day usually comes at ten is not quiet at
+    eight.
 
     Minutes since and quiet depend on the clock, not on the data, so they are computed when
     shown, never cached with the data. Plain Python over the few rows, not polars: every page
@@ -51,47 +83,40 @@ def freshness_rows(newest: list[tuple[str, dt.datetime]], *, now: dt.datetime, q
     with 20 sessions rendering at once took 7-35 ms to get back (docs/performance.md).
     """
     rows = []
-    for key, at in newest:
+    for key, at, *usual in newest:
         minutes = (now - at).total_seconds() / 60
-        rows.append(Freshness(key, at, minutes, minutes > quiet_after_minutes))
+        quiet = minutes > quiet_after_minutes
+        if quiet and usual:
+            quiet = expected_between(usual[0], at, now) >= EXPECTED_IN_SILENCE
+        rows.append(Freshness(key, at, minutes, quiet))
     return rows
 
 
-def mark_quiet(newest: pl.DataFrame, *, now: dt.datetime, quiet_after_minutes: int) -> pl.DataFrame:
-    """``freshness_rows`` as columns ``minutes`` and ``quiet`` beside the newest times."""
-    by = newest.columns[0]
-    rows = freshness_rows(newest.select(by, "newest").rows(), now=now, quiet_after_minutes=quiet_after_minutes)
-    return newest.hstack([
+def expected_between(hourly: list[float], start: dt.datetime, end: dt.datetime) -> float:
+    """Contacts a place's usual hourly rates (by local hour) give between two moments."""
+    expected = 0.0
+    moment = start.astimezone(HELSINKI)
+    end = end.astimezone(HELSINKI)
+    # At most a week of hours is looked at: beyond that any place with contacts is quiet.
+    for _ in range(24 * 7):
+        if moment >= end:
+            break
+        step_end = min(end, moment.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+        expected += hourly[moment.hour] * (step_end - moment).total_seconds() / 3600
+        moment = step_end
+    else:
+        return float("inf") if sum(hourly) else 0.0
+    return expected
+
+
+def source_freshness(
+    source: FactSource, *, scope: Scope, by: str = "source_system", now: dt.datetime | None = None
+) -> pl.DataFrame:
+    """``newest_records`` with minutes since and quiet, as columns (the CLI and tests)."""
+    now = now or dt.datetime.now(dt.UTC)
+    newest = newest_records(source, scope=scope, by=by)
+    rows = freshness_rows(newest.rows(), now=now, quiet_after_minutes=source.settings.quiet_source_minutes)
+    return newest.select(by, "newest").hstack([
         pl.Series("minutes", [row.minutes for row in rows], dtype=pl.Float64),
         pl.Series("quiet", [row.quiet for row in rows], dtype=pl.Boolean),
     ])
-
-
-def quarantine_summary(engine: Engine) -> pl.DataFrame:
-    """Rows waiting in quarantine, by kind and reason (a row with two reasons counts in both)."""
-    q = QuarantinedRow.__table__
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(q.c.kind, q.c.reasons).where(q.c.reprocessed_at.is_(None))).all()
-    frame = pl.DataFrame([tuple(r) for r in rows], schema={"kind": pl.String, "reasons": pl.String}, orient="row")
-    return (
-        frame.with_columns(pl.col("reasons").str.split("; "))
-        .explode("reasons")
-        .with_columns(pl.col("reasons").str.split(" '").list.first().alias("reason"))
-        .group_by("kind", "reason")
-        .len("rows")
-        .sort("rows", descending=True)
-    )
-
-
-def pending_referrals(store: FactStore) -> pl.DataFrame:
-    """Referrals whose contact has not arrived yet, per source system."""
-    referrals = store.referrals
-    if referrals.is_empty():
-        return pl.DataFrame(schema={"source_system": pl.String, "pending": pl.UInt32})
-    return (
-        referrals.filter(pl.col("channel").is_null())
-        .group_by("source_system")
-        .len("pending")
-        .with_columns(pl.col("source_system").cast(pl.String))
-        .sort("source_system")
-    )

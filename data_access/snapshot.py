@@ -21,6 +21,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
+from typing import Protocol
 
 import polars as pl
 import sqlalchemy as sa
@@ -199,20 +200,45 @@ def splice(
     return pl.concat([head, rebuilt.select(head.columns)], rechunk=False) if start else rebuilt
 
 
+class FactSource(Protocol):
+    """What the registry reads: the fact frames and reference data at one data version, the
+    settings and the database they came from. The store and each of its views are one."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def as_of(self) -> dt.datetime: ...
+    @property
+    def contacts(self) -> pl.DataFrame: ...
+    @property
+    def referrals(self) -> pl.DataFrame: ...
+    @property
+    def feedback(self) -> pl.DataFrame: ...
+    @property
+    def municipalities(self) -> pl.DataFrame: ...
+    @property
+    def populations(self) -> pl.DataFrame: ...
+    @property
+    def origin(self) -> FactStore: ...
+
+
 class StoreView:
-    """The store as it stood at one data version: its frames and reference data fixed,
-    everything else (engine, settings) the store's own. A page run reads one view, so all
-    its figures come from the same data while the store moves on underneath."""
+    """The store as it stood at one data version: its frames and reference data fixed, its
+    settings and engine the store's own. A page run reads one view, so all its figures come
+    from the same data while the store moves on underneath."""
 
     def __init__(self, store: FactStore) -> None:
         self.origin = store
+        self.settings = store.settings
+        self.engine = store.engine
         self.version = store.version
         self.as_of = store.as_of
         self.contacts, self.referrals, self.feedback = store.contacts, store.referrals, store.feedback
         self.municipalities, self.populations = store.municipalities, store.populations
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.origin, name)
 
 
 class FactStore:

@@ -52,9 +52,12 @@ def test_metrics_csv_by_municipality_matches_the_registry(seeded_url, capsys):
     assert float(turku_cli["first_contact_resolution"]) == pytest.approx(
         turku.filter(pl.col("metric") == "first_contact_resolution")["value"].item(), abs=1e-6
     )
-    # Small municipalities show "<5" for suppressed counts, never 0.
+    # Small municipalities show "<5" for suppressed counts, never 0; a count hidden only to
+    # protect one of them reads "..", never "<5".
     hidden = table.filter(pl.col("suppressed").str.contains("contacts "))
-    assert hidden.height > 0 and set(hidden["contacts"].to_list()) == {"<5"}
+    assert hidden.height > 0 and set(hidden["contacts"].to_list()) == {"<5", ".."}
+    secondary = direct.filter((pl.col("metric") == "contacts") & pl.col("secondary"))["municipality"].to_list()
+    assert set(hidden.filter(pl.col("contacts") == "..")["municipality"].to_list()) == set(secondary)
 
 
 def test_metrics_json_for_one_municipality_with_leading_zero_dropped(seeded_url, capsys):

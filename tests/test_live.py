@@ -13,8 +13,9 @@ from polars.testing import assert_frame_equal
 
 from data_access.metrics import Filters, Scope, compute
 from data_access.periods import HELSINKI
-from data_access.quality import source_freshness
-from dashboard.live import Keeper, Results, registry_request
+from data_access.metrics.exit import answer
+from data_access.metrics.requests import FreshnessRequest, MetricsRequest
+from dashboard.live import Keeper, Results
 from tests.factories import add_contacts, make_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,16 +30,16 @@ def _contacts(n: int, *, prefix: str) -> list[dict]:
     ]
 
 
-def _request(metrics: tuple[str, ...], by: tuple[str, ...] = ()) -> tuple:
+def _request(metrics: tuple[str, ...], by: tuple[str, ...] = ()) -> MetricsRequest:
     today = NOW.astimezone(HELSINKI).date()  # days are local: from 22 UTC in winter, tomorrow's
-    return registry_request(metrics, Filters(start=today - dt.timedelta(days=30), end=today), by, None)
+    return MetricsRequest.of(metrics, Filters(start=today - dt.timedelta(days=30), end=today), by=by)
 
 
 def _direct(store, request) -> object:
-    if request[0] == "freshness":
-        return source_freshness(store, scope=Scope(None), by=request[1]).select(request[1], "newest")
-    _, metrics, filters, by, _ = request
-    return compute(store, metrics=list(metrics), filters=filters, by=list(by))
+    if isinstance(request, FreshnessRequest):
+        return answer(store, request)
+    filters = request.periods if request.several else request.periods[0]
+    return compute(store, metrics=list(request.metrics), filters=filters, by=list(request.by))
 
 
 def test_sessions_asking_at_once_share_one_computation(engine, settings):
@@ -70,7 +71,7 @@ def test_the_keeper_prepares_a_new_version_before_publishing_it(engine, settings
     from dashboard import live
 
     live._results[store] = results_before
-    asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",)), ("freshness", "source_system", None)]
+    asked = [_request(("contacts",)), _request(("electronic_share",), ("municipality",)), FreshnessRequest(by="source_system")]
     old = store.view()
     for request in asked:
         results_before.get(old, request)
@@ -141,8 +142,8 @@ def test_today_so_far_is_prepared_for_the_minute_the_next_rerun_asks(engine, set
     store = make_store(engine, settings)
     results = Results()
     today = NOW.date()
-    earlier = registry_request(("contacts",), Filters(start=today, end=today, until_minute=600), (), None)
-    now_request = registry_request(("contacts",), Filters(start=today, end=today, until_minute=601), (), None)
+    earlier = MetricsRequest.of(("contacts",), Filters(start=today, end=today, until_minute=600))
+    now_request = MetricsRequest.of(("contacts",), Filters(start=today, end=today, until_minute=601))
     results.get(store.view(), earlier)
     add_contacts(engine, _contacts(3, prefix="b"))
     store.refresh()
@@ -168,10 +169,10 @@ def test_the_overview_cards_request_is_prepared_for_the_next_minute_too():
         Filters(start=week_earlier, end=week_earlier, until_minute=600),
         Filters(start=today - dt.timedelta(days=7), end=today - dt.timedelta(days=1)),
     )
-    moved = _for_minute(registry_request(("contacts",), periods, (), None), 601)
-    assert [f.until_minute for f in moved[2]] == [601, 601, None]
-    assert [(f.start, f.end) for f in moved[2]] == [(f.start, f.end) for f in periods]
-    assert _for_minute(registry_request(("contacts",), periods[2:], (), None), 601)[2] == periods[2:]
+    moved = _for_minute(MetricsRequest.of(("contacts",), periods), 601)
+    assert [f.until_minute for f in moved.periods] == [601, 601, None]
+    assert [(f.start, f.end) for f in moved.periods] == [(f.start, f.end) for f in periods]
+    assert _for_minute(MetricsRequest.of(("contacts",), periods[2:]), 601).periods == periods[2:]
 
 
 def test_a_view_keeps_its_version_while_the_store_moves_on(engine, settings):

@@ -34,15 +34,15 @@ def _value(result: pl.DataFrame, metric: str, **where) -> dict:
 
 
 def test_first_contact_resolution_ignores_unknown_values(engine, settings):
-    flags = [True] * 6 + [False] * 4 + [None] * 3
+    flags = [True] * 12 + [False] * 8 + [None] * 3
     add_contacts(engine, [{"occurred_at": "2025-03-10T08:00:00", "resolved_first_contact": f} for f in flags])
     result = compute(make_store(engine, settings), metrics=["first_contact_resolution", "contacts"], filters=MARCH)
     fcr = _value(result, "first_contact_resolution")
-    assert (fcr["numerator"], fcr["denominator"], fcr["value"]) == (6, 10, 0.6)
-    # 95 % Wilson interval of 6/10, from the closed formula.
-    assert fcr["ci_low"] == pytest.approx(0.312674, abs=1e-6)
-    assert fcr["ci_high"] == pytest.approx(0.831820, abs=1e-6)
-    assert _value(result, "contacts")["value"] == 13
+    assert (fcr["numerator"], fcr["denominator"], fcr["value"]) == (12, 20, 0.6)
+    # 95 % Wilson interval of 12/20, from the closed formula.
+    assert fcr["ci_low"] == pytest.approx(0.386582, abs=1e-6)
+    assert fcr["ci_high"] == pytest.approx(0.781193, abs=1e-6)
+    assert _value(result, "contacts")["value"] == 23
 
 
 def test_electronic_share_uses_the_configured_group(engine, settings):
@@ -106,12 +106,15 @@ def test_small_counts_are_suppressed_with_their_rates(engine, settings):
     assert small["suppressed"].to_list() == [True, True, True]
     assert small["value"].to_list() == [None, None, None]
     assert small["numerator"].to_list() == [None, None, None]
-    # With one suppressed count in the breakdown, the next smallest count (Turku's 9) is
-    # hidden too, or the 3 could be recovered from the total; so is its rate per 1,000
-    # (rate x population = count). Its resolution share reveals nothing and stays.
+    # With one suppressed count in the breakdown, the next count (Turku's 9) is hidden too, or
+    # the 3 could be recovered from the total; so is its rate per 1,000 (rate x population =
+    # count) and its resolution share (9 of 9: the whole area's 12 of 12 would give 3 of 3).
+    # Hidden only to protect another, each says so.
     turku = result.filter(pl.col("municipality") == "853").sort("metric")
     assert turku["metric"].to_list() == ["contacts", "contacts_per_1000", "first_contact_resolution"]
-    assert turku["suppressed"].to_list() == [True, True, False]
+    assert turku["suppressed"].to_list() == [True, True, True]
+    assert turku["secondary"].to_list() == [True, True, True]
+    assert small["secondary"].to_list() == [False, False, False]
 
 
 def test_secondary_suppression_hides_a_second_cell(engine, settings):
@@ -193,10 +196,10 @@ def test_same_day_callback_and_queue_median(engine, settings):
          "callback_done_at": "2025-03-17T09:00:00", "queue_seconds": 50},
         {"channel": "walk_in", "occurred_at": "2025-03-17T08:00:00", "queue_seconds": 999},  # not a queued channel
     ]
-    add_contacts(engine, rows * 2)  # twice, so no count falls under the suppression threshold
+    add_contacts(engine, rows * 3)  # thrice, so no count (nor 15 - 9) falls under the threshold
     result = compute(make_store(engine, settings), metrics=["same_day_callback_share", "queue_median_seconds"], filters=MARCH)
     callback = _value(result, "same_day_callback_share")
-    assert (callback["numerator"], callback["denominator"]) == (6, 10)
+    assert (callback["numerator"], callback["denominator"]) == (9, 15)
     assert _value(result, "queue_median_seconds")["value"] == 30
 
 

@@ -1,6 +1,6 @@
 """The registry's fast path against a straightforward reference: rows read back from the
 database with plain SQL, grouped and counted in Python, suppressed by DOMAIN.md's rules as
-written. Random contacts with small cells, so suppression (primary and secondary) is in play."""
+written in docs/privacy.md. Random contacts with small cells, so suppression (primary and secondary) is in play."""
 
 from __future__ import annotations
 
@@ -134,24 +134,73 @@ def _reference(engine, settings, metric_key: str, filters: Filters, by: list[str
         result[key] = figure
 
     threshold = settings.small_cell_threshold
-    for figure in result.values():
-        figure["suppressed"] = any(
-            figure[column] is not None and 1 <= figure[column] < threshold for column in metric.suppress_on)
-    if by and metric.unit in ("count", "per_1000"):
-        # A breakdown with exactly one hidden count hides its smallest shown count above zero
-        # too (on equal counts, the first in the order of the last grouping, blanks first).
-        for breakdown in {key[:-1] for key in result}:
-            keys = sorted((k for k in result if k[:-1] == breakdown), key=lambda k: (k[-1] is not None, k[-1] or 0))
-            if sum(result[k]["suppressed"] for k in keys) == 1:
-                shown = [k for k in keys if not result[k]["suppressed"] and result[k]["numerator"] > 0]
-                if shown:
-                    result[min(shown, key=lambda k: result[k]["numerator"])]["suppressed"] = True
+    if metric.unit in ("count", "per_1000") or metric.share_of_total:
+        implied = [lambda f: f["numerator"]]
+    elif metric.unit == "share":
+        implied = [lambda f: f["numerator"], lambda f: f["denominator"], lambda f: f["denominator"] - f["numerator"]]
+    else:
+        implied = [lambda f: f["denominator"]]
+    hidden: set[tuple] = set()
+    primary: set[tuple] = set()
+    unmarked: set[tuple] = set()
+    for count_of in implied:
+        counts = {key: count_of(figure) or 0.0 for key, figure in result.items()}
+        small = {key for key, count in counts.items() if 1 <= count < threshold}
+        hidden_here, unmarked_here = _protected(counts, small, by, threshold)
+        primary |= small
+        unmarked |= unmarked_here
+        hidden |= hidden_here
+    primary -= unmarked
+    for key, figure in result.items():
+        figure["suppressed"] = key in hidden
+        figure["secondary"] = key in hidden and key not in primary
     for figure in result.values():
         if figure["suppressed"]:
             figure["value"] = figure["numerator"] = None
             if metric.unit != "per_1000":
                 figure["denominator"] = None
     return result
+
+
+def _in_order(key: tuple) -> tuple:
+    return tuple((value is not None, value if value is not None else 0) for value in key)
+
+
+def _protected(counts: dict[tuple, float], small: set[tuple], by: list[str], threshold: int) -> tuple[set[tuple], set[tuple]]:
+    """docs/privacy.md's secondary suppression as written: along every grouping, a line (the
+    cells that share every other grouping) that hides a small count but no count of at least
+    threshold + 1 hides one more of its shown counts above zero: the smallest of at least
+    threshold + 1, else the largest; a line that hides just one count above zero hides its
+    smallest shown count above zero. On equal counts the first in the groups' order. Until
+    no line is open. A line still open with nothing left to hide leaves its hidden cells
+    unmarked (returned second)."""
+    hidden = set(small)
+    unmarked: set[tuple] = set()
+    if not by:
+        return hidden, unmarked
+    changed = True
+    while changed:
+        changed = False
+        for free in range(len(by)):
+            lines: dict[tuple, list[tuple]] = defaultdict(list)
+            for key in counts:
+                lines[key[:free] + key[free + 1:]].append(key)
+            for members in lines.values():
+                uncovered = any(k in hidden and 1 <= counts[k] < threshold for k in members) and not any(
+                    k in hidden and counts[k] >= threshold + 1 for k in members)
+                lone = sum(1 for k in members if k in hidden and counts[k] > 0) == 1
+                if not uncovered and not lone:
+                    continue
+                shown = sorted((k for k in members if k not in hidden and counts[k] > 0), key=_in_order)
+                if not shown:
+                    if sum(counts[k] for k in members if k in hidden) >= threshold:
+                        unmarked |= {k for k in members if k in hidden}
+                    continue
+                enough = [k for k in shown if counts[k] >= threshold + 1] if uncovered else shown
+                pick = min(enough, key=lambda k: counts[k]) if enough else max(shown, key=lambda k: counts[k])
+                hidden.add(pick)
+                changed = True
+    return hidden, unmarked
 
 
 @pytest.mark.parametrize(("by", "narrowing"), CASES, ids=["-".join(by) or "total" for by, _ in CASES])
@@ -171,6 +220,7 @@ def test_the_registry_equals_the_reference_computation(engine, settings, places,
         for key, figure in expected.items():
             row = got[key]
             assert row["suppressed"] == figure["suppressed"], (metric_key, key, row, figure)
+            assert row["secondary"] == figure["secondary"], (metric_key, key, row, figure)
             for column in ("value", "numerator", "denominator"):
                 assert row[column] == (pytest.approx(figure[column]) if figure[column] is not None else None), (metric_key, key, column, row, figure)
             assert row["note"] == figure["note"], (metric_key, key)

@@ -8,7 +8,8 @@ from dashboard.presenters import usual_volume_table
 
 
 def _day(rows: list[tuple[str, float | None, bool]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"source_system": pl.String, "value": pl.Float64, "suppressed": pl.Boolean}, orient="row")
+    frame = pl.DataFrame(rows, schema={"source_system": pl.String, "value": pl.Float64, "suppressed": pl.Boolean}, orient="row")
+    return frame.with_columns(secondary=pl.lit(False))
 
 
 def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hidden_day():

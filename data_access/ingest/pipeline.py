@@ -258,6 +258,10 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
         pl.col("_reasons").list.join("; ").alias("reasons"),
     )
     write_frame(conn, QuarantinedRow.__table__, rows)
+    if rows.height:
+        # The quarantine counts are cached per data version: a file of only refused rows must
+        # move it too.
+        reserve_change_seq(conn, 1)
 
 
 def _reason_category(reason: str) -> str:

@@ -20,6 +20,7 @@ from data_access.ingest.pipeline import (
 )
 from data_access.ingest.profiles import Profile
 from data_access.ingest.validate import SPECS
+from data_access.engine import reserve_change_seq
 from data_access.models import QuarantinedRow
 
 
@@ -58,6 +59,7 @@ def reprocess(engine: Engine, *, profile: Profile, source_system: str | None = N
             conn.execute(
                 sa.update(q).where(q.c.id.in_(group["id"].to_list())).values(reprocessed_at=dt.datetime.now(dt.UTC))
             )
+            reserve_change_seq(conn, 1)  # the quarantine counts are cached per data version
             report.batch_id = start_batch(conn, kind=kind, file_name=file_name, source_system=source_system)
             load_frames(conn, spec, [prepare_frame(frame, mapping, source_system or profile.source_system)], profile=profile, report=report)
             finish_batch(conn, report)

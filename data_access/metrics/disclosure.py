@@ -1,0 +1,152 @@
+"""Disclosure control: what of a result may be shown inside the county.
+
+The rules are DOMAIN.md's, written out in docs/privacy.md:
+
+- **Primary**: a figure is hidden when a count it shows or implies is 1..threshold-1. A
+  count shows itself; a share shows its numerator, its denominator and the complement
+  (denominator - numerator: 0,99 of 300 says 3 were not resolved); a mean, median or NPS
+  shows its number of answers; a rate per 1 000 residents shows its count.
+- **Secondary**: totals are public (a card, another chart, the CLI without ``--by``), so in a
+  breakdown the hidden cells of every line (each grouping with the others held fixed) must
+  not let subtraction give a small count back. For every count a figure implies, a line
+  that hides a count must hide at least two that are not zero (one alone is its total less
+  the shown cells, and once known opens its other lines), and a line that hides a small
+  count must also hide one of at least ``threshold + 1``: then each hidden count could be one
+  more or one less, that one making up the total. An open line hides its smallest shown
+  count above zero (for a small one, of at least ``threshold + 1``, else its largest) and is
+  looked at again, until no line is open. Not ``threshold``: a secondary cell is known not to
+  be 1..threshold-1, so "<5" beside a hidden 5 with a total 6 more would leave 1 and 5.
+- A cell hidden only to protect another is marked ``secondary``: its true value may be large,
+  and "<5" would say something false.
+
+What this does not close (differencing overlapping periods or filters) is the accepted risk
+of the operational, inside-the-county mode: docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from data_access.metrics.cells import Cells, GroupKeys
+
+# Rounds of closing lines; each round can only add hidden cells, so it ends, and in practice
+# after two or three.
+MAX_ROUNDS = 50
+
+
+def implied_counts(cells: Cells) -> list[np.ndarray]:
+    """The counts each of the metric's figures shows or implies (NaN where there is none)."""
+    metric = cells.metric
+    if metric.unit in ("count", "per_1000") or metric.share_of_total:
+        # A share of the line's total shows its count (share x the public total) and nothing
+        # more; protected as that count alone, it hides exactly the cells the count hides.
+        return [cells.numerator]
+    if metric.unit == "share":
+        return [cells.numerator, cells.denominator, cells.denominator - cells.numerator]
+    return [cells.denominator]  # a mean, quantile or NPS: its number of answers
+
+
+def small(values: np.ndarray, *, threshold: int) -> np.ndarray:
+    return (values >= 1) & (values <= threshold - 1)
+
+
+def protect(cells: Cells, *, threshold: int) -> None:
+    """Hide, in place, what the rules above hide; ``cells.suppressed`` says which figures are
+    hidden and ``cells.secondary`` which of those only to protect another.
+
+    Each implied count is protected on its own and the hidden cells are the union. So a
+    share's hidden cells include those of every count it implies *as that count alone would
+    be protected* (the electronic share by municipality hides every cell that contacts by
+    municipality hides, whatever else it hides): a figure of another metric on the same
+    screen cannot show what this one hides. Hiding more cells never opens a closed line."""
+    primary = np.zeros(cells.keys.height, dtype=bool)
+    hidden = np.zeros(cells.keys.height, dtype=bool)
+    unmarked = np.zeros(cells.keys.height, dtype=bool)
+    for count in implied_counts(cells):
+        values = np.nan_to_num(count, nan=0.0)
+        primary |= small(values, threshold=threshold)
+        hidden_here, unmarked_here = protect_count(values, cells.keys, threshold=threshold)
+        hidden |= hidden_here
+        unmarked |= unmarked_here
+    cells.suppressed = hidden
+    cells.secondary = hidden & (~primary | unmarked)
+    for column in ("value", "numerator", "ci_low", "ci_high"):
+        getattr(cells, column)[hidden] = np.nan
+    if cells.metric.unit != "per_1000":  # the population stays: it reveals nothing
+        cells.denominator = np.where(hidden, np.nan, cells.denominator)
+
+
+def protect_count(values: np.ndarray, keys: GroupKeys, *, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cells to hide of one count over a result's groups: primary, then secondary along
+    every line until no line is open; and the cells whose "<5"
+    would tell too much: the hidden cells of a line that stays open because nothing is left to
+    hide (one count of 1 and one of 5, the rest zero: "<5" and a secondary mark would give
+    1 and 5 back from the total of 6). They read as secondary, a mark that says nothing of
+    size."""
+    hidden = small(values, threshold=threshold)
+    unmarked = np.zeros(len(values), dtype=bool)
+    if keys.by and hidden.any():
+        lines, tiebreak = keys.lines, keys.rank
+        for _ in range(MAX_ROUNDS):
+            changed = False
+            for line in lines:
+                changed |= _close(values, hidden, line, tiebreak, threshold=threshold, unmarked=unmarked)
+            if not changed:
+                break
+    return hidden, unmarked
+
+
+def _close(
+    values: np.ndarray, hidden: np.ndarray, line: np.ndarray, tiebreak: np.ndarray, *, threshold: int, unmarked: np.ndarray
+) -> bool:
+    """Hide one more cell in each open line (where subtraction from the line's total could
+    narrow a small hidden count down to one value); True when anything was hidden."""
+    small_hidden = hidden & small(values, threshold=threshold)
+    if not small_hidden.any():
+        return False
+    size = int(line.max(initial=0)) + 1
+    hidden_sum = np.bincount(line, weights=np.where(hidden, values, 0.0), minlength=size)
+    # A line that hides one non-zero count gives it back: its total less the shown ones. That
+    # count may be large, but once known it opens the other lines it lies on.
+    lone = np.bincount(line[hidden & (values > 0)], minlength=size) == 1
+    # A line is closed when it hides, besides its small counts, one of at least threshold + 1:
+    # then each hidden count could be one more or one less, the other making up the total.
+    cover = np.zeros(size)
+    np.maximum.at(cover, line[hidden], np.where(small(values[hidden], threshold=threshold), 0.0, values[hidden]))
+    has_small = np.bincount(line[small_hidden], minlength=size) > 0
+    uncovered = has_small & (cover < threshold + 1)
+    open_lines = np.flatnonzero(uncovered | lone)
+    changed = False
+    for index in open_lines.tolist():
+        candidates = np.flatnonzero((line == index) & ~hidden & (values > 0))
+        if not len(candidates):
+            # Nothing left to hide: the line's total is the hidden cells' sum. Below the
+            # threshold it is itself hidden wherever it is shown; otherwise the marks must
+            # not say which hidden cell is the small one.
+            if hidden_sum[index] >= threshold:
+                unmarked |= (line == index) & hidden
+            continue
+        enough = candidates[values[candidates] >= threshold + 1] if uncovered[index] else candidates
+        pool = enough if len(enough) else candidates
+        # The smallest that closes the gap (else the largest); equal ones by the groups' order.
+        ranked = pool[np.lexsort((tiebreak[pool], values[pool] if len(enough) else -values[pool]))]
+        hidden[ranked[0]] = True
+        changed = True
+    return changed
+
+
+def protect_table(frame: pl.DataFrame, *, count: str, by: list[str], threshold: int) -> pl.DataFrame:
+    """A small table of counts (pending referrals, quarantine) under the same rules: the
+    count column emptied where hidden, with ``suppressed`` and ``secondary`` beside it."""
+    if frame.is_empty():
+        return frame.with_columns(pl.lit(None, pl.Float64).alias(count), pl.lit(False).alias("suppressed"), pl.lit(False).alias("secondary"))
+    values = frame[count].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
+    keys = GroupKeys(frame.select(by), by, period=np.zeros(frame.height, dtype=np.int64))
+    hidden, unmarked = protect_count(values, keys, threshold=threshold)
+    primary = small(values, threshold=threshold) & ~unmarked
+    return frame.with_columns(
+        pl.Series(count, np.where(hidden, np.nan, values), dtype=pl.Float64, nan_to_null=True),
+        pl.Series("suppressed", hidden, dtype=pl.Boolean),
+        pl.Series("secondary", hidden & ~primary, dtype=pl.Boolean),
+    )
