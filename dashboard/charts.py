@@ -96,8 +96,11 @@ def _share_scale(frame: pl.DataFrame, columns: list[str], unit: str) -> alt.Scal
 
 
 def _f(name: str) -> str:
-    """A column name as a Vega-Lite field: dots and brackets would mean nested access."""
-    return name.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[").replace("]", "\\]")
+    """A column name as a Vega-Lite field in Altair's shorthand: dots and brackets would mean
+    nested access, and a colon a type ("Kötid, 90:e percentilen" broke the Swedish page)."""
+    for special in ("\\", ".", "[", "]", ":"):
+        name = name.replace(special, "\\" + special)
+    return name
 
 
 def localise(chart: alt.TopLevelMixin, language: str) -> alt.TopLevelMixin:

@@ -107,3 +107,60 @@ def test_legends_wrap_instead_of_running_past_the_chart():
     ).to_dict()
     colour = next(layer["encoding"]["color"] for layer in spec.get("layer", [spec]) if "color" in layer.get("encoding", {}))
     assert colour["legend"]["columns"] == 2  # drawn at half width
+
+
+def _unescape_field(field: str) -> list[str]:
+    """A Vega-Lite field as Vega reads it: a backslash escapes the next character; an
+    unescaped dot or bracket starts a nested path (which a column name must never do)."""
+    parts, current, escaped = [], "", False
+    for char in field:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            escaped = True
+        elif char in ".[]":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _fields(node) -> list[str]:
+    if isinstance(node, dict):
+        return [*([node["field"]] if isinstance(node.get("field"), str) else []), *(f for v in node.values() for f in _fields(v))]
+    if isinstance(node, list):
+        return [f for v in node for f in _fields(v)]
+    return []
+
+
+def _labels_used_as_fields() -> set[str]:
+    """Every text a chart may carry as a column name: metric labels, dimension titles and the
+    common value and metric headings, in every language."""
+    from dashboard.i18n import LANGUAGES, catalogue
+    from data_access.metrics import REGISTRY
+
+    texts = {m.label(language) for m in REGISTRY.values() for language in LANGUAGES}
+    for key, entry in catalogue().items():
+        if key.startswith(("dimension.", "common.value", "common.metric", "comparison.denominator")):
+            texts |= set(entry.values())
+    return texts
+
+
+@pytest.mark.parametrize("label", sorted(_labels_used_as_fields()))
+def test_every_catalogue_label_is_a_safe_chart_field(label):
+    """A label with a colon, dot or bracket (Swedish "Kötid, 90:e percentilen") must reach
+    Vega-Lite as one plain field, in every builder that takes it."""
+    frame = pl.DataFrame({label: [0.4, 0.5], "x_": [dt.date(2025, 3, 1), dt.date(2025, 3, 2)], "c_": ["a", "b"],
+                          "ci_low": [0.3, 0.4], "ci_high": [0.5, 0.6]})
+    specs = [
+        _spec(charts.line_chart(frame, x="x_", y=label, unit="share", language="sv", band=("ci_low", "ci_high"))),
+        _spec(charts.line_chart(frame.rename({label: "v_"}).with_columns(pl.col("c_").alias(label)), x="x_", y="v_",
+                                unit="count", language="sv", colour=label)),
+        _spec(charts.bar_chart(frame, category="c_", value=label, unit="seconds", language="sv", interval=("ci_low", "ci_high"))),
+        _spec(charts.heatmap(frame, x="x_", y="c_", value=label, language="sv", y_order=["a", "b"])),
+    ]
+    for spec in specs:
+        for field in _fields(spec):
+            assert len(_unescape_field(field)) == 1, field
+    assert any(_unescape_field(f) == [label] for spec in specs for f in _fields(spec))
