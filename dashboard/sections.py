@@ -38,7 +38,7 @@ def grain_selector(ctx: Context) -> str:
     """Day, week or month for the time charts of a page; the default follows the period length."""
     grain = st.segmented_control(
         t("common.grain", ctx.language), GRAINS, default=default_grain(ctx),
-        format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain", required=True,
+        format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain", required=True, bind="query-params",
     )
     grain_note(ctx, grain)
     return grain

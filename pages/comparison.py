@@ -21,7 +21,7 @@ st.subheader(t("comparison.funnel", language))
 metric = st.segmented_control(
     t("common.metric", language), ["first_contact_resolution", "electronic_share"], default="first_contact_resolution",
     format_func=lambda m: metric_label(m, language),
-    key="funnel_metric", required=True,
+    key="funnel_metric", required=True, bind="query-params",
 )
 municipal_funnel(ctx, metric, key="comparison_funnel", asked_with=METRICS)
 

@@ -13,21 +13,32 @@ st.title(t("page.quality", language))
 st.caption(t("quality.intro", language, minutes=ctx.settings.quiet_source_minutes))
 
 st.subheader(t("freshness.heading", language))
-by_source, by_municipality = st.tabs([t("dimension.source_system", language), t("dimension.municipality", language)])
-with by_source:
-    freshness_panel(ctx, by="source_system")
-with by_municipality:
-    freshness_panel(ctx, by="municipality_code")
+# Only the open tab computes; the tab is in the URL.
+by_source, by_municipality = st.tabs(
+    [t("dimension.source_system", language), t("dimension.municipality", language)], key="quality_freshness_tab", on_change="rerun",
+    bind="query-params",
+)
+if by_source.open:
+    with by_source:
+        freshness_panel(ctx, by="source_system")
+if by_municipality.open:
+    with by_municipality:
+        freshness_panel(ctx, by="municipality")
 
 st.subheader(t("quality.volume", language))
 volume_against_usual(ctx, key="quality_volume")
 
 st.subheader(t("quality.completeness", language))
-by_source, by_municipality = st.tabs([t("dimension.source_system", language), t("dimension.municipality", language)])
-with by_source:
-    completeness(ctx, "source_system", key="quality_complete_source")
-with by_municipality:
-    completeness(ctx, "municipality", key="quality_complete_municipality")
+by_source, by_municipality = st.tabs(
+    [t("dimension.source_system", language), t("dimension.municipality", language)], key="quality_completeness_tab", on_change="rerun",
+    bind="query-params",
+)
+if by_source.open:
+    with by_source:
+        completeness(ctx, "source_system", key="quality_complete_source")
+if by_municipality.open:
+    with by_municipality:
+        completeness(ctx, "municipality", key="quality_complete_municipality")
 
 st.subheader(t("quality.quarantine_and_pending", language))
 quality_counts(ctx)

@@ -16,9 +16,12 @@ trend(ctx, "first_contact_resolution", grain=grain, key="resolution_trend", aske
 
 st.subheader(t("resolution.breakdowns", language))
 dimensions = ["channel", "service_line", "professional_group", "age_band", "unit"]
-for tab, dimension in zip(st.tabs([t(f"dimension.{d}", language) for d in dimensions]), dimensions, strict=True):
-    with tab:
-        breakdown(ctx, "first_contact_resolution", dimension, key=f"resolution_by_{dimension}", also=["verified_resolution", "contacts"])
+# Only the open tab computes (a rerun when another is chosen); the tab is in the URL.
+tabs = st.tabs([t(f"dimension.{d}", language) for d in dimensions], key="resolution_tab", on_change="rerun", bind="query-params")
+for tab, dimension in zip(tabs, dimensions, strict=True):
+    if tab.open:
+        with tab:
+            breakdown(ctx, "first_contact_resolution", dimension, key=f"resolution_by_{dimension}", also=["verified_resolution", "contacts"])
 
 st.subheader(t("resolution.verified", language))
 st.caption(t("resolution.verified_help", language, days=ctx.settings.verified_resolution_days))

@@ -312,3 +312,24 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
         # A day without rows counts as zero; with a hidden day there is no usual to show.
         usual = [day.get(source, 0.0) for day in earlier]
         assert row[column] == ("—" if None in usual else format_number(sum(usual) / len(usual), decimals=1, language="fi"))
+
+
+def test_only_the_open_tab_computes(app_env, monkeypatch):
+    """The resolution page's five breakdown tabs: the hidden ones ask nothing."""
+    from dashboard import live
+
+    asked: list = []
+    real = live.Results.get
+
+    def recording(self, view, request, **kwargs):
+        asked.append(request)
+        return real(self, view, request, **kwargs)
+
+    monkeypatch.setattr(live.Results, "get", recording)
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.switch_page(str(ROOT / "pages" / "resolution.py"))
+    asked.clear()
+    _run(at)
+    groupings = {r.by for r in asked if isinstance(r, MetricsRequest)}
+    assert ("channel",) in groupings
+    assert not groupings & {("service_line",), ("professional_group",), ("age_band",), ("unit",)}, groupings
