@@ -61,6 +61,22 @@ LOCALES = {
     },
 }
 DATE_FORMAT = {"fi": "%-d.%-m.%Y", "sv": "%-d.%-m.%Y", "en": "%-d %b %Y"}
+# A month reads as its name and year ("marras 2026", "nov 2026", "Nov 2026"), not as the date
+# of its first day; a week as the date of its Monday.
+TIME_AXES = {"day": "yearmonthdate", "week": "yearmonthdate", "month": "yearmonth"}
+
+
+def _time_format(grain: str, language: str) -> str:
+    return "%b %Y" if grain == "month" else DATE_FORMAT[language]
+
+
+def _colour(field: str, colours: tuple[list[str], list[str]] | None, **options) -> alt.Color:
+    """A colour encoding; with ``colours`` (labels and their colours, in code order) each code
+    keeps its colour whatever the language and whichever codes a chart shows."""
+    if colours is None:
+        return alt.Color(f"{_f(field)}:N", title=None, **options)
+    labels, hexes = colours
+    return alt.Color(f"{_f(field)}:N", title=None, scale=alt.Scale(domain=labels, range=hexes), **options)
 AXIS_FORMAT = {"share": ".0%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.1f", "nps": ",.0f"}
 TOOLTIP_FORMAT = {"share": ".1%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.2f", "nps": ",.0f"}
 
@@ -120,15 +136,16 @@ def _target_rule(target: float, *, horizontal: bool = True, label: str) -> alt.C
 def line_chart(
     frame: pl.DataFrame, *, x: str, y: str, unit: str, language: str, colour: str | None = None,
     band: tuple[str, str] | None = None, target: float | None = None, target_label: str = "",
-    x_time_unit: str = "yearmonthdate", height: int = 280,
+    grain: str = "day", height: int = 280, colours: tuple[list[str], list[str]] | None = None,
 ) -> alt.TopLevelMixin:
-    """A trend over time, optional 95 % band and target line."""
+    """A trend over time by ``grain``, optional 95 % band and target line."""
+    time_format = _time_format(grain, language)
     base = alt.Chart(frame).encode(
-        x=alt.X(f"{_f(x)}:T", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language], labelOverlap="greedy", labelSeparation=8)),
+        x=alt.X(f"{_f(x)}:T", title=None, timeUnit=TIME_AXES[grain], axis=alt.Axis(format=time_format, labelOverlap="greedy", labelSeparation=8)),
     )
-    colour_enc = {"color": alt.Color(f"{_f(colour)}:N", title=None)} if colour else {}
+    colour_enc = {"color": _colour(colour, colours)} if colour else {}
     tooltip = [
-        alt.Tooltip(f"{_f(x)}:T", title=x, format=DATE_FORMAT[language]),
+        alt.Tooltip(f"{_f(x)}:T", title=x, format=time_format, timeUnit=TIME_AXES[grain]),
         alt.Tooltip(f"{_f(y)}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
         *([alt.Tooltip(f"{_f(colour)}:N", title=colour)] if colour else []),
     ]
@@ -178,7 +195,8 @@ def bar_chart(
 
 def stacked_share_chart(
     frame: pl.DataFrame, *, x: str, y: str, colour: str, language: str, colour_order: list[str],
-    target: float | None = None, target_label: str = "", x_time_unit: str = "yearmonthdate",
+    target: float | None = None, target_label: str = "", grain: str = "day",
+    colours: tuple[list[str], list[str]] | None = None,
 ) -> alt.TopLevelMixin:
     """Shares that add up to 100 % over time (channel mix), stacked in ``colour_order`` from
     the bottom, so the first group's height can be read against the target line."""
@@ -186,15 +204,15 @@ def stacked_share_chart(
         pl.col(colour).replace_strict({c: i for i, c in enumerate(colour_order)}, default=len(colour_order)).alias("_order")
     )
     bars = alt.Chart(frame).mark_bar().encode(
-        x=alt.X(f"{_f(x)}:O", title=None, timeUnit=x_time_unit, axis=alt.Axis(format=DATE_FORMAT[language], labelAngle=-45)),
+        x=alt.X(f"{_f(x)}:O", title=None, timeUnit=TIME_AXES[grain], axis=alt.Axis(format=_time_format(grain, language), labelAngle=-45)),
         # Values are already shares of the whole; a suppressed cell leaves a gap rather
         # than re-scaling the others, as "normalize" would.
         y=alt.Y(f"{_f(y)}:Q", title=y, stack="zero", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         # two to a row: this chart is drawn at half width beside the electronic share
-        color=alt.Color(f"{_f(colour)}:N", title=None, sort=colour_order, legend=alt.Legend(columns=2)),
+        color=_colour(colour, colours, sort=colour_order, legend=alt.Legend(columns=2)),
         order=alt.Order("_order:Q", sort="ascending"),
         tooltip=[
-            alt.Tooltip(f"{_f(x)}:T", title=x, format=DATE_FORMAT[language]),
+            alt.Tooltip(f"{_f(x)}:T", title=x, format=_time_format(grain, language), timeUnit=TIME_AXES[grain]),
             alt.Tooltip(f"{_f(colour)}:N", title=colour),
             alt.Tooltip(f"{_f(y)}:Q", title=y, format=".1%"),
         ],

@@ -127,6 +127,16 @@ def _help(metric: str, record: dict | None, ctx: Context) -> str:
     return "\n\n".join(lines)
 
 
+def card_colour(metric: str, status: str | None) -> str:
+    """The colour of a card's change and sparkline. Against a target it is the target badge's
+    (green on target, red below): a red line above "on target" read as a warning. Without
+    one, the change's direction: green when better, red when worse, grey for volumes."""
+    if status is not None:
+        return "green" if status == "meets" else "red"
+    better = REGISTRY[metric].higher_is_better
+    return "off" if better is None else "normal" if better else "inverse"
+
+
 def target_status(metric: str, record: dict | None, ctx: Context) -> str | None:
     """'below', 'meets' or None when the metric has no target or no value."""
     target = REGISTRY[metric].target(ctx.settings)
@@ -142,17 +152,17 @@ def kpi_card(
 ) -> None:
     definition = REGISTRY[metric]
     card = st.container(border=True)
+    status = target_status(metric, record, ctx)
     card.metric(
         definition.label(ctx.language),
         value_text(record, metric=metric, threshold=ctx.settings.small_cell_threshold, language=ctx.language),
         delta=_delta(record, previous, metric=metric, language=ctx.language),
-        delta_color="off" if definition.higher_is_better is None else "normal" if definition.higher_is_better else "inverse",
+        delta_color=card_colour(metric, status),
         delta_description=delta_description,
         help=_help(metric, record, ctx),
         # st.metric takes numbers only; a suppressed or empty day is a gap (NaN).
         chart_data=[math.nan if v is None else v for v in sparkline] if sparkline and any(v is not None for v in sparkline) else None,
     )
-    status = target_status(metric, record, ctx)
     target = definition.target(ctx.settings)
     if status is not None:
         target_text = t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))

@@ -57,6 +57,25 @@ def format_date(value: dt.date | None, language: str = "fi") -> str:
     return f"{value.day}.{value.month}.{value.year}"
 
 
+SHORT_MONTHS = {
+    "fi": ["tammi", "helmi", "maalis", "huhti", "touko", "kesä", "heinä", "elo", "syys", "loka", "marras", "joulu"],
+    "sv": ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"],
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+}
+
+
+def format_month(value: dt.date, language: str = "fi") -> str:
+    """"marras 2026", "nov 2026", "Nov 2026": as the charts' month axes read."""
+    return f"{SHORT_MONTHS.get(language, SHORT_MONTHS['fi'])[value.month - 1]} {value.year}"
+
+
+def format_period(value: object, grain: str, language: str = "fi") -> object:
+    """A time grouping's value for people: a month by name, a day or week by its date."""
+    if isinstance(value, dt.date):
+        return format_month(value, language) if grain == "month" else format_date(value, language)
+    return value
+
+
 def format_time(value: dt.datetime, language: str = "fi") -> str:
     return value.strftime("%H:%M") if language == "en" else value.strftime("%H.%M")
 

@@ -79,6 +79,6 @@ def trend_section(ctx: Context) -> None:
                 band=("ci_low", "ci_high") if definition.unit == "share" else None,
                 target=target,
                 target_label=t("card.target", language, target=format_value(target, definition.unit, language=language)) if target is not None else "",
-                height=220,
+                height=220, grain=by[0],
             )
             chart_block(chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language)

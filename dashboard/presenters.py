@@ -10,12 +10,25 @@ import datetime as dt
 
 import polars as pl
 
+from data_access import codes
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactStore
-from dashboard.formatting import format_date, format_value, hidden_text
+from dashboard.formatting import format_date, format_period, format_value, hidden_text
 from dashboard.i18n import code_label, place_name_column, t
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
+
+
+def code_colours(dimension: str | None, language: str) -> tuple[list[str], list[str]] | None:
+    """Labels of a code list in code order with a colour each, so a channel keeps its colour in
+    every chart and language (None for lists longer than the palette)."""
+    from dashboard.charts import PALETTE
+
+    codes_of = {"channel": codes.CHANNELS, "service_line": codes.SERVICE_LINES, "age_band": codes.AGE_BANDS, "initiator": codes.INITIATORS}
+    if dimension not in codes_of or len(codes_of[dimension]) > len(PALETTE):
+        return None
+    labels = [code_label(dimension, code, language) for code in codes_of[dimension]]
+    return labels, PALETTE[: len(labels)]
 
 
 def metric_label(metric: str, language: str) -> str:
@@ -94,8 +107,7 @@ def display_table(
             part = part.filter(pl.col(dimension) == group[dimension]) if group[dimension] is not None else part.filter(pl.col(dimension).is_null())
         row = {}
         for dimension, column in zip(by, label_columns, strict=True):
-            value = group[column]
-            row[dimension_title(dimension, language)] = format_date(value, language) if isinstance(value, dt.date) else value
+            row[dimension_title(dimension, language)] = format_period(group[column], dimension, language)
         for key in keys:
             metric = REGISTRY[key]
             record = part.filter(pl.col("metric") == key)

@@ -17,6 +17,7 @@ from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
 from dashboard.presenters import (
     change_table,
+    code_colours,
     dimension_title,
     display_table,
     label_for,
@@ -103,7 +104,7 @@ def trend(
         line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
         band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
-        target=target, target_label=target_label, height=height,
+        target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
     chart_block(chart, table, key=key, language=ctx.language)
@@ -119,7 +120,7 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) 
     target, target_label = _target_label(ctx, metrics[0])
     chart = cached_spec(
         line_chart, frame, x=dimension_title(grain, ctx.language), y=t("common.value", ctx.language), unit=REGISTRY[metrics[0]].unit,
-        language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label,
+        language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label, grain=grain,
     )
     table = display_table(result, by=[grain], store=ctx.store, language=ctx.language, metrics=metrics)
     chart_block(chart, table, key=key, language=ctx.language)
@@ -164,7 +165,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str, asked_with: list[str] | N
         stacked_share_chart, frame, x=dimension_title(grain, ctx.language), y=REGISTRY["contact_share"].label(ctx.language),
         colour=dimension_title("channel", ctx.language), language=ctx.language,
         colour_order=[code_label("channel", c, ctx.language) for c in electronic + others],
-        target=target, target_label=target_label,
+        target=target, target_label=target_label, grain=grain, colours=code_colours("channel", ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
     chart_block(chart, table, key=key, language=ctx.language)

@@ -126,7 +126,9 @@ def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
         requested, done = pl.col("callback_requested_at"), pl.col("callback_done_at")
         same_day = done.dt.convert_time_zone(HELSINKI).dt.date() == requested.dt.convert_time_zone(HELSINKI).dt.date()
         frame = frame.with_columns(
-            pl.when(requested.is_not_null()).then(done.is_not_null() & same_day).alias("callback_same_day")
+            pl.when(requested.is_not_null()).then(done.is_not_null() & same_day).alias("callback_same_day"),
+            # Not done yet: missed once its day is over, still due on the day itself.
+            (requested.is_not_null() & done.is_null()).alias("callback_open"),
         ).drop("callback_requested_at", "callback_done_at")
     if "service_started_at" in frame.columns:
         frame = frame.with_columns(

@@ -27,7 +27,7 @@ import polars as pl
 from data_access.config import Settings
 
 # Bump when the columns or meaning of the stored frames change.
-STORE_FORMAT = 5
+STORE_FORMAT = 6
 FRAMES = ("contacts", "referrals", "feedback")
 log = logging.getLogger(__name__)
 

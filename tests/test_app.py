@@ -333,3 +333,34 @@ def test_only_the_open_tab_computes(app_env, monkeypatch):
     groupings = {r.by for r in asked if isinstance(r, MetricsRequest)}
     assert ("channel",) in groupings
     assert not groupings & {("service_line",), ("professional_group",), ("age_band",), ("unit",)}, groupings
+
+
+def _cards(node) -> list[tuple]:
+    """(metric proto, badge text) of every card: a bordered block holding a metric."""
+    from streamlit.testing.v1.element_tree import Block, Markdown, Metric
+
+    found = []
+    children = list(node.children.values()) if isinstance(node, Block) or hasattr(node, "children") else []
+    metrics = [c for c in children if isinstance(c, Metric)]
+    badges = [c.value for c in children if isinstance(c, Markdown) and "badge[" in c.value]
+    if len(metrics) == 1:
+        found.append((metrics[0].proto, badges[0] if badges else None))
+    for child in children:
+        if hasattr(child, "children"):
+            found.extend(_cards(child))
+    return found
+
+
+def test_a_cards_colour_agrees_with_its_target_badge(app_env):
+    from streamlit.proto.Metric_pb2 import Metric as MetricProto
+
+    at = _open("overview.py")
+    cards = _cards(at.main)
+    judged = [(proto, badge) for proto, badge in cards if badge]
+    assert judged, "some cards are judged against a target"
+    green, red = MetricProto.MetricColor.Value("GREEN"), MetricProto.MetricColor.Value("RED")
+    for proto, badge in judged:
+        opposite = red if ":green-badge[" in badge else green
+        assert proto.color != opposite, (proto.label, badge)  # grey only when there is no change to colour
+        if proto.delta:
+            assert proto.color == (green if opposite == red else red), (proto.label, badge)

@@ -164,3 +164,31 @@ def test_every_catalogue_label_is_a_safe_chart_field(label):
         for field in _fields(spec):
             assert len(_unescape_field(field)) == 1, field
     assert any(_unescape_field(f) == [label] for spec in specs for f in _fields(spec))
+
+
+def test_a_month_grain_reads_month_names():
+    months = pl.DataFrame({"Kuukausi": [dt.date(2026, 10, 1), dt.date(2026, 11, 1)], "Yhteydenotot": [10.0, 12.0]})
+    spec = _spec(charts.line_chart(months, x="Kuukausi", y="Yhteydenotot", unit="count", language="fi", grain="month"))
+    x = spec["layer"][0]["encoding"]["x"]
+    assert (x["timeUnit"], x["axis"]["format"]) == ("yearmonth", "%b %Y")
+    assert spec["config"]["locale"]["time"]["shortMonths"][10] == "marras"  # so the axis reads "marras 2026"
+
+    from dashboard.formatting import format_period
+
+    assert [format_period(dt.date(2026, 11, 1), "month", lang) for lang in ("fi", "sv", "en")] == ["marras 2026", "nov 2026", "Nov 2026"]
+
+
+def test_a_channel_keeps_its_colour_in_every_language():
+    from dashboard.i18n import code_label
+    from dashboard.presenters import code_colours
+
+    colour_of = {}
+    for language in ("fi", "sv", "en"):
+        frame = pl.DataFrame({"d": [dt.date(2026, 11, 1)] * 2, "v": [1.0, 2.0],
+                              "k": [code_label("channel", "chat", language), code_label("channel", "walk_in", language)]})
+        spec = _spec(charts.line_chart(frame, x="d", y="v", unit="count", language=language, colour="k", colours=code_colours("channel", language)))
+        scale = spec["layer"][0]["encoding"]["color"]["scale"]
+        palette = dict(zip(scale["domain"], scale["range"], strict=True))
+        colour_of[language] = (palette[frame["k"][0]], palette[frame["k"][1]])
+    assert colour_of["fi"] == colour_of["sv"] == colour_of["en"]
+    assert colour_of["fi"][0] != colour_of["fi"][1]

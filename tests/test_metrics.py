@@ -328,3 +328,22 @@ def test_places_are_named_in_the_users_language(engine, settings):
     result = compute(store, metrics=["contacts"], filters=MARCH, by=["municipality"])
     exported = metrics_table(result.filter(result["municipality"] == "853"), by=["municipality"], store=store, language="sv")
     assert exported["municipality_name"].to_list() == ["Åbo"]
+
+
+def test_a_callback_still_due_today_is_not_judged(engine, settings):
+    from data_access.periods import local_now
+
+    now = local_now().replace(second=0, microsecond=0)
+    today, yesterday = now.date(), now.date() - dt.timedelta(days=1)
+    early_today = dt.datetime.combine(today, dt.time(0, 5), tzinfo=now.tzinfo).astimezone(dt.UTC)
+    early_yesterday = dt.datetime.combine(yesterday, dt.time(0, 5), tzinfo=now.tzinfo).astimezone(dt.UTC)
+    done = [{"channel": "callback", "occurred_at": at, "callback_requested_at": at, "callback_done_at": at + dt.timedelta(minutes=30)}
+            for at in (early_today, early_yesterday) for _ in range(6)]
+    waiting = [{"channel": "callback", "occurred_at": at, "callback_requested_at": at, "callback_done_at": None}
+               for at in (early_today, early_yesterday) for _ in range(5)]
+    add_contacts(engine, done + waiting)
+    store = make_store(engine, settings)
+    on_day = {day: _value(compute(store, metrics=["same_day_callback_share"], filters=Filters(start=day, end=day)), "same_day_callback_share")
+              for day in (today, yesterday)}
+    assert (on_day[today]["numerator"], on_day[today]["denominator"]) == (6, 6)  # the 5 waiting are still due
+    assert (on_day[yesterday]["numerator"], on_day[yesterday]["denominator"]) == (6, 11)  # yesterday's 5 were missed

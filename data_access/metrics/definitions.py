@@ -10,6 +10,7 @@ import polars as pl
 
 from data_access import codes
 from data_access.config import Settings
+from data_access.periods import local_now
 from data_access.metrics.types import Metric, MetricError
 
 def _count() -> list[pl.Expr]:
@@ -63,6 +64,14 @@ def _recorded(key: str, column: str, labels: dict[str, str]) -> Metric:
         },
         aggregate=lambda s: _share(pl.col(column).is_not_null()),
     )
+
+
+def _same_day_callback(_settings: Settings) -> list[pl.Expr]:
+    """A callback not yet done counts as missed once its day is over; on its own day it is
+    still due and not judged (today so far would otherwise read red every morning)."""
+    today = local_now().date()
+    open_today = pl.col("callback_open") & (pl.col("day") >= today)
+    return _share(pl.when(open_today).then(None).otherwise(pl.col("callback_same_day")))
 
 
 def _onward() -> pl.Expr:
@@ -153,11 +162,14 @@ REGISTRY: dict[str, Metric] = {
             key="same_day_callback_share", unit="share", source="contacts",
             labels={"fi": "Takaisinsoitto samana päivänä", "sv": "Återuppringning samma dag", "en": "Same-day callback share"},
             definitions={
-                "fi": "Samana päivänä tehdyt takaisinsoitot / takaisinsoittopyynnöt.",
-                "sv": "Återuppringningar gjorda samma dag / begäranden om återuppringning.",
-                "en": "Callbacks completed the same day / callback requests.",
+                "fi": "Samana päivänä tehdyt takaisinsoitot / takaisinsoittopyynnöt. Tämän päivän vielä tekemättömät "
+                "pyynnöt eivät ole vielä myöhässä, joten niitä ei lasketa.",
+                "sv": "Återuppringningar gjorda samma dag / begäranden om återuppringning. Dagens ännu ogjorda "
+                "begäranden är inte försenade än och räknas inte.",
+                "en": "Callbacks completed the same day / callback requests. Today's requests not yet done are not "
+                "late yet and are not counted.",
             },
-            aggregate=lambda s: _share(pl.col("callback_same_day")),
+            aggregate=_same_day_callback,
             target_setting="target_same_day_callback",
         ),
         Metric(
