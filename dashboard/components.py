@@ -147,29 +147,33 @@ def target_status(metric: str, record: dict | None, ctx: Context) -> str | None:
 
 
 def kpi_card(
-    metric: str, *, record: dict | None, previous: dict | None, sparkline: list[float | None] | None,
-    ctx: Context, delta_description: str | None,
+    metric: str, *, record: dict | None, previous: dict | None, sparkline: list[float | None] | None, ctx: Context,
 ) -> None:
+    """One figure: its title (wrapping: st.metric's own label is cut at one line, and at
+    1024 px, as on a projector, "Ratkaistu ensikontaktissa" read "Ratkaistu ensikont..."),
+    value, change, sparkline and target badge."""
     definition = REGISTRY[metric]
     card = st.container(border=True)
     status = target_status(metric, record, ctx)
+    help_text = _help(metric, record, ctx)
+    card.markdown(f"**{definition.label(ctx.language)}**", help=help_text)
     card.metric(
         definition.label(ctx.language),
         value_text(record, metric=metric, threshold=ctx.settings.small_cell_threshold, language=ctx.language),
         delta=_delta(record, previous, metric=metric, language=ctx.language),
         delta_color=card_colour(metric, status),
-        delta_description=delta_description,
-        help=_help(metric, record, ctx),
+        label_visibility="collapsed",
         # st.metric takes numbers only; a suppressed or empty day is a gap (NaN).
         chart_data=[math.nan if v is None else v for v in sparkline] if sparkline and any(v is not None for v in sparkline) else None,
     )
     target = definition.target(ctx.settings)
     if status is not None:
-        target_text = t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))
+        target_text = format_value(target, definition.unit, language=ctx.language)
+        # Coloured text, not st.badge: a badge is one line and was cut at 1024 px.
         if status == "below":
-            card.badge(f"{t('card.below_target', ctx.language)} ({target_text})", icon=":material/warning:", color="red")
+            card.markdown(f":red[:material/warning: {t('card.below_target', ctx.language, target=target_text)}]")
         else:
-            card.badge(f"{t('card.meets_target', ctx.language)} ({target_text})", icon=":material/check:", color="green")
+            card.markdown(f":green[:material/check_circle: {t('card.meets_target', ctx.language, target=target_text)}]")
 
 
 def compared_with(period: Filters, language: str) -> str:
@@ -186,12 +190,9 @@ def kpi_column(
     """A column of cards for one period (``now``, figures by metric from ``period_records``)
     against an earlier one (``previous``, its figures ``before``)."""
     st.markdown(f"**{title}**")
-    description = compared_with(previous, ctx.language)
+    st.caption(t("card.changes_against", ctx.language, period=compared_with(previous, ctx.language)))
     for metric in metrics:
-        kpi_card(
-            metric, record=now.get(metric), previous=before.get(metric), sparkline=sparklines.get(metric),
-            ctx=ctx, delta_description=description,
-        )
+        kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=sparklines.get(metric), ctx=ctx)
 
 
 def sparklines(ctx: Context, metrics: list[str], *, start: dt.date, end: dt.date) -> dict[str, list[float | None]]:
@@ -276,7 +277,8 @@ def kpi_row(ctx: Context, metrics: list[str]) -> None:
     """Cards for the selected period, with the change against the comparison period."""
     now, *before = period_records(ctx, metrics, [ctx.filters, *([ctx.comparison] if ctx.comparison else [])])
     before = before[0] if before else {}
-    description = compared_with(ctx.comparison, ctx.language) if ctx.comparison else None
+    if ctx.comparison:
+        st.caption(t("card.changes_against", ctx.language, period=compared_with(ctx.comparison, ctx.language)))
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
         with column:
-            kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=None, ctx=ctx, delta_description=description)
+            kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=None, ctx=ctx)

@@ -25,7 +25,7 @@ def format_number(value: float | None, *, decimals: int = 0, language: str = "fi
 
 
 def format_value(value: float | None, unit: str, *, language: str = "fi") -> str:
-    """A metric value in its unit: share 52,4 %, count 12 345, per 1,000 123,4, seconds 2 min 5 s."""
+    """A metric value in its unit: share 52,4 %, count 12 345, per 1,000 123,4, seconds 125 s."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if unit == "share":
@@ -37,16 +37,14 @@ def format_value(value: float | None, unit: str, *, language: str = "fi") -> str
     if unit == "nps":
         return format_number(value, decimals=0, language=language)
     if unit == "seconds":
-        return format_seconds(value)
+        return format_seconds(value, language=language)
     return format_number(value, decimals=2, language=language)
 
 
-def format_seconds(seconds: float) -> str:
-    whole = int(round(seconds))
-    if whole < 60:
-        return f"{whole}{NBSP}s"
-    minutes, rest = divmod(whole, 60)
-    return f"{minutes}{NBSP}min {rest}{NBSP}s" if rest else f"{minutes}{NBSP}min"
+def format_seconds(seconds: float, *, language: str = "fi") -> str:
+    """Whole seconds, as the charts' axes count them: "109 s". "1 min 49 s" was cut on a
+    card at 1024 px."""
+    return f"{format_number(round(seconds), language=language)}{NBSP}s"
 
 
 def format_date(value: dt.date | None, language: str = "fi") -> str:

@@ -12,7 +12,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def wait_until_rendered(page, *, timeout_ms: int = 90_000) -> None:
+def wait_until_rendered(page, *, timeout_ms: int = 90_000, settle_ms: int = 6000) -> None:
     """Wait for a page title and for the script run to finish (no running indicator)."""
     page.wait_for_selector("h1", timeout=timeout_ms)
     page.wait_for_function(
@@ -20,7 +20,7 @@ def wait_until_rendered(page, *, timeout_ms: int = 90_000) -> None:
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
         timeout=timeout_ms,
     )
-    page.wait_for_timeout(6000)
+    page.wait_for_timeout(settle_ms)
 
 
 def shoot(pairs: list[tuple[str, str]], *, width: int = 1440, height: int = 1000) -> None:

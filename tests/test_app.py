@@ -135,8 +135,8 @@ def test_overview_cards_against_targets(app_env):
         assert labels.count(label) == 3, label  # today, yesterday, last 7 days
     week = _metric_values(at, "Yhteydenotot")[2].replace("\u00a0", "")
     assert week.isdigit() and int(week) > 0
-    badges = [m.value for m in at.markdown if "badge[" in m.value]
-    assert any("tavoite 50,0" in b for b in badges), "target status is shown"
+    badges = [m.value for m in at.markdown if m.value.startswith((":red[", ":green["))]
+    assert any("50,0\u00a0%" in b and ("Alle tavoitteen" in b or "saavutettu" in b) for b in badges), "target status is shown"
 
 
 def test_a_contact_that_arrives_now_counts_in_today_so_far(app_env):
@@ -342,7 +342,7 @@ def _cards(node) -> list[tuple]:
     found = []
     children = list(node.children.values()) if isinstance(node, Block) or hasattr(node, "children") else []
     metrics = [c for c in children if isinstance(c, Metric)]
-    badges = [c.value for c in children if isinstance(c, Markdown) and "badge[" in c.value]
+    badges = [c.value for c in children if isinstance(c, Markdown) and c.value.startswith((":red[", ":green["))]
     if len(metrics) == 1:
         found.append((metrics[0].proto, badges[0] if badges else None))
     for child in children:
@@ -360,7 +360,7 @@ def test_a_cards_colour_agrees_with_its_target_badge(app_env):
     assert judged, "some cards are judged against a target"
     green, red = MetricProto.MetricColor.Value("GREEN"), MetricProto.MetricColor.Value("RED")
     for proto, badge in judged:
-        opposite = red if ":green-badge[" in badge else green
+        opposite = red if badge.startswith(":green[") else green
         assert proto.color != opposite, (proto.label, badge)  # grey only when there is no change to colour
         if proto.delta:
             assert proto.color == (green if opposite == red else red), (proto.label, badge)

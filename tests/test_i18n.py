@@ -45,7 +45,8 @@ def test_finnish_number_and_date_formats():
     assert format_value(0.5243, "share", language="en") == "52.4\u00a0%"
     assert format_value(1234.56, "per_1000", language="sv") == "1\u00a0234,6"
     assert format_value(None, "share") == "—"
-    assert format_value(125, "seconds") == "2\u00a0min 5\u00a0s"
+    assert format_value(125, "seconds") == "125\u00a0s"
+    assert format_value(1234.4, "seconds") == "1\u00a0234\u00a0s"
     import datetime as dt
 
     assert format_date(dt.date(2026, 3, 7)) == "7.3.2026"
