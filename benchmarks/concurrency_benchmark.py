@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from screenshot import CHROMIUM_ARGS, wait_until_rendered
 
-from dashboard.launch import server_environment
+from dashboard.runner import server_environment
 from data_access.engine import create_db_engine
 from tests.factories import add_contacts
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from concurrency_benchmark import free_port, start_server, stop_server
 from screenshot import CHROMIUM_ARGS
 
-from dashboard.launch import server_environment
+from dashboard.runner import server_environment
 
 PHASES = ("health", "shell", "title", "first_card")
 

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from data_access.config import get_settings
-from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable, data_version
-from data_access.metrics import Scope
 from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
+from dashboard.state import Context, get_store, page_run_turn, set_context
+from dashboard.timing import log_data_time, start_data_time
+from data_access.config import get_settings
+from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable, data_version
+from data_access.metrics import Scope
 from data_access.periods import local_now
-from dashboard.state import Context, get_store, log_data_time, page_run_turn, set_context, start_data_time
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 

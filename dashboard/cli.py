@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-
 from dashboard.export import metrics_csv, metrics_json, safe_frame
-from dashboard.launch import add_run_arguments, say
-from dashboard.launch import run as launch_run
+from dashboard.runner import add_run_arguments, say
+from dashboard.runner import run as launch_run
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings
 from data_access.engine import (
@@ -80,7 +79,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    engine = prepare_database(settings, seed=False)
+    engine = prepare_database(settings)
     profile = load_profile(Path(args.profile) if args.profile else None)
     reports, failures = [], []
     for name in args.files:
@@ -99,7 +98,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    engine = prepare_database(settings, seed=False)
+    engine = prepare_database(settings)
     folder = Path(args.folder)
     if not folder.is_dir():
         raise FileError(f"{folder}: not a folder")
@@ -119,7 +118,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    engine = prepare_database(settings, seed=False)
+    engine = prepare_database(settings)
     from sample_data.simulate import simulate
 
     written = simulate(engine, rate=args.rate, duration=args.duration, seed=args.seed, say=say)
@@ -128,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    engine = prepare_database(settings, seed=False)
+    engine = prepare_database(settings)
     if args.action == "reprocess":
         profile = load_profile(Path(args.profile) if args.profile else None)
         for report in reprocess(engine, profile=profile, source_system=args.source_system):

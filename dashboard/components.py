@@ -11,14 +11,29 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboard.export import safe_frame
+from dashboard.formatting import (
+    SECONDARY_MARK,
+    format_date,
+    format_number,
+    format_time,
+    format_value,
+    hidden_text,
+)
+from dashboard.i18n import place_name_column, t
+from dashboard.presenters import reason_label, value_text
+from dashboard.state import (
+    Context,
+    freshness,
+    pending,
+    period_records,
+    quarantined,
+    query,
+    with_period,
+)
 from data_access.config import get_settings
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
-from dashboard.export import safe_frame
-from dashboard.formatting import SECONDARY_MARK, format_date, format_number, format_time, format_value, hidden_text
-from dashboard.i18n import place_name_column, t
-from dashboard.presenters import reason_label, value_text
-from dashboard.state import Context, freshness, pending, period_records, quarantined, query, with_period
 
 
 def csv_bytes(table: pl.DataFrame) -> bytes:

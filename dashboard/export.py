@@ -14,10 +14,10 @@ import re
 
 import polars as pl
 
-from data_access.metrics import REGISTRY
-from data_access.snapshot import FactSource
 from dashboard.formatting import hidden_text
 from dashboard.i18n import place_name_column
+from data_access.metrics import REGISTRY
+from data_access.snapshot import FactSource
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_PATTERN = "^[" + re.escape("".join(FORMULA_START)) + "]"

@@ -15,11 +15,17 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from dashboard.i18n import LANGUAGES, code_label, place_name_column, t
 from data_access import codes
 from data_access.metrics import Filters
-from data_access.periods import COMPARISONS, PRESETS, comparison_range, local_now, preset_range
+from data_access.periods import (
+    COMPARISONS,
+    PRESETS,
+    comparison_range,
+    local_now,
+    preset_range,
+)
 from data_access.snapshot import FactStore
-from dashboard.i18n import LANGUAGES, code_label, place_name_column, t
 
 LANGUAGE_NAMES = {"fi": "suomi", "sv": "svenska", "en": "English"}
 MULTI = ("municipality", "channel", "service_line", "age_band")

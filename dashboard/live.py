@@ -17,7 +17,6 @@ contact costs one computation of the overview, not twenty competing ones.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -27,28 +26,13 @@ from pathlib import Path
 
 import polars as pl
 
+from dashboard.timing import append_timing, tally
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest, Request
 from data_access.periods import local_now, so_far_minute
 from data_access.snapshot import FactSource, FactStore, StoreView
 
 log = logging.getLogger(__name__)
-
-
-def append_timing(path: Path, line: dict) -> None:
-    """One JSON line in the timing log (OHJAUSTAULU_TIMING_LOG, read by the concurrency benchmark)."""
-    with path.open("a", encoding="utf-8") as log:
-        log.write(json.dumps(line) + "\n")
-
-
-class _ThreadTally(threading.local):
-    """What this thread's calls cost: results computed here, seconds waited for another's."""
-
-    computed = 0
-    waited = 0.0
-
-
-tally = _ThreadTally()
 
 
 class Results:

@@ -8,15 +8,15 @@ import datetime as dt
 import polars as pl
 import streamlit as st
 
-from data_access.metrics import REGISTRY
-from data_access.periods import same_weekday_week_earlier, so_far_minute
 from dashboard.charts import cached_spec, line_chart
-from dashboard.components import chart_block, empty_state
+from dashboard.components import chart_block, empty_state, kpi_column, sparklines
 from dashboard.formatting import format_date, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import display_table, plot_frame
 from dashboard.sections import grain_note, time_filters
-from dashboard.state import Context, query
+from dashboard.state import Context, period_records, query
+from data_access.metrics import REGISTRY
+from data_access.periods import local_now, same_weekday_week_earlier, so_far_minute
 
 CARD_METRICS = [
     "contacts", "first_contact_resolution", "electronic_share", "referrals",
@@ -53,6 +53,22 @@ def card_periods(ctx: Context, *, now: dt.datetime) -> list[dict]:
             ),
         },
     ]
+
+
+def card_columns(ctx: Context) -> None:
+    """Today so far, yesterday and the last 7 days: three columns of cards, each against the
+    same days a week earlier, with 14 days of sparkline."""
+    now = local_now()
+    lines = sparklines(ctx, CARD_METRICS, start=now.date() - dt.timedelta(days=13), end=now.date())
+    periods = card_periods(ctx, now=now)
+    # The six periods of the three columns in one request: one pass over the rows for all.
+    records = period_records(ctx, CARD_METRICS, [p[which] for p in periods for which in ("current", "previous")])
+    for column, period, now_records, before_records in zip(st.columns(3), periods, records[0::2], records[1::2], strict=True):
+        with column:
+            kpi_column(
+                ctx, title=period["title"], metrics=CARD_METRICS, previous=period["previous"],
+                now=now_records, before=before_records, sparklines=lines,
+            )
 
 
 def trend_section(ctx: Context) -> None:

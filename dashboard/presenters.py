@@ -10,11 +10,11 @@ import datetime as dt
 
 import polars as pl
 
+from dashboard.formatting import format_date, format_period, format_value, hidden_text
+from dashboard.i18n import code_label, place_name_column, t
 from data_access import codes
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactStore
-from dashboard.formatting import format_date, format_period, format_value, hidden_text
-from dashboard.i18n import code_label, place_name_column, t
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
 

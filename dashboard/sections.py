@@ -8,10 +8,14 @@ import datetime as dt
 import polars as pl
 import streamlit as st
 
-from data_access import codes
-from data_access.metrics import REGISTRY, Filters, funnel_limits
-from data_access.periods import local_now, so_far_minute, whole_buckets
-from dashboard.charts import bar_chart, cached_spec, funnel_plot, heatmap, line_chart, stacked_share_chart
+from dashboard.charts import (
+    bar_chart,
+    cached_spec,
+    funnel_plot,
+    heatmap,
+    line_chart,
+    stacked_share_chart,
+)
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
@@ -26,6 +30,9 @@ from dashboard.presenters import (
     usual_volume_table,
 )
 from dashboard.state import Context, query, with_period
+from data_access import codes
+from data_access.metrics import REGISTRY, Filters, funnel_limits
+from data_access.periods import local_now, so_far_minute, whole_buckets
 
 GRAINS = ("day", "week", "month")
 

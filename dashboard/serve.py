@@ -19,11 +19,12 @@ import sys
 import threading
 from pathlib import Path
 
+from dashboard.runner import say
+from dashboard.state import start_preload
 from data_access.bootstrap import prepare_database
 from data_access.config import get_settings
 from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
-from dashboard.launch import say
-from dashboard.state import start_preload
+from sample_data.seed import seed_first_run
 
 APP = Path(__file__).resolve().parent / "app.py"
 SWITCH_INTERVAL_SECONDS = 0.0005
@@ -45,7 +46,9 @@ def main() -> int:
     # Before listening: a first run creates the sample data here (with its progress on the
     # terminal), and a database that cannot be used stops the server with one sentence.
     try:
-        engine = prepare_database(get_settings(), progress=say)
+        settings = get_settings()
+        engine = prepare_database(settings)
+        seed_first_run(engine, settings, progress=say)
     except (DatabaseNeedsUpgrade, DatabaseUnavailable, ValueError) as exc:
         say(f"ohjaustaulu: {exc}")
         return 2

@@ -12,24 +12,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from dashboard.live import published_view, results_for, start_keeper
+from dashboard.timing import append_timing, data_time
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.metrics import Filters, Scope
+from data_access.metrics.requests import (
+    FreshnessRequest,
+    MetricsRequest,
+    PendingRequest,
+    QuarantineRequest,
+)
 from data_access.quality import Freshness, freshness_rows
 from data_access.snapshot import FactStore, StoreView
-from data_access.metrics.requests import FreshnessRequest, MetricsRequest, PendingRequest, QuarantineRequest
-from dashboard.live import append_timing, published_view, results_for, start_keeper, tally
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,28 +50,6 @@ class Context:
     comparison: Filters | None
     scope: Scope
     preset: str
-
-
-def _data_time(slot: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Adds the time spent getting data to this run's total (see log_data_time), and
-    to ``slot`` as well when given."""
-
-    def decorate(function: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(function)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                elapsed = time.perf_counter() - started
-                for name in ("_data_seconds", slot) if slot else ("_data_seconds",):
-                    st.session_state[name] = st.session_state.get(name, 0.0) + elapsed
-                calls = st.session_state.setdefault("_data_calls", {})
-                calls[function.__name__] = calls.get(function.__name__, 0.0) + elapsed
-
-        return timed
-
-    return decorate
 
 
 _turns: dict[int, threading.BoundedSemaphore] = {}
@@ -92,35 +75,6 @@ def page_run_turn(settings: Settings) -> Iterator[float]:
     finally:
         if got:
             turns.release()
-
-
-def start_data_time() -> None:
-    st.session_state["_data_seconds"] = 0.0
-    st.session_state["_store_seconds"] = 0.0
-    st.session_state["_data_calls"] = {}
-    st.session_state["_run_started"] = time.perf_counter()
-    tally.computed, tally.waited = 0, 0.0
-
-
-def log_data_time(settings: Settings, page: str, *, queued_seconds: float = 0.0) -> None:
-    """One JSON line per page run with its data time, when OHJAUSTAULU_TIMING_LOG is set."""
-    if settings.timing_log is None:
-        return
-    line = {
-        "page": page, "data_ms": round(st.session_state.get("_data_seconds", 0.0) * 1000, 2),
-        # of which getting the store: the keeper's prepared view, or without a keeper
-        # bringing the store up to date (reading and splicing new rows)
-        "store_ms": round(st.session_state.get("_store_seconds", 0.0) * 1000, 2), "at": time.time(),
-        # results this run computed itself, and time it waited for another thread computing one
-        "computed": tally.computed, "waited_ms": round(tally.waited * 1000, 2),
-        # where the data time went, by function (get_store, query, freshness, pending)
-        "calls": {name: round(seconds * 1000, 2) for name, seconds in st.session_state.get("_data_calls", {}).items()},
-        # the whole page run, data and drawing, from the top of the script to here
-        "run_ms": round((time.perf_counter() - st.session_state.get("_run_started", time.perf_counter())) * 1000, 2),
-        # waiting for its turn before that (page_run_turn)
-        "queued_ms": round(queued_seconds * 1000, 2),
-    }
-    append_timing(settings.timing_log, line)
 
 
 _preloads: dict[str, tuple[threading.Thread, list[FactStore]]] = {}
@@ -182,7 +136,7 @@ def forget_stores() -> None:
         _stores.clear()
 
 
-@_data_time(slot="_store_seconds")
+@data_time(slot="_store_seconds")
 def get_store() -> StoreView:
     """The data this run shows: in the server, the keeper's newest prepared view (no database
     round trip); without a keeper (tests, AppTest), the store brought up to date here."""
@@ -194,7 +148,7 @@ def get_store() -> StoreView:
     return view
 
 
-@_data_time()
+@data_time()
 def freshness(ctx: Context, *, by: str) -> list[Freshness]:
     """Newest record per source or municipality: the newest times are cached on the data
     version; how long ago and whether quiet are recomputed on every render, because a
@@ -203,13 +157,13 @@ def freshness(ctx: Context, *, by: str) -> list[Freshness]:
     return freshness_rows(newest.rows(), now=dt.datetime.now(dt.UTC), quiet_after_minutes=ctx.settings.quiet_source_minutes)
 
 
-@_data_time()
+@data_time()
 def pending(ctx: Context) -> pl.DataFrame:
     """Referrals waiting for their contact, per source system (scoped, protected)."""
     return results_for(ctx.store).get(ctx.store, PendingRequest(scope=ctx.scope))
 
 
-@_data_time()
+@data_time()
 def quarantined(ctx: Context) -> pl.DataFrame:
     """Rows waiting in quarantine by kind and reason (scoped, protected; read once per data
     version, not on every rerun)."""
@@ -222,7 +176,7 @@ def ask(ctx: Context, request: MetricsRequest) -> pl.DataFrame:
     return results_for(ctx.store).get(ctx.store, request)
 
 
-@_data_time()
+@data_time()
 def query(
     ctx: Context, metrics: list[str], *, by: list[str] | tuple[str, ...] = (), filters: Filters | tuple[Filters, ...] | None = None
 ) -> pl.DataFrame:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -13,16 +11,14 @@ from data_access.models import Contact, Municipality
 from data_access.reference import load_shipped_reference
 
 
-def prepare_database(
-    settings: Settings, *, seed: bool = True, progress: Callable[[str], None] | None = None
-) -> Engine:
+def prepare_database(settings: Settings) -> Engine:
     """Return an engine on a database that is ready to use.
 
-    The embedded SQLite database is migrated and, when it holds no contacts and ``seed``,
-    filled with sample data. A configured database is only checked: schema changes to a
-    production database are an explicit step (``ohjaustaulu db upgrade``).
+    The embedded SQLite database is migrated and given the shipped reference data. A
+    configured database is only checked: schema changes to a production database are an
+    explicit step (``ohjaustaulu db upgrade``). Sample data on a first run is the ``run``
+    command's business (dashboard/serve.py), not the data layer's.
     """
-    say = progress or (lambda _msg: None)
     engine = engine_from_settings(settings)
     if not settings.is_embedded:
         check_schema(engine)
@@ -30,13 +26,11 @@ def prepare_database(
     upgrade_database(engine)
     with engine.connect() as conn:
         has_reference = conn.execute(sa.select(sa.func.count()).select_from(Municipality)).scalar()
-        has_contacts = conn.execute(sa.select(Contact.id).limit(1)).first() is not None
     if not has_reference:
         load_shipped_reference(engine)
-    if seed and not has_contacts and settings.seed_contacts:
-        from sample_data.seed import seed_database
-
-        say(f"Creating sample data: {settings.seed_contacts:,} contacts over {settings.seed_days} days…")
-        report = seed_database(engine, contacts=settings.seed_contacts, days=settings.seed_days, progress=say)
-        say(f"Sample data ready in {report.generate_seconds + report.write_seconds:.1f} s.")
     return engine
+
+
+def holds_contacts(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(Contact.id).limit(1)).first() is not None

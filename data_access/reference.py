@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from data_access.models import Municipality, Population, Region
 
-SHIPPED_MUNICIPALITIES = Path(__file__).resolve().parent.parent / "sample_data" / "municipalities.csv"
+# Package data of the data layer: production reads it too (the sample-data generator as well).
+SHIPPED_MUNICIPALITIES = Path(__file__).resolve().parent / "reference_data" / "municipalities.csv"
 
 
 class ReferenceFileError(ValueError):

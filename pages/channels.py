@@ -3,7 +3,13 @@
 import streamlit as st
 
 from dashboard.i18n import t
-from dashboard.sections import grain_selector, breakdown, channel_mix, load_heatmap, trend
+from dashboard.sections import (
+    breakdown,
+    channel_mix,
+    grain_selector,
+    load_heatmap,
+    trend,
+)
 from dashboard.state import get_context
 
 ctx = get_context()

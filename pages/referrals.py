@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.components import kpi_row
 from dashboard.i18n import t
-from dashboard.sections import grain_selector, breakdown, flows, trend
+from dashboard.sections import breakdown, flows, grain_selector, trend
 from dashboard.state import get_context
 
 ctx = get_context()

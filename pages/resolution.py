@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.i18n import t
-from dashboard.sections import grain_selector, breakdown, trend, trend_of_metrics
+from dashboard.sections import breakdown, grain_selector, trend, trend_of_metrics
 from dashboard.state import get_context
 
 ctx = get_context()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data_access.bulk import write_frame
+from data_access.config import Settings
 from data_access.engine import reserve_change_seq
 from data_access.models import Contact, Feedback, IngestBatch, Referral, Unit
 from data_access.reference import load_shipped_reference, reference_frames
@@ -95,3 +96,15 @@ def write_sample(engine: Engine, data, *, label: str, progress: Callable[[str], 
                 finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=total, rows_inserted=total,
             )
         )
+
+
+def seed_first_run(engine: Engine, settings: Settings, *, progress: Callable[[str], None]) -> None:
+    """The embedded database's sample data on a first run (``ohjaustaulu run``): only an
+    embedded database without contacts, and only when a size is configured."""
+    from data_access.bootstrap import holds_contacts
+
+    if not settings.is_embedded or not settings.seed_contacts or holds_contacts(engine):
+        return
+    progress(f"Creating sample data: {settings.seed_contacts:,} contacts over {settings.seed_days} days…")
+    report = seed_database(engine, contacts=settings.seed_contacts, days=settings.seed_days, progress=progress)
+    progress(f"Sample data ready in {report.generate_seconds + report.write_seconds:.1f} s.")

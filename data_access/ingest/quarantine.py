@@ -9,6 +9,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data_access.engine import reserve_change_seq
 from data_access.ingest.pipeline import (
     IngestReport,
     canonical_columns,
@@ -20,7 +21,6 @@ from data_access.ingest.pipeline import (
 )
 from data_access.ingest.profiles import Profile
 from data_access.ingest.validate import SPECS
-from data_access.engine import reserve_change_seq
 from data_access.models import QuarantinedRow
 
 

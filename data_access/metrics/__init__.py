@@ -10,7 +10,13 @@ A newcomer looking for what a figure means reads ``definitions``; for why a cell
 ``disclosure``.
 """
 
-from data_access.metrics.computation import compute, funnel_limits, period_slice, population_for, wilson_interval
+from data_access.metrics.computation import (
+    compute,
+    funnel_limits,
+    period_slice,
+    population_for,
+    wilson_interval,
+)
 from data_access.metrics.definitions import REGISTRY, MetricName, get_metric
 from data_access.metrics.types import (
     COLUMN_OF,

@@ -10,8 +10,9 @@ import polars as pl
 
 from data_access import codes
 from data_access.config import Settings
-from data_access.periods import local_now
 from data_access.metrics.types import Metric, MetricError
+from data_access.periods import local_now
+
 
 def _count() -> list[pl.Expr]:
     return [pl.len().cast(pl.Float64).alias("numerator"), pl.lit(None, pl.Float64).alias("denominator")]

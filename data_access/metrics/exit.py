@@ -14,7 +14,13 @@ import sqlalchemy as sa
 
 from data_access.metrics.computation import compute
 from data_access.metrics.disclosure import protect_table
-from data_access.metrics.requests import FreshnessRequest, MetricsRequest, PendingRequest, QuarantineRequest, Request
+from data_access.metrics.requests import (
+    FreshnessRequest,
+    MetricsRequest,
+    PendingRequest,
+    QuarantineRequest,
+    Request,
+)
 from data_access.models import QuarantinedRow
 from data_access.snapshot import FactSource
 
