@@ -224,7 +224,7 @@ def main() -> None:
                     try:
                         page.goto(base, timeout=5_000)
                         break
-                    except Exception:  # noqa: BLE001 - the server is not listening yet
+                    except Exception:
                         time.sleep(0.2)
                 page.wait_for_selector('[data-testid="stMetricValue"]', timeout=600_000)
                 results[f"{start}_to_first_page_s"] = round(time.perf_counter() - started, 1)

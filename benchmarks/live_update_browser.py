@@ -70,7 +70,7 @@ def main() -> None:
                 try:
                     page.goto(f"http://127.0.0.1:{port}/", timeout=5_000)
                     break
-                except Exception:  # noqa: BLE001 - not listening yet
+                except Exception:
                     time.sleep(0.2)
             wait_until_rendered(page, timeout_ms=300_000)
             for n in range(args.writes):

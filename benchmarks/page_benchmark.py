@@ -39,13 +39,13 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from data_access import codes  # noqa: E402
-from data_access.config import Settings, get_settings  # noqa: E402
-from data_access.engine import create_db_engine, upgrade_database  # noqa: E402
-from data_access.metrics import Filters, compute  # noqa: E402
-from data_access.snapshot import FactStore  # noqa: E402
-from data_access.metrics.requests import MetricsRequest  # noqa: E402
-from dashboard.live import Results  # noqa: E402
+from dashboard.live import Results
+from data_access import codes
+from data_access.config import Settings, get_settings
+from data_access.engine import create_db_engine, upgrade_database
+from data_access.metrics import Filters, compute
+from data_access.metrics.requests import MetricsRequest
+from data_access.snapshot import FactStore
 
 PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
 
@@ -76,13 +76,14 @@ def record_calls(url: str) -> dict[str, list[tuple]]:
     get_settings.cache_clear()
     calls: dict[str, list[tuple]] = {}
     current: list[tuple] = []
-    real = live.compute
+    real = live.answer
 
-    def recording(store, *, metrics, filters, by=(), scope=None):
-        current.append((tuple(metrics), filters, tuple(by)))
-        return real(store, metrics=metrics, filters=filters, by=by, scope=scope)
+    def recording(store, request):
+        if isinstance(request, MetricsRequest):
+            current.append((tuple(request.metrics), request.periods if request.several else request.periods[0], request.by))
+        return real(store, request)
 
-    live.compute = recording
+    live.answer = recording
     try:
         for page in PAGES:
             st.cache_data.clear()
@@ -100,7 +101,7 @@ def record_calls(url: str) -> dict[str, list[tuple]]:
             calls[page] = list(current)
             print(f"  {page}: {len(current)} registry calls", flush=True)
     finally:
-        live.compute = real
+        live.answer = real
     return calls
 
 
@@ -215,7 +216,7 @@ def live_update(engine: sa.Engine, store: FactStore, overview_calls: list[tuple]
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -301,7 +302,7 @@ def main() -> None:
                 days: {"combos": len(ours), "cold_median_ms": statistics.median(ours), "bi_median_ms": statistics.median(theirs),
                        "ratio_to_bi": statistics.median(ours) / statistics.median(theirs)}
                 for days in sorted(set(drawn))
-                for ours, theirs in [([c for c, d in zip(cold, drawn) if d == days], [b for b, d in zip(bi, drawn) if d == days])]
+                for ours, theirs in [([c for c, d in zip(cold, drawn, strict=False) if d == days], [b for b, d in zip(bi, drawn, strict=False) if d == days])]
             },
             # Each draw, to see which filters make a ratio (a municipality filter lets the
             # database answer from its index in a few milliseconds).

@@ -80,7 +80,7 @@ async def _session(url: str, stop: asyncio.Event, log: SessionLog) -> None:
                         log.fragment_runs += 1
             for task in timers.values():
                 task.cancel()
-    except Exception as exc:  # noqa: BLE001 - counted, the benchmark reports it
+    except Exception as exc:
         log.errors.append(f"{type(exc).__name__}: {exc}")
 
 

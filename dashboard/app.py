@@ -57,7 +57,7 @@ with page_run_turn(settings) as queued_seconds:
         else:
             try:
                 version = data_version(store.engine)
-            except Exception:  # noqa: BLE001 - a passing database hiccup must not break the page
+            except Exception:
                 return
         if version != st.session_state.get("_rendered_version"):
             st.rerun(scope="app")

@@ -13,6 +13,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -63,7 +64,7 @@ LOCALES = {
 DATE_FORMAT = {"fi": "%-d.%-m.%Y", "sv": "%-d.%-m.%Y", "en": "%-d %b %Y"}
 # A month reads as its name and year ("marras 2026", "nov 2026", "Nov 2026"), not as the date
 # of its first day; a week as the date of its Monday.
-TIME_AXES = {"day": "yearmonthdate", "week": "yearmonthdate", "month": "yearmonth"}
+TIME_AXES: dict[str, Any] = {"day": "yearmonthdate", "week": "yearmonthdate", "month": "yearmonth"}
 
 
 def _time_format(grain: str, language: str) -> str:
@@ -92,7 +93,7 @@ def _theme() -> alt.theme.ThemeConfig:
             # In rows of four: in one row eleven channels ran past the chart's right edge.
             "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "labelLimit": 400, "columns": 4},
             "view": {"stroke": None},
-            "locale": LOCALES["fi"],
+            "locale": LOCALES["fi"],  # type: ignore[typeddict-item]  # Vega's locale object, as Vega documents it
         }
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+from typing import Any, Literal
 
 import altair as alt
 import polars as pl
@@ -44,14 +45,14 @@ def csv_bytes(table: pl.DataFrame) -> bytes:
 
 
 def chart_block(
-    chart: alt.TopLevelMixin | dict, table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
+    chart: alt.TopLevelMixin | dict[str, Any], table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
 ) -> None:
     """A chart (an Altair chart, or its spec from charts.cached_spec) with its data table
     within reach and a CSV download of exactly that table."""
     if isinstance(chart, dict):
         st.vega_lite_chart(chart, theme=None, key=f"chart_{key}")
     else:
-        st.altair_chart(chart, theme=None, key=f"chart_{key}")
+        st.altair_chart(chart, theme=None, key=f"chart_{key}")  # type: ignore[call-overload]  # any top-level chart
     if caption:
         st.caption(caption)
     hidden_legend(table, language=language)
@@ -142,7 +143,7 @@ def _help(metric: str, record: dict | None, ctx: Context) -> str:
     return "\n\n".join(lines)
 
 
-def card_colour(metric: str, status: str | None) -> str:
+def card_colour(metric: str, status: str | None) -> Literal["green", "red", "off", "normal", "inverse"]:
     """The colour of a card's change and sparkline. Against a target it is the target badge's
     (green on target, red below): a red line above "on target" read as a warning. Without
     one, the change's direction: green when better, red when worse, grey for volumes."""
@@ -290,8 +291,8 @@ def _count_text(frame: pl.DataFrame, column: str, ctx: Context) -> pl.DataFrame:
 
 def kpi_row(ctx: Context, metrics: list[str]) -> None:
     """Cards for the selected period, with the change against the comparison period."""
-    now, *before = period_records(ctx, metrics, [ctx.filters, *([ctx.comparison] if ctx.comparison else [])])
-    before = before[0] if before else {}
+    now, *earlier = period_records(ctx, metrics, [ctx.filters, *([ctx.comparison] if ctx.comparison else [])])
+    before = earlier[0] if earlier else {}
     if ctx.comparison:
         st.caption(t("card.changes_against", ctx.language, period=compared_with(ctx.comparison, ctx.language)))
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):

@@ -70,21 +70,21 @@ def metrics_table(
         row: dict[str, object] = {dim: group[dim] for dim in by}
         for dim, mapping in _names(store, by, language).items():
             row[f"{dim}_name"] = mapping.get(group[dim], "")
-        hidden = []
+        hidden: list[str] = []
         for key in keys:
             metric = REGISTRY[key]
-            record = part.filter(pl.col("metric") == key)
-            record = record.row(0, named=True) if record.height else None
+            found = part.filter(pl.col("metric") == key)
+            record = found.row(0, named=True) if found.height else None
             value = None if record is None else record["value"]
             if record is not None and record["suppressed"]:
                 hidden.append(key)
                 value = hidden_text(record, threshold) if metric.unit == "count" else None
             row[key] = value if isinstance(value, str) else _machine(value, integer=metric.unit == "count")
             if metric.unit == "share":
-                shown = record is not None and not record["suppressed"]
-                row[f"{key}_ci_low"] = _machine(record["ci_low"]) if shown else ""
-                row[f"{key}_ci_high"] = _machine(record["ci_high"]) if shown else ""
-                row[f"{key}_n"] = _machine(record["denominator"], integer=True) if shown else ""
+                shown = record if record is not None and not record["suppressed"] else None
+                row[f"{key}_ci_low"] = _machine(shown["ci_low"]) if shown else ""
+                row[f"{key}_ci_high"] = _machine(shown["ci_high"]) if shown else ""
+                row[f"{key}_n"] = _machine(shown["denominator"], integer=True) if shown else ""
             if metric.unit == "per_1000":
                 row[f"{key}_note"] = None if record is None else record["note"]
         row["suppressed"] = " ".join(hidden)
@@ -100,7 +100,7 @@ def _machine(value: float | None, *, integer: bool = False) -> str:
     """A value for machines: dot decimal, six decimals at most, whole counts without ".0"."""
     if value is None:
         return ""
-    return str(int(round(value))) if integer else repr(round(float(value), 6))
+    return str(round(value)) if integer else repr(round(float(value), 6))
 
 
 def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactSource, language: str = "fi", metrics: list[str] | None = None) -> str:

@@ -25,7 +25,7 @@ from data_access.periods import (
     local_now,
     preset_range,
 )
-from data_access.snapshot import FactStore
+from data_access.snapshot import FactSource
 
 LANGUAGE_NAMES = {"fi": "suomi", "sv": "svenska", "en": "English"}
 MULTI = ("municipality", "channel", "service_line", "age_band")
@@ -60,10 +60,11 @@ def _multi(options: tuple[str, ...] | list[str]) -> tuple[Callable, Callable]:
 def language_selector(default: str) -> str:
     st.session_state["_default_language"] = default
     _seed_once("lang", default, *_single(LANGUAGES))
-    return st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=LANGUAGE_NAMES.get, key="lang")
+    chosen: str = st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=lambda code: LANGUAGE_NAMES[code], key="lang")
+    return chosen
 
 
-def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | None, str]:
+def filter_sidebar(store: FactSource, language: str) -> tuple[Filters, Filters | None, str]:
     """Draw the filters and return (filters, comparison filters or None, period preset)."""
     sidebar = st.sidebar
     sidebar.subheader(t("filter.heading", language))
@@ -109,7 +110,7 @@ def filter_sidebar(store: FactStore, language: str) -> tuple[Filters, Filters | 
     # A municipality chosen before the county changed stays chosen only if it is in the county.
     st.session_state["municipality"] = [m for m in st.session_state["municipality"] if m in names]
     chosen_municipalities = sidebar.multiselect(
-        t("filter.municipalities", language), list(names), format_func=names.get,
+        t("filter.municipalities", language), list(names), format_func=lambda code: names[code],
         placeholder=t("filter.all", language), key="municipality",
     )
     channels = _code_filter("channels", "channel", codes.CHANNELS, language)

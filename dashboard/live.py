@@ -183,7 +183,7 @@ class Keeper(threading.Thread):
             try:
                 self.step()
                 failing = False
-            except Exception:  # noqa: BLE001 - a passing database hiccup; sessions refresh themselves meanwhile
+            except Exception:
                 if not failing:
                     log.exception("keeping the fact store up to date failed; retrying")
                 failing = True

@@ -14,7 +14,7 @@ from dashboard.formatting import format_date, format_period, format_value, hidde
 from dashboard.i18n import code_label, place_name_column, t
 from data_access import codes
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
-from data_access.snapshot import FactStore
+from data_access.snapshot import FactSource
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
 
@@ -39,7 +39,7 @@ def dimension_title(dimension: str, language: str) -> str:
     return t(f"dimension.{dimension}", language)
 
 
-def label_for(store: FactStore, dimension: str, value: object, language: str) -> str:
+def label_for(store: FactSource, dimension: str, value: object, language: str) -> str:
     if value is None:
         return t("common.unknown", language)
     if dimension == "municipality":
@@ -55,7 +55,7 @@ def label_for(store: FactStore, dimension: str, value: object, language: str) ->
     return str(value)
 
 
-def with_labels(result: pl.DataFrame, *, by: list[str], store: FactStore, language: str) -> pl.DataFrame:
+def with_labels(result: pl.DataFrame, *, by: list[str], store: FactSource, language: str) -> pl.DataFrame:
     """Add a ``<dimension>_label`` column for each non-time grouping."""
     for dimension in by:
         if dimension in TIME_DIMENSIONS and dimension != "weekday":
@@ -68,7 +68,7 @@ def with_labels(result: pl.DataFrame, *, by: list[str], store: FactStore, langua
     return result
 
 
-def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactStore, language: str) -> pl.DataFrame:
+def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactSource, language: str) -> pl.DataFrame:
     """One metric, labelled for a chart: label columns named for people, value and interval."""
     frame = with_labels(result.filter(pl.col("metric") == metric), by=by, store=store, language=language)
     value_title = REGISTRY[metric].label(language)
@@ -87,7 +87,7 @@ def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactS
 
 
 def display_table(
-    result: pl.DataFrame, *, by: list[str], store: FactStore, language: str, metrics: list[str] | None = None
+    result: pl.DataFrame, *, by: list[str], store: FactSource, language: str, metrics: list[str] | None = None
 ) -> pl.DataFrame:
     """A table of formatted text: one row per group, one column per metric; "<5" where suppressed."""
     threshold = store.settings.small_cell_threshold
@@ -133,7 +133,7 @@ def column_of(dimension: str) -> str:
 
 
 def plot_frame_metrics(
-    result: pl.DataFrame, *, metrics: list[str], by: list[str], store: FactStore, language: str
+    result: pl.DataFrame, *, metrics: list[str], by: list[str], store: FactSource, language: str
 ) -> pl.DataFrame:
     """Several metrics in one long frame for a chart coloured by metric."""
     frames = []
@@ -147,7 +147,7 @@ def plot_frame_metrics(
 
 
 def change_table(
-    current: pl.DataFrame, previous: pl.DataFrame | None, *, by: list[str], metrics: list[str], store: FactStore, language: str
+    current: pl.DataFrame, previous: pl.DataFrame | None, *, by: list[str], metrics: list[str], store: FactSource, language: str
 ) -> pl.DataFrame:
     """The display table plus a change column per metric against the comparison period."""
     table = display_table(current, by=by, store=store, language=language, metrics=metrics)

@@ -44,4 +44,4 @@ def run(args: argparse.Namespace) -> int:
     # memory. It prepares the database (and creates the sample data on a first run) before
     # it listens, and stops with one plain sentence when the database cannot be used.
     os.chdir(ROOT)
-    os.execve(sys.executable, command, server_environment())
+    os.execve(sys.executable, command, server_environment())  # noqa: S606 - our own interpreter and module, no shell

@@ -4,6 +4,8 @@ with its table and download. Pages call these and stay a description of the scre
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -19,6 +21,7 @@ from dashboard.charts import (
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
+from dashboard.plan import Ask, Fetch, asks, direct
 from dashboard.presenters import (
     change_table,
     code_colours,
@@ -29,7 +32,7 @@ from dashboard.presenters import (
     plot_frame_metrics,
     usual_volume_table,
 )
-from dashboard.state import Context, query, with_period
+from dashboard.state import Context, with_period
 from data_access import codes
 from data_access.metrics import REGISTRY, Filters, funnel_limits
 from data_access.periods import local_now, so_far_minute, whole_buckets
@@ -50,12 +53,6 @@ def grain_selector(ctx: Context) -> str:
     )
     grain_note(ctx, grain)
     return grain
-
-
-# ASKED_WITH: metrics that other sections of the page show by the same filters and grouping.
-# They are asked in the same request, not shown: one request aggregates its rows once for all
-# its metrics, and the request key does not depend on their order, so sections that ask for
-# the same set share one result (each request costs about 2-4 ms of fixed cost at 5 M contacts).
 
 
 def _has_data(result: pl.DataFrame) -> bool:
@@ -93,16 +90,20 @@ def grain_note(ctx: Context, grain: str) -> None:
         st.caption(t(f"trend.whole_{grain}s", ctx.language, start=start, end=end))
 
 
+def _trend_asks(ctx: Context, metric: str, *, grain: str, colour: str | None = None, **_: Any) -> list[Ask]:
+    return [Ask((metric,), (grain, colour) if colour else (grain,), time_filters(ctx, grain))]
+
+
+@asks(_trend_asks)
 def trend(
-    ctx: Context, metric: str, *, grain: str, key: str, colour: str | None = None, height: int = 280,
-    asked_with: list[str] | None = None,
+    ctx: Context, metric: str, *, grain: str, key: str, colour: str | None = None, height: int = 280, fetch: Fetch | None = None,
 ) -> None:
-    """A metric over time, with its 95 % band (shares) and target line. ``asked_with``: see
-    ``ASKED_WITH``."""
-    by = [grain, colour] if colour else [grain]
-    result = query(ctx, [metric, *(asked_with or [])], by=by, filters=time_filters(ctx, grain))
-    if not _has_data(result.filter(pl.col("metric") == metric)):
-        empty_state(ctx.language, result.filter(pl.col("metric") == metric))
+    """A metric over time, with its 95 % band (shares) and target line."""
+    (ask,) = _trend_asks(ctx, metric, grain=grain, colour=colour)
+    by = list(ask.by)
+    result = (fetch or direct(ctx))(ask.metrics, by=ask.by, filters=ask.filters)
+    if not _has_data(result):
+        empty_state(ctx.language, result)
         return
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
@@ -117,9 +118,14 @@ def trend(
     chart_block(chart, table, key=key, language=ctx.language)
 
 
-def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) -> None:
+def _trend_of_metrics_asks(ctx: Context, metrics: list[str], *, grain: str, **_: Any) -> list[Ask]:
+    return [Ask(tuple(metrics), (grain,), time_filters(ctx, grain))]
+
+
+@asks(_trend_of_metrics_asks)
+def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str, fetch: Fetch | None = None) -> None:
     """Several metrics of the same unit over time, one line each."""
-    result = query(ctx, metrics, by=[grain], filters=time_filters(ctx, grain))
+    result = (fetch or direct(ctx))(metrics, by=[grain], filters=time_filters(ctx, grain))
     if not _has_data(result):
         empty_state(ctx.language, result)
         return
@@ -133,13 +139,18 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str) 
     chart_block(chart, table, key=key, language=ctx.language)
 
 
+def _breakdown_asks(ctx: Context, metric: str, dimension: str, *, also: list[str] | None = None, **_: Any) -> list[Ask]:
+    return [Ask((metric, *(also or [])), (dimension,))]
+
+
+@asks(_breakdown_asks)
 def breakdown(
-    ctx: Context, metric: str, dimension: str, *, key: str, also: list[str] | None = None, asked_with: list[str] | None = None
+    ctx: Context, metric: str, dimension: str, *, key: str, also: list[str] | None = None, fetch: Fetch | None = None
 ) -> None:
     """A metric by one dimension as bars (with intervals for shares) and a table that may
-    carry related metrics (``also``) beside it. ``asked_with``: see ``ASKED_WITH``."""
+    carry related metrics (``also``) beside it."""
     metrics = [metric, *(also or [])]
-    result = query(ctx, [*metrics, *(asked_with or [])], by=[dimension])
+    result = (fetch or direct(ctx))(metrics, by=[dimension])
     if not _has_data(result.filter(pl.col("metric") == metric)):
         empty_state(ctx.language, result.filter(pl.col("metric") == metric))
         return
@@ -156,11 +167,16 @@ def breakdown(
     chart_block(chart, table, key=key, language=ctx.language)
 
 
-def channel_mix(ctx: Context, *, grain: str, key: str, asked_with: list[str] | None = None) -> None:
+def _channel_mix_asks(ctx: Context, *, grain: str, **_: Any) -> list[Ask]:
+    return [Ask(("contact_share",), (grain, "channel"), time_filters(ctx, grain))]
+
+
+@asks(_channel_mix_asks)
+def channel_mix(ctx: Context, *, grain: str, key: str, fetch: Fetch | None = None) -> None:
     """Channel shares over time; the electronic-share target is drawn where the electronic
-    channels, stacked first, should reach. ``asked_with``: see ``ASKED_WITH``."""
+    channels, stacked first, should reach."""
     by = [grain, "channel"]
-    result = query(ctx, ["contact_share", *(asked_with or [])], by=by, filters=time_filters(ctx, grain))
+    result = (fetch or direct(ctx))(["contact_share"], by=by, filters=time_filters(ctx, grain))
     if not _has_data(result.filter(pl.col("metric") == "contact_share")):
         empty_state(ctx.language, result.filter(pl.col("metric") == "contact_share"))
         return
@@ -178,21 +194,26 @@ def channel_mix(ctx: Context, *, grain: str, key: str, asked_with: list[str] | N
     chart_block(chart, table, key=key, language=ctx.language)
 
 
-def load_heatmap(ctx: Context, *, key: str) -> None:
+@asks(lambda ctx, **_: [Ask(("contacts",), ("weekday", "hour"))])
+def load_heatmap(ctx: Context, *, key: str, fetch: Fetch | None = None) -> None:
     """Contacts by weekday and hour of the day."""
     order = [code_label("weekday", str(day), ctx.language) for day in range(1, 8)]
-    _heatmap(ctx, "contacts", by=["weekday", "hour"], x="hour", y="weekday", key=key, y_order=lambda _labels: order)
+    _heatmap(ctx, "contacts", by=["weekday", "hour"], x="hour", y="weekday", key=key, y_order=lambda _labels: order, fetch=fetch)
 
 
-def flows(ctx: Context, source: str, *, key: str) -> None:
+@asks(lambda ctx, source, **_: [Ask(("referrals",), (source, "destination"))])
+def flows(ctx: Context, source: str, *, key: str, fetch: Fetch | None = None) -> None:
     """Referrals from ``source`` (initiator or channel) to each destination."""
-    _heatmap(ctx, "referrals", by=[source, "destination"], x=source, y="destination", key=key, y_order=sorted)
+    _heatmap(ctx, "referrals", by=[source, "destination"], x=source, y="destination", key=key, y_order=sorted, fetch=fetch)
 
 
-def _heatmap(ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: str, y_order) -> None:
+def _heatmap(
+    ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: str, y_order: Callable[[list[str]], list[str]],
+    fetch: Fetch | None,
+) -> None:
     """A count over two dimensions (``by`` in the order suppression should see them);
     ``y_order`` orders the y labels that occur."""
-    result = query(ctx, [metric], by=by)
+    result = (fetch or direct(ctx))([metric], by=by)
     if not _has_data(result):
         empty_state(ctx.language, result)
         return
@@ -206,12 +227,13 @@ def _heatmap(ctx: Context, metric: str, *, by: list[str], x: str, y: str, key: s
     chart_block(chart, table, key=key, language=ctx.language)
 
 
-def municipal_funnel(ctx: Context, metric: str, *, key: str, asked_with: list[str] | None = None) -> None:
-    """Each municipality's share against its denominator, around the area's value.
-    ``asked_with``: see ``ASKED_WITH``."""
+@asks(lambda ctx, metric, **_: [Ask((metric,), ("municipality",)), Ask((metric,))])
+def municipal_funnel(ctx: Context, metric: str, *, key: str, fetch: Fetch | None = None) -> None:
+    """Each municipality's share against its denominator, around the area's value."""
     by = ["municipality"]
-    result = query(ctx, [metric, *(asked_with or [])], by=by).filter(pl.col("metric") == metric)
-    overall = query(ctx, [metric])
+    fetch = fetch or direct(ctx)
+    result = fetch([metric], by=by)
+    overall = fetch([metric])
     shown = result.filter(pl.col("value").is_not_null() & (pl.col("denominator") > 0))
     if shown.is_empty() or overall.is_empty() or overall["value"][0] is None:
         empty_state(ctx.language, result)
@@ -221,7 +243,8 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str, asked_with: list[st
     frame = plot_frame(shown, metric=metric, by=by, store=ctx.store, language=ctx.language)
     n_title = t("comparison.denominator", ctx.language)
     frame = frame.rename({"n": n_title})
-    limits = funnel_limits(centre, n_min=float(shown["denominator"].min()), n_max=float(shown["denominator"].max()))
+    denominators = shown["denominator"].cast(pl.Float64)
+    limits = funnel_limits(centre, n_min=float(denominators.min() or 0.0), n_max=float(denominators.max() or 0.0))  # type: ignore[arg-type]
     chart = cached_spec(
         funnel_plot, frame, x=n_title, y=definition.label(ctx.language), label=dimension_title("municipality", ctx.language),
         limits=limits.rename({"n": n_title}), language=ctx.language, unit=definition.unit, centre=centre,
@@ -231,10 +254,18 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str, asked_with: list[st
     chart_block(chart, table, key=key, language=ctx.language, caption=t("comparison.funnel_help", ctx.language))
 
 
-def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
+def _comparison_asks(ctx: Context, metrics: list[str], **_: Any) -> list[Ask]:
+    by = ("municipality",)
+    return [Ask(tuple(metrics), by), *([Ask(tuple(metrics), by, ctx.comparison)] if ctx.comparison else [])]
+
+
+@asks(_comparison_asks)
+def comparison_table(ctx: Context, metrics: list[str], *, key: str, fetch: Fetch | None = None) -> None:
+    """Each municipality's figures with their change against the comparison period."""
     by = ["municipality"]
-    current = query(ctx, metrics, by=by)
-    previous = query(ctx, metrics, by=by, filters=ctx.comparison) if ctx.comparison else None
+    fetch = fetch or direct(ctx)
+    current = fetch(metrics, by=by)
+    previous = fetch(metrics, by=by, filters=ctx.comparison) if ctx.comparison else None
     if not _has_data(current):
         empty_state(ctx.language, current)
         return
@@ -249,27 +280,33 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str) -> None:
 COMPLETENESS = ["complete_client_id", "complete_resolution", "complete_service_line", "complete_initiator"]
 
 
-def completeness(ctx: Context, dimension: str, *, key: str) -> None:
+@asks(lambda ctx, dimension, **_: [Ask(("contacts", *COMPLETENESS), (dimension,))])
+def completeness(ctx: Context, dimension: str, *, key: str, fetch: Fetch | None = None) -> None:
     """Share of contacts with each optional field filled in, per source system or municipality."""
     metrics = ["contacts", *COMPLETENESS]
-    result = query(ctx, metrics, by=[dimension])
+    result = (fetch or direct(ctx))(metrics, by=[dimension])
     if not _has_data(result):
         empty_state(ctx.language, result)
         return
     table_with_download(display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language)
 
 
-def volume_against_usual(ctx: Context, *, key: str, weeks: int = 4) -> None:
-    """Contacts today so far per source system against the mean of the same weekday in the
-    previous weeks, up to the same time of day."""
+def _usual_filters(ctx: Context, weeks: int) -> tuple[Filters, dt.date, list[dt.date]]:
     now = local_now()
-    minute = so_far_minute(now)
     today = now.date()
     earlier = [today - dt.timedelta(weeks=w) for w in range(1, weeks + 1)]
+    return with_period(ctx.filters, earlier[-1], today, until_minute=so_far_minute(now)), today, earlier
+
+
+@asks(lambda ctx, weeks=4, **_: [Ask(("contacts",), ("day", "source_system"), _usual_filters(ctx, weeks)[0])])
+def volume_against_usual(ctx: Context, *, key: str, weeks: int = 4, fetch: Fetch | None = None) -> None:
+    """Contacts today so far per source system against the mean of the same weekday in the
+    previous weeks, up to the same time of day."""
+    span, today, earlier = _usual_filters(ctx, weeks)
     # One registry call by day for the whole span: its fixed cost, paid once instead of five
-    # times, is more than counting the days in between. Cells and suppression are per day
-    # as they would be one day at a time.
-    by_day = query(ctx, ["contacts"], by=["day", "source_system"], filters=with_period(ctx.filters, earlier[-1], today, until_minute=minute))
+    # times, is more than counting the days in between. Each day's cells are protected along
+    # the day and along the source system (docs/privacy.md).
+    by_day = (fetch or direct(ctx))(["contacts"], by=["day", "source_system"], filters=span)
 
     def on(day: dt.date) -> pl.DataFrame:
         return by_day.filter(pl.col("day") == day).drop("day")

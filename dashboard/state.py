@@ -97,7 +97,7 @@ def start_preload(engine: Engine | None = None) -> None:
             store = _new_store(settings, engine)
             store.refresh()
             loaded.append(store)
-        except Exception:  # noqa: BLE001 - the page loads the store itself and shows the error
+        except Exception:
             logging.getLogger(__name__).exception("preloading the fact store failed")
             return
         if settings.timing_log is not None:  # read by benchmarks/start_timeline.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from data_access.config import Settings
 from data_access.engine import check_schema, engine_from_settings, upgrade_database
@@ -33,4 +34,4 @@ def prepare_database(settings: Settings) -> Engine:
 
 def holds_contacts(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return conn.execute(sa.select(Contact.id).limit(1)).first() is not None
+        return conn.execute(sa.select(col(Contact.id)).limit(1)).first() is not None

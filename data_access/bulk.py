@@ -7,6 +7,7 @@ columns must be timezone-aware UTC; they are written in each dialect's storage f
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -36,7 +37,7 @@ def _copy_postgresql(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) 
         pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S.%6f+00:00"),
     ).write_csv(buffer, include_header=False, null_value="")
     columns = ", ".join(f'"{name}"' for name in frame.columns)
-    dbapi = conn.connection.dbapi_connection
+    dbapi = raw_connection(conn)
     # Empty fields load as NULL; polars quotes empty strings, which stay empty strings.
     with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
         copy.write(buffer.getvalue())
@@ -50,4 +51,13 @@ def _executemany(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> N
     placeholders = ", ".join("?" for _ in frame.columns)
     columns = ", ".join(f'"{name}"' for name in frame.columns)
     sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({placeholders})'
-    conn.connection.dbapi_connection.cursor().executemany(sql, frame.iter_rows())
+    raw_connection(conn).cursor().executemany(sql, frame.iter_rows())
+
+
+def raw_connection(conn: sa.Connection) -> Any:
+    """The DBAPI connection under a SQLAlchemy one (psycopg's or sqlite3's: their own types,
+    which DBAPI's protocol does not describe, so Any)."""
+    raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the connection is closed")
+    return raw

@@ -18,28 +18,31 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data_access.bulk import raw_connection
+
 FETCH_ROWS = 200_000
 
 
 def fetch_frame(
-    conn: sa.Connection, select: sa.Select, schema: dict[str, pl.DataType], parameters: dict | None = None,
+    conn: sa.Connection, select: sa.Select[Any], schema: dict[str, pl.DataType], parameters: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Run ``select`` through the connection's DBAPI cursor (no per-row SQLAlchemy objects);
     used inside a transaction, where the rows it must see may not be committed yet.
     ``parameters`` fill the select's bind parameters (large values are not inlined)."""
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = raw_connection(conn).cursor()
     try:
         if parameters is None:
             cursor.execute(_sql(select, conn.dialect))
         else:
             compiled = select.compile(dialect=conn.dialect)
             values = compiled.construct_params(parameters)
-            cursor.execute(str(compiled), tuple(values[n] for n in compiled.positiontup) if compiled.positional else values)
+            cursor.execute(str(compiled), tuple(values[n] for n in compiled.positiontup or ()) if compiled.positional else values)
         chunks = []
         while rows := cursor.fetchmany(FETCH_ROWS):
             chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
@@ -48,7 +51,7 @@ def fetch_frame(
     return pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
 
 
-Query = tuple[sa.Select, dict[str, pl.DataType]]
+Query = tuple[sa.Select[Any], dict[str, pl.DataType]]
 
 
 def read_frames(engine: Engine, queries: dict[str, Query], *, bulk: bool = False) -> dict[str, pl.DataFrame]:
@@ -65,13 +68,15 @@ def read_frames(engine: Engine, queries: dict[str, Query], *, bulk: bool = False
         with adbc.connect(uri) as conn, conn.cursor() as cursor:
             for name, (select, schema) in queries.items():
                 cursor.execute(_sql(select, engine.dialect))
-                frames[name] = _typed(pl.from_arrow(cursor.fetch_arrow_table()), schema)
+                arrow = pl.from_arrow(cursor.fetch_arrow_table())
+                assert isinstance(arrow, pl.DataFrame)
+                frames[name] = _typed(arrow, schema)
         return frames
     with engine.connect() as conn:
         return {name: fetch_frame(conn, select, schema) for name, (select, schema) in queries.items()}
 
 
-def _sql(select: sa.Select, dialect: sa.Dialect) -> str:
+def _sql(select: sa.Select[Any], dialect: sa.Dialect) -> str:
     return str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 

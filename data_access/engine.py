@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -13,9 +14,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
+from sqlmodel import col
 
 from data_access.config import Settings
-from data_access.models import DataVersion
+from data_access.models import DataVersion, table_of
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -45,7 +47,7 @@ def engine_from_settings(settings: Settings) -> Engine:
     return create_db_engine(settings.resolved_database_url)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -62,7 +64,9 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+    assert head is not None, "the migrations have a head"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -91,20 +95,20 @@ def check_schema(engine: Engine) -> None:
 def data_version(engine: Engine) -> int:
     """The highest change sequence: one indexed single-row read."""
     with engine.connect() as conn:
-        value = conn.execute(sa.select(DataVersion.seq).where(DataVersion.id == 1)).scalar()
+        value = conn.execute(sa.select(col(DataVersion.seq)).where(col(DataVersion.id) == 1)).scalar()
     return int(value or 0)
 
 
 def database_identity(engine: Engine) -> tuple[str | None, int]:
     """The database's random identity and its data version, read together."""
     with engine.connect() as conn:
-        row = conn.execute(sa.select(DataVersion.database_id, DataVersion.seq).where(DataVersion.id == 1)).first()
+        row = conn.execute(sa.select(col(DataVersion.database_id), col(DataVersion.seq)).where(col(DataVersion.id) == 1)).first()
     return (row[0], int(row[1] or 0)) if row else (None, 0)
 
 
 def reserve_change_seq(conn: sa.Connection, count: int) -> int:
     """Reserve ``count`` sequence numbers; returns the first. Serialises writers briefly."""
-    table = DataVersion.__table__
+    table = table_of(DataVersion)
     updated = conn.execute(
         sa.update(table).where(table.c.id == 1).values(seq=table.c.seq + count).returning(table.c.seq)
     ).scalar()
@@ -114,7 +118,7 @@ def reserve_change_seq(conn: sa.Connection, count: int) -> int:
     return int(updated) - count + 1
 
 
-class epoch_seconds(FunctionElement):
+class epoch_seconds(FunctionElement[int]):
     """Seconds since 1970 UTC of a UTCDateTime column, computed by the database."""
 
     type = sa.BigInteger()
@@ -122,10 +126,10 @@ class epoch_seconds(FunctionElement):
 
 
 @compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element, compiler, **kw) -> str:
+def _epoch_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
 @compiles(epoch_seconds, "postgresql")
-def _epoch_postgresql(element, compiler, **kw) -> str:
+def _epoch_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
     return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"

@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[dt.datetime]):
     """A datetime that is always UTC: naive values are refused, not guessed."""
 
     impl = sa.DateTime(timezone=True)
@@ -40,7 +40,7 @@ class UTCDateTime(TypeDecorator):
 BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _ts(*, nullable: bool = True, index: bool = False) -> sa.Column:
+def _ts(*, nullable: bool = True, index: bool = False) -> sa.Column[dt.datetime]:
     return sa.Column(UTCDateTime(), nullable=nullable, index=index)
 
 
@@ -228,3 +228,10 @@ class QuarantinedRow(SQLModel, table=True):
 
 
 FACT_TABLES = (Contact, Referral, Feedback, GuidanceCase, Measurement)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A table model's SQLAlchemy table (SQLModel sets ``__table__``; its type stubs do not
+    say so)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table

@@ -83,7 +83,7 @@ def _shift_year(day: dt.date, years: int) -> dt.date:
 
 
 def is_holiday(day: dt.date) -> bool:
-    return day in holidays.Finland(years=day.year)
+    return day in holidays.country_holidays("FI", years=day.year)
 
 
 def same_weekday_week_earlier(day: dt.date, *, max_weeks: int = 4) -> dt.date:

@@ -7,7 +7,7 @@ registry's exit (``metrics.exit.answer``) like every other figure.
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -27,7 +27,9 @@ def newest_records(source: FactSource, *, scope: Scope, by: str = "source_system
     also each place's usual contacts per local hour of the day over the last 28 days
     (``hourly``, 24 numbers), for ``freshness_rows`` to judge a silence against."""
     contacts = source.contacts
-    schema = {by: pl.String, "newest": pl.Datetime("us", "UTC")} | ({"hourly": pl.List(pl.Float64)} if by == "municipality" else {})
+    schema: dict[str, pl.DataType] = {by: pl.String(), "newest": pl.Datetime("us", "UTC")}
+    if by == "municipality":
+        schema["hourly"] = pl.List(pl.Float64)
     if contacts.is_empty():
         return pl.DataFrame(schema=schema)
     column = "municipality_code" if by == "municipality" else by
@@ -69,7 +71,7 @@ class Freshness(NamedTuple):
 
 
 def freshness_rows(
-    newest: list[tuple], *, now: dt.datetime, quiet_after_minutes: int
+    newest: list[tuple[Any, ...]], *, now: dt.datetime, quiet_after_minutes: int
 ) -> list[Freshness]:
     """The one definition of quiet: no new record for more than ``quiet_after_minutes`` and,
     for a municipality (rows with a third item, its usual contacts per local hour), a silence

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
-from data_access.models import Municipality, Population, Region
+from data_access.models import Municipality, Population, Region, table_of
 
 # Package data of the data layer: production reads it too (the sample-data generator as well).
 SHIPPED_MUNICIPALITIES = Path(__file__).resolve().parent / "reference_data" / "municipalities.csv"
@@ -35,19 +36,19 @@ def load_shipped_reference(engine: Engine, path: Path = SHIPPED_MUNICIPALITIES) 
     regions = {r["region_code"]: (r["region_name_fi"], r["region_name_sv"]) for r in rows}
     with engine.begin() as conn:
         for code, (name_fi, name_sv) in regions.items():
-            _upsert(conn, Region.__table__, {"code": code, "name_fi": name_fi, "name_sv": name_sv}, ["code"])
+            _upsert(conn, table_of(Region), {"code": code, "name_fi": name_fi, "name_sv": name_sv}, ["code"])
         for r in rows:
             code = normalise_municipality_code(r["municipality_code"])
             _upsert(
                 conn,
-                Municipality.__table__,
+                table_of(Municipality),
                 {"code": code, "name_fi": r["name_fi"], "name_sv": r["name_sv"], "region_code": r["region_code"]},
                 ["code"],
             )
             if r["population"]:
                 _upsert(
                     conn,
-                    Population.__table__,
+                    table_of(Population),
                     {
                         "municipality_code": code,
                         "year": int(r["population_year"]),
@@ -74,7 +75,7 @@ def load_population_file(engine: Engine, path: Path, *, source: str | None = Non
     if frame.is_empty():
         raise ReferenceFileError(f"{path}: the file has no rows")
     with engine.connect() as conn:
-        known = set(conn.execute(sa.select(Municipality.code)).scalars())
+        known = set(conn.execute(sa.select(col(Municipality.code))).scalars())
     records = []
     for line, row in enumerate(frame.iter_rows(named=True), start=2):
         try:
@@ -87,7 +88,7 @@ def load_population_file(engine: Engine, path: Path, *, source: str | None = Non
         records.append({"municipality_code": code, "year": year, "population": population, "source": source or path.name})
     with engine.begin() as conn:
         for record in records:
-            _upsert(conn, Population.__table__, record, ["municipality_code", "year"])
+            _upsert(conn, table_of(Population), record, ["municipality_code", "year"])
     return len(records)
 
 
@@ -97,7 +98,7 @@ def _sniff_separator(path: Path) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def _upsert(conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> None:
+def _upsert(conn: sa.Connection, table: sa.Table, values: dict[str, object], keys: list[str]) -> None:
     where = sa.and_(*(table.c[k] == values[k] for k in keys))
     if conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar():
         conn.execute(sa.update(table).where(where).values(**values))
@@ -107,7 +108,7 @@ def _upsert(conn: sa.Connection, table: sa.Table, values: dict, keys: list[str])
 
 def reference_frames(engine: Engine) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(municipalities with county names, populations) as polars frames."""
-    m, r, p = Municipality.__table__, Region.__table__, Population.__table__
+    m, r, p = table_of(Municipality), table_of(Region), table_of(Population)
     with engine.connect() as conn:
         municipalities = conn.execute(
             sa.select(

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from data_access import codes, snapshot_file
 from data_access.columnar import read_frames
 from data_access.config import Settings
 from data_access.engine import data_version, database_identity, epoch_seconds
-from data_access.models import Contact, Feedback, Referral, UTCDateTime
+from data_access.models import Contact, Feedback, Referral, UTCDateTime, table_of
 from data_access.reference import reference_frames
 
 HELSINKI = "Europe/Helsinki"
@@ -66,28 +66,29 @@ CATEGORICAL = {
     "source_system", "municipality_code", "unit_code", "region_code",
     "client_id",  # sorted by its integer code to find re-contacts, and half the memory of text
 }
-TABLES = {"contact": Contact.__table__, "referral": Referral.__table__, "feedback": Feedback.__table__}
+TABLES = {"contact": table_of(Contact), "referral": table_of(Referral), "feedback": table_of(Feedback)}
 TIME_OF = {"contact": "occurred_at", "referral": "referred_at", "feedback": "answered_at"}
 
 
-def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = None) -> tuple[sa.Select, dict[str, pl.DataType]]:
+def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = None) -> tuple[sa.Select[Any], dict[str, pl.DataType]]:
     """Select columns of ``table`` (default: all but batch_id and updated_at) with their
     polars types; timestamps as epoch seconds, which are cheap to read on both databases."""
-    columns, schema = [], {}
+    columns: list[sa.ColumnElement[Any]] = []
+    schema: dict[str, pl.DataType] = {}
     wanted = names or [c.name for c in table.columns if c.name not in {"batch_id", "updated_at"}]
     for column in (table.c[name] for name in wanted):
         if isinstance(column.type, UTCDateTime):
             columns.append(epoch_seconds(column).label(column.name))
-            schema[column.name] = pl.Int64
+            schema[column.name] = pl.Int64()
         elif isinstance(column.type, sa.Boolean):
             columns.append(column)
-            schema[column.name] = pl.Int8
+            schema[column.name] = pl.Int8()
         elif isinstance(column.type, (sa.Integer, sa.BigInteger)):
             columns.append(column)
-            schema[column.name] = pl.Int64
+            schema[column.name] = pl.Int64()
         else:
             columns.append(column)
-            schema[column.name] = pl.String
+            schema[column.name] = pl.String()
     return sa.select(*columns), schema
 
 
@@ -190,7 +191,7 @@ def splice(
         return derive(changed).sort(time)
     touched_ids = changed["id"] if extra_ids is None else pl.concat([changed["id"], extra_ids])
     old_times = frame.filter(pl.col("id").is_in(touched_ids.implode()))[time]
-    earliest = [value - lead for value in (changed[time].min(), old_times.min()) if value is not None]
+    earliest = [value - lead for value in (changed[time].min(), old_times.min()) if isinstance(value, dt.datetime)]
     if since is not None:
         earliest.append(since)
     if frame.n_chunks() > MAX_CHUNKS:
@@ -289,7 +290,7 @@ class FactStore:
                 counting = _start_counting(self.engine) if snapshot_file.any_saved(self.settings.resolved_snapshot_dir) else None
                 restored = counting is not None and self._restore(current)
                 self._apply(current)
-                if restored and not self._counts_match(counting.result()):
+                if restored and counting is not None and not self._counts_match(counting.result()):
                     log.warning("saved snapshot does not match the database's row counts; reading every row")
                     self._clear()
                     self.restored_version = None
@@ -353,20 +354,20 @@ class FactStore:
 
     def _save_if_due(self) -> None:
         """After a large change, save the frames in the background (they are immutable)."""
-        if not self.settings.snapshot_save or self._database_id is None or self._saving is not None and self._saving.is_alive():
+        if not self.settings.snapshot_save or self._database_id is None or (self._saving is not None and self._saving.is_alive()):
             return
         if self.version - self._saved_version <= BULK_ROWS:
             return
         frames = {"contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback}
-        arguments = {
-            "database_id": self._database_id, "version": self.version, "as_of": self.as_of, "frames": frames,
-            "print_": snapshot_file.fingerprint(self.settings, self.municipalities),
-        }
+        database_id, version, as_of = self._database_id, self.version, self.as_of
+        print_ = snapshot_file.fingerprint(self.settings, self.municipalities)
         self._saved_version = self.version
 
         def write() -> None:
             try:
-                snapshot_file.save(self.settings.resolved_snapshot_dir, **arguments)
+                snapshot_file.save(
+                    self.settings.resolved_snapshot_dir, database_id=database_id, version=version, as_of=as_of, frames=frames, print_=print_,
+                )
             except OSError as error:
                 log.warning("could not save the snapshot: %s", error)
 
@@ -427,7 +428,7 @@ def _recontact(raw: pl.DataFrame, window: dt.timedelta) -> pl.Series:
 
 def guarantee_days_expr(settings: Settings) -> pl.Expr:
     """Care-guarantee days for each referral by its date and the client's age band."""
-    expr: pl.Expr | None = None
+    expr: Any = None  # a when-then chain (polars' chained-when types are not public)
     for effective_from in sorted({rule.effective_from for rule in settings.care_guarantee}, reverse=True):
         by_band = {
             band: settings.care_guarantee_days(on=effective_from, age=midpoint)
@@ -451,7 +452,7 @@ def row_counts(engine: Engine, *, parts: int = COUNT_PARTS) -> dict[str, int]:
     """Rows in each fact table, exactly (on SQLite summed over ranges counted in parallel)."""
     if engine.dialect.name != "sqlite":  # PostgreSQL plans a parallel scan of its own
         with engine.connect() as conn:
-            return {name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() for name, table in TABLES.items()}
+            return {name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0) for name, table in TABLES.items()}
     ranges: list[tuple[str, int, int]] = []
     with engine.connect() as conn:
         for name, table in TABLES.items():
@@ -464,7 +465,7 @@ def row_counts(engine: Engine, *, parts: int = COUNT_PARTS) -> dict[str, int]:
         name, first, last = part
         table = TABLES[name]
         with engine.connect() as conn:
-            return name, conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.change_seq.between(first, last))).scalar()
+            return name, int(conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.change_seq.between(first, last))).scalar() or 0)
 
     totals = dict.fromkeys(TABLES, 0)
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="row-count") as pool:

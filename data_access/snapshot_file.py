@@ -67,7 +67,8 @@ def save(folder: Path, *, database_id: str, print_: str, version: int, as_of: dt
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     for old in folder.glob("v*"):
-        if old != target and _version_of(old) is not None and _version_of(old) < version:
+        old_version = _version_of(old)
+        if old != target and old_version is not None and old_version < version:
             shutil.rmtree(old, ignore_errors=True)
     return target
 

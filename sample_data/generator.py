@@ -226,7 +226,7 @@ def _draw_attributes(rng: np.random.Generator, frame: pl.DataFrame, municipaliti
         queue_seconds=pl.Series(queue).cast(pl.Int32, strict=False),
         callback_requested_at=pl.when(pl.Series(is_callback)).then(pl.col("occurred_at")),
         callback_done_at=pl.when(pl.Series(is_callback)).then(
-            pl.col("occurred_at") + pl.duration(minutes=pl.Series(delay_minutes).cast(pl.Int64))
+            pl.col("occurred_at") + pl.duration(minutes=pl.Series(delay_minutes).cast(pl.Int64))  # type: ignore[arg-type]  # a Series works; the stubs say Expr
         ),
     ).with_columns(
         contact_type=pl.col("channel").replace_strict(codes.CONTACT_TYPE_BY_CHANNEL),
@@ -277,7 +277,7 @@ def _draw_referrals(rng: np.random.Generator, contacts: pl.DataFrame) -> pl.Data
     start_days = np.round(rng.lognormal(1.9, 0.9, n), 1)
     frame = picked.select("source_system", "contact_id", "occurred_at").with_columns(
         referral_id=pl.format("R{}", pl.col("contact_id")),
-        referred_at=pl.col("occurred_at") + pl.duration(minutes=pl.Series(rng.integers(2, 40, n))),
+        referred_at=pl.col("occurred_at") + pl.duration(minutes=pl.Series(rng.integers(2, 40, n))),  # type: ignore[arg-type]
         destination=pl.Series(destination),
         status=pl.when(pl.Series(referred)).then(pl.Series(status)),
         start_days=pl.Series(start_days),
@@ -301,6 +301,6 @@ def _draw_feedback(rng: np.random.Generator, contacts: pl.DataFrame) -> pl.DataF
     return picked.select(
         "source_system", "contact_id", "channel", "municipality_code",
         feedback_id=pl.format("F{}", pl.col("contact_id")),
-        answered_at=pl.col("occurred_at") + pl.duration(minutes=pl.Series(rng.integers(5, 600, n))),
+        answered_at=pl.col("occurred_at") + pl.duration(minutes=pl.Series(rng.integers(5, 600, n))),  # type: ignore[arg-type]
         recommend_score=pl.Series(rng.choice(11, size=n, p=SCORE_MIX / SCORE_MIX.sum()), dtype=pl.Int32),
     ).filter(pl.col("answered_at") <= contacts["occurred_at"].max())

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from data_access.bulk import write_frame
 from data_access.config import Settings
 from data_access.engine import reserve_change_seq
-from data_access.models import Contact, Feedback, IngestBatch, Referral, Unit
+from data_access.models import Contact, Feedback, IngestBatch, Referral, Unit, table_of
 from data_access.reference import load_shipped_reference, reference_frames
 from sample_data.generator import generate
 
@@ -66,18 +66,18 @@ def write_sample(engine: Engine, data, *, label: str, progress: Callable[[str], 
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         batch_id = conn.execute(
-            sa.insert(IngestBatch.__table__)
+            sa.insert(table_of(IngestBatch))
             .values(kind="seed", file_name=label, started_at=now, status="running")
-            .returning(IngestBatch.__table__.c.id)
+            .returning(table_of(IngestBatch).c.id)
         ).scalar_one()
-        existing_units = set(conn.execute(sa.select(Unit.code)).scalars())
-        write_frame(conn, Unit.__table__, data.units.filter(~pl.col("code").is_in(list(existing_units))))
+        existing_units = set(conn.execute(sa.select(table_of(Unit).c.code)).scalars())
+        write_frame(conn, table_of(Unit), data.units.filter(~pl.col("code").is_in(list(existing_units))))
         total = data.contacts.height + data.referrals.height + data.feedback.height
         first_seq = reserve_change_seq(conn, total)
         for table, frame in (
-            (Contact.__table__, data.contacts),
-            (Referral.__table__, data.referrals),
-            (Feedback.__table__, data.feedback),
+            (table_of(Contact), data.contacts),
+            (table_of(Referral), data.referrals),
+            (table_of(Feedback), data.feedback),
         ):
             say(f"writing {frame.height:,} rows into {table.name}")
             write_frame(
@@ -90,8 +90,8 @@ def write_sample(engine: Engine, data, *, label: str, progress: Callable[[str], 
             )
             first_seq += frame.height
         conn.execute(
-            sa.update(IngestBatch.__table__)
-            .where(IngestBatch.__table__.c.id == batch_id)
+            sa.update(table_of(IngestBatch))
+            .where(table_of(IngestBatch).c.id == batch_id)
             .values(
                 finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=total, rows_inserted=total,
             )

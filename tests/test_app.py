@@ -280,8 +280,8 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
     weeks before, up to the same minute, each day counted as the registry counts one day."""
     import datetime as dt
 
-    from dashboard.i18n import t
     from dashboard.formatting import format_number
+    from dashboard.i18n import t
     from data_access.engine import create_db_engine
     from data_access.metrics import Filters, compute
     from data_access.periods import local_now, so_far_minute

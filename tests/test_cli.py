@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -99,11 +102,7 @@ def test_period_ending_before_it_starts_is_refused(seeded_url, capsys):
     assert "before it starts" in capsys.readouterr().err
 
 
-def _run_server(env_url: str, tmp_path) -> "subprocess.CompletedProcess[str]":
-    import os
-    import subprocess
-    import sys
-
+def _run_server(env_url: str, tmp_path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": env_url, "OHJAUSTAULU_DATA_DIR": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "-m", "dashboard", "run", "--port", "0", "--address", "127.0.0.1"],

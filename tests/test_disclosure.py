@@ -277,11 +277,11 @@ def test_pending_referral_counts_are_protected_and_only_for_the_whole_area(engin
 
 
 def test_quarantine_counts_are_protected_and_follow_a_file_of_only_refused_rows(engine, settings, tmp_path):
+    from dashboard.live import Results
     from data_access.ingest import ingest_file, load_profile
     from data_access.metrics import Scope
     from data_access.metrics.exit import answer
     from data_access.metrics.requests import QuarantineRequest
-    from dashboard.live import Results
 
     store = make_store(engine, settings)
     results = Results()

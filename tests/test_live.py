@@ -11,11 +11,11 @@ from pathlib import Path
 
 from polars.testing import assert_frame_equal
 
-from data_access.metrics import Filters, Scope, compute
-from data_access.periods import HELSINKI
+from dashboard.live import Keeper, Results
+from data_access.metrics import Filters, compute
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import FreshnessRequest, MetricsRequest
-from dashboard.live import Keeper, Results
+from data_access.periods import HELSINKI
 from tests.factories import add_contacts, make_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -121,7 +121,7 @@ def _reference(engine, settings, metric_key: str, filters: Filters, by: list[str
             figure["value"] = sum(known) / len(known) if known else None
         elif metric_key == "contacts_per_1000":
             inside = [code for code in allowed if all(
-                {"municipality": code, "region": regions[code]}[d] == v for d, v in zip(by, key) if d in ("municipality", "region"))]
+                {"municipality": code, "region": regions[code]}[d] == v for d, v in zip(by, key, strict=False) if d in ("municipality", "region"))]
             if all(code in latest for code in inside) and sum(latest[c][1] for c in inside) > 0:
                 population = sum(latest[c][1] for c in inside)
                 figure["denominator"], figure["value"] = float(population), len(rows) / population * 1000

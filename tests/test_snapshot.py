@@ -193,7 +193,7 @@ def test_a_code_outside_its_list_stops_the_load_with_its_name(engine, settings):
     from data_access.snapshot import UnknownCode
 
     add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "channel": "phone"}, {"occurred_at": "2025-03-03T11:00:00", "channel": "faksi"}])
-    with pytest.raises(UnknownCode, match="contact.channel holds 'faksi'"):
+    with pytest.raises(UnknownCode, match=r"contact\.channel holds 'faksi'"):
         make_store(engine, settings)
 
 

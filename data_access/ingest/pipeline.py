@@ -15,15 +15,17 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from data_access.bulk import write_frame
 from data_access.columnar import fetch_frame
@@ -38,10 +40,13 @@ from data_access.models import (
     QuarantinedRow,
     Referral,
     UTCDateTime,
+    table_of,
 )
 from data_access.snapshot import select_columns
 
 UNCHANGED = "unchanged"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,11 +59,11 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
     pending_referrals: int = 0
     seconds: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.file, "kind": self.kind, "batch_id": self.batch_id, "read": self.read,
             "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
@@ -79,7 +84,7 @@ class IngestReport:
 
 def canonical_columns(columns: list[str], spec_fields: set[str], profile: Profile) -> dict[str, str]:
     """Export column -> canonical column, through the profile or by name in any case."""
-    mapping = {}
+    mapping: dict[str, str] = {}
     for column in columns:
         target = profile.columns.get(column.strip())
         if target is None and column.strip().lower() in spec_fields:
@@ -167,7 +172,9 @@ def prepare_frame(batch: pl.DataFrame, mapping: dict[str, str], source: str | No
 def raw_text(frame: pl.DataFrame) -> pl.Series:
     """``_raw`` as stored in quarantine: the row's fields as a JSON object, or for a row with
     the wrong number of fields, the fields as they were split."""
-    fields = [f.name for f in frame.schema["_raw"].fields]
+    raw_type = frame.schema["_raw"]
+    assert isinstance(raw_type, pl.Struct)
+    fields = [f.name for f in raw_type.fields]
     row = pl.struct(pl.col("_raw").struct.field(*(f for f in fields if f != "_ragged"))).struct.json_encode()
     if "_ragged" in fields:
         row = pl.coalesce(pl.col("_raw").struct.field("_ragged"), row)
@@ -178,7 +185,7 @@ def load_frames(
     conn: sa.Connection, spec: KindSpec, frames: Iterable[pl.DataFrame], *, profile: Profile, report: IngestReport,
 ) -> None:
     """Validate and store text frames (canonical columns, ``_line``, ``_raw``) inside ``conn``'s transaction."""
-    municipalities = list(conn.execute(sa.select(Municipality.code)).scalars())
+    municipalities = list(conn.execute(sa.select(col(Municipality.code))).scalars())
 
     def validated() -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
         for frame in frames:
@@ -198,9 +205,9 @@ def load_frames(
 _DONE = object()
 
 
-def _ahead(items: Iterator, *, depth: int) -> Iterator:
+def _ahead(items: Iterator[T], *, depth: int) -> Iterator[T]:
     """Produce ``items`` on a worker thread, at most ``depth`` ahead; errors surface here."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
@@ -215,7 +222,7 @@ def _ahead(items: Iterator, *, depth: int) -> Iterator:
                 if stop.is_set():
                     return
             slots.put((True, _DONE))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             slots.put((False, exc))
 
     worker = threading.Thread(target=work, name="ingest-validate", daemon=True)
@@ -242,7 +249,7 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
             report.reasons[_reason_category(reason)] += 1
     bad = bad.with_columns(raw_text(bad))
     # A row already waiting in quarantine from this file is not stored twice.
-    q = QuarantinedRow.__table__
+    q = table_of(QuarantinedRow)
     waiting = conn.execute(
         sa.select(q.c.line_number, q.c.raw).where(q.c.file_name == report.file, q.c.reprocessed_at.is_(None))
     ).all()
@@ -257,7 +264,7 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
         pl.col("_raw").alias("raw"),
         pl.col("_reasons").list.join("; ").alias("reasons"),
     )
-    write_frame(conn, QuarantinedRow.__table__, rows)
+    write_frame(conn, table_of(QuarantinedRow), rows)
     if rows.height:
         # The quarantine counts are cached per data version: a file of only refused rows must
         # move it too.
@@ -395,15 +402,16 @@ def _existing(conn: sa.Connection, spec: KindSpec, keys: pl.DataFrame) -> pl.Dat
     pairs = sa.bindparam("pairs", type_=sa.String)
     if conn.dialect.name == "postgresql":
         wanted = sa.func.json_array_elements(sa.cast(pairs, postgresql.JSON)).table_valued("value").render_derived(name="wanted")
-        item = wanted.c.value.op("->>")
+        item: Callable[[int], Any] = wanted.c.value.op("->>")
     else:
         wanted = sa.func.json_each(pairs).table_valued("value").alias("wanted")
-        item = lambda i: sa.func.json_extract(wanted.c.value, f"$[{i}]")  # noqa: E731
+        def item(i: int) -> Any:
+            return sa.func.json_extract(wanted.c.value, f"$[{i}]")
     on = sa.and_(*(table.c[name] == item(i) for i, name in enumerate(key_columns)))
     parameters = {"pairs": json.dumps(keys.select(key_columns).rows())}
     select, schema = select_columns(table, [c for c in spec.stored if c not in key_columns] + key_columns)
     select = select.add_columns(table.c.id.label("_id")).select_from(wanted.join(table, on))
-    existing = fetch_frame(conn, select, {**schema, "_id": pl.Int64}, parameters).with_columns(pl.col(pl.Int8).cast(pl.Boolean))
+    existing = fetch_frame(conn, select, {**schema, "_id": pl.Int64()}, parameters).with_columns(pl.col(pl.Int8).cast(pl.Boolean))
     return existing.rename({c: f"{c}_old" for c in existing.columns if c not in key_columns})
 
 
@@ -421,27 +429,28 @@ def _apply_updates(conn: sa.Connection, spec: KindSpec, updates: pl.DataFrame) -
 
 
 def _pending_referrals(conn: sa.Connection) -> int:
-    r, c = Referral.__table__, Contact.__table__
+    r, c = table_of(Referral), table_of(Contact)
     return int(
         conn.execute(
             sa.select(sa.func.count()).select_from(
                 r.outerjoin(c, sa.and_(c.c.source_system == r.c.source_system, c.c.contact_id == r.c.contact_id))
             ).where(c.c.id.is_(None))
-        ).scalar()
+        ).scalar() or 0
     )
 
 
 def start_batch(conn: sa.Connection, *, kind: str, file_name: str, source_system: str | None) -> int:
-    table = IngestBatch.__table__
-    return conn.execute(
+    table = table_of(IngestBatch)
+    batch_id: int = conn.execute(
         sa.insert(table).values(
             kind=kind, file_name=file_name, source_system=source_system, started_at=dt.datetime.now(dt.UTC), status="running"
         ).returning(table.c.id)
     ).scalar_one()
+    return batch_id
 
 
 def finish_batch(conn: sa.Connection, report: IngestReport) -> None:
-    table = IngestBatch.__table__
+    table = table_of(IngestBatch)
     conn.execute(
         sa.update(table).where(table.c.id == report.batch_id).values(
             finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=report.read, rows_inserted=report.inserted,
@@ -455,7 +464,7 @@ def _record_failure(engine: Engine, *, kind: str, file_name: str, message: str) 
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(IngestBatch.__table__).values(
+            sa.insert(table_of(IngestBatch)).values(
                 kind=kind, file_name=file_name, started_at=now, finished_at=now, status="failed", message=message
             )
         )

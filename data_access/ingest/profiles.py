@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BASE_PROFILE = Path(__file__).resolve().parent / "base_profile.toml"
 
@@ -30,7 +31,7 @@ class Profile:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -21,11 +21,11 @@ from data_access.ingest.pipeline import (
 )
 from data_access.ingest.profiles import Profile
 from data_access.ingest.validate import SPECS
-from data_access.models import QuarantinedRow
+from data_access.models import QuarantinedRow, table_of
 
 
 def quarantine_frame(engine: Engine, *, include_reprocessed: bool = False) -> pl.DataFrame:
-    q = QuarantinedRow.__table__
+    q = table_of(QuarantinedRow)
     select = sa.select(q.c.id, q.c.batch_id, q.c.kind, q.c.file_name, q.c.line_number, q.c.reasons, q.c.raw).order_by(q.c.id)
     if not include_reprocessed:
         select = select.where(q.c.reprocessed_at.is_(None))
@@ -44,7 +44,7 @@ def reprocess(engine: Engine, *, profile: Profile, source_system: str | None = N
     marked re-processed and rows still refused are quarantined anew with today's reasons."""
     waiting = quarantine_frame(engine)
     reports = []
-    q = QuarantinedRow.__table__
+    q = table_of(QuarantinedRow)
     for (kind, file_name), group in waiting.group_by(["kind", "file_name"], maintain_order=True):
         spec = SPECS[kind]
         records = [json.loads(raw) for raw in group["raw"]]

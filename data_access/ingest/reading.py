@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -85,7 +86,7 @@ def _delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(sample, delimiters=";,\t|").delimiter
     except csv.Error:
         counts = {d: first.count(d) for d in (";", ",", "\t", "|")}
-        return max(counts, key=counts.get) if any(counts.values()) else ","
+        return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
 @contextmanager
@@ -160,7 +161,7 @@ def _header_lines(path: Path, separator: str) -> int:
         return reader.line_num
 
 
-def _record_chunks(handle, size: int) -> Iterator[bytes]:
+def _record_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
     """Byte chunks of about ``size`` that end at a record boundary: after a newline with an
     even number of quote characters before it (a doubled quote inside a field counts two)."""
     rest = b""
@@ -207,13 +208,16 @@ def _quoted_chunk(chunk: bytes, separator: str, columns: list[str], first_line: 
     """The csv module's reading of a chunk: quoted fields, blank lines and ragged rows."""
     width = len(columns)
     reader = csv.reader(io.StringIO(chunk.decode("utf-8"), newline=""), delimiter=separator)
-    lines, values, errors, ragged = [], [], [], []
+    lines: list[int] = []
+    values: list[list[str | None]] = []
+    errors: list[str | None] = []
+    ragged: list[str | None] = []
     for row in reader:
         if not row:
             continue  # a blank line is not a record
         lines.append(first_line + reader.line_num - 1)
         if len(row) == width:
-            values.append(row)
+            values.append(list(row))
             errors.append(None)
             ragged.append(None)
         else:

@@ -7,6 +7,7 @@ of them; the others continue typed. Nothing here touches the database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from data_access import codes
 from data_access.ingest.profiles import Profile
-from data_access.models import Contact, Feedback, Referral
+from data_access.models import Contact, Feedback, Referral, table_of
 
 HELSINKI = "Europe/Helsinki"
 Parse = Literal["text", "code", "upper_code", "municipality", "bool", "int", "score", "timestamp", "age"]
@@ -53,7 +54,7 @@ class KindSpec:
 
 SPECS = {
     "contacts": KindSpec(
-        "contacts", Contact.__table__, "contact_id",
+        "contacts", table_of(Contact), "contact_id",
         (
             FieldSpec("source_system", required=True),
             FieldSpec("contact_id", required=True),
@@ -79,7 +80,7 @@ SPECS = {
         ),
     ),
     "referrals": KindSpec(
-        "referrals", Referral.__table__, "referral_id",
+        "referrals", table_of(Referral), "referral_id",
         (
             FieldSpec("source_system", required=True),
             FieldSpec("referral_id", required=True),
@@ -92,7 +93,7 @@ SPECS = {
         ),
     ),
     "feedback": KindSpec(
-        "feedback", Feedback.__table__, "feedback_id",
+        "feedback", table_of(Feedback), "feedback_id",
         (
             FieldSpec("source_system", required=True),
             FieldSpec("feedback_id", required=True),
@@ -196,7 +197,7 @@ def strict_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str]
         upper = spec.parse == "upper_code"
         allowed = ("true", "false") if spec.parse == "bool" else spec.allowed
         mapping = profile.values.get(name, {})
-        same = (lambda v: v.upper()) if upper else (lambda v: v.lower())
+        same: Callable[[str], str] = str.upper if upper else str.lower
         remapped = {key for key, target in mapping.items() if same(target) != same(key)}
         direct = [code for code in allowed if code.lower() not in remapped]
         if upper:  # spelled exactly as in the code list

@@ -27,6 +27,7 @@ from data_access.metrics.types import (
     Metric,
     MetricError,
     Scope,
+    Source,
 )
 from data_access.snapshot import FactSource
 
@@ -132,10 +133,10 @@ def _aggregate_together(
             if metric.source not in DIMENSIONS[dimension]:
                 raise MetricError(f"metric {metric.key!r} cannot be grouped by {dimension!r}")
     columns = [COLUMN_OF.get(d, d) for d in by]
-    sets: dict[tuple, list[Metric]] = {}
+    sets: dict[tuple[Source, object], list[Metric]] = {}
     for metric in chosen:
         sets.setdefault((metric.source, metric.extra_filter), []).append(metric)
-    out = []
+    out: list[tuple[list[Metric], pl.DataFrame | None]] = []
     for (source_name, _), members in sets.items():
         source = {"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[source_name]
         if source.is_empty():
@@ -147,7 +148,7 @@ def _aggregate_together(
             for aggregate in metric.aggregate(store.settings)
         ]
 
-        def grouped(lazy: pl.LazyFrame, extra: list[str]) -> pl.LazyFrame:
+        def grouped(lazy: pl.LazyFrame, extra: list[str], expressions: list[pl.Expr] = expressions) -> pl.LazyFrame:
             # Weeks and months are cut from the local day of the rows in the period only.
             if truncated := [c for c in columns if c in ("week", "month")]:
                 lazy = lazy.with_columns(pl.col("day").dt.truncate({"week": "1w", "month": "1mo"}[c]).alias(c) for c in truncated)
@@ -193,7 +194,7 @@ def _with_empty_places(together: pl.DataFrame, by: list[str], allowed: list[list
     return pl.concat([together, pl.DataFrame(missing, schema=([PERIOD] if several else []) + by, orient="row")], how="diagonal_relaxed")
 
 
-def _places(allowed: list[tuple[str, str]], columns: list[str]) -> list[tuple]:
+def _places(allowed: list[tuple[str, str]], columns: list[str]) -> list[tuple[str, ...]]:
     """``columns`` (of ``PLACE_COLUMNS``) of each allowed place."""
     at = [PLACE_COLUMNS.index(column) for column in columns]
     return [tuple(place[i] for i in at) for place in allowed]
@@ -289,13 +290,14 @@ def _populations(
         if not len(rows):
             continue
         known = population_for(store, filters.end.year)
-        sums: dict[tuple, list[int]] = {}
+        sums: dict[tuple[str, ...], list[int]] = {}
         for code, *place in _places(allowed[index], ["municipality_code", *(COLUMN_OF[d] for d in geography)]):
             total = sums.setdefault(tuple(place), [0, 0])
-            if known.get(code) is None:
+            people = known.get(code)
+            if people is None:
                 total[1] += 1
             else:
-                total[0] += known[code]
+                total[0] += people
         for row in rows.tolist():
             population[row], missing[row] = sums.get(places[row], (0, 0))
     return population, missing

@@ -21,7 +21,7 @@ from data_access.metrics.requests import (
     QuarantineRequest,
     Request,
 )
-from data_access.models import QuarantinedRow
+from data_access.models import QuarantinedRow, table_of
 from data_access.snapshot import FactSource
 
 
@@ -70,7 +70,7 @@ def quarantine_summary(engine: sa.Engine) -> pl.DataFrame:
     """Rows waiting in quarantine, by kind and reason (a row with two reasons counts in both;
     exact: ask ``answer``). Read once per data version: ingest moves the version when it
     quarantines or re-processes rows."""
-    q = QuarantinedRow.__table__
+    q = table_of(QuarantinedRow)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(q.c.kind, q.c.reasons).where(q.c.reprocessed_at.is_(None))).all()
     frame = pl.DataFrame([tuple(r) for r in rows], schema={"kind": pl.String, "reasons": pl.String}, orient="row")
