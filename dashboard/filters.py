@@ -163,6 +163,11 @@ def _write_url(*, language: str, preset: str, start: dt.date, end: dt.date) -> N
         if st.session_state[key]:
             params[key] = list(st.session_state[key])
     current = {key: st.query_params.get_all(key) for key in st.query_params}
+    # A page's own choices bound to the URL (grain, tab, funnel metric) are the widgets' to keep.
+    managed = {"lang", "from", "to", *SINGLE_DEFAULTS, *MULTI}
+    for key, values in current.items():
+        if key not in managed:
+            params[key] = values if len(values) > 1 else values[0]
     wanted = {key: value if isinstance(value, list) else [value] for key, value in params.items()}
     if current != wanted:
         st.query_params.from_dict(params)

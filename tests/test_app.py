@@ -72,21 +72,27 @@ def test_every_page_renders_its_charts_and_tables(app_env, page):
     assert at.get("download_button"), "and a CSV download"
 
 
-@pytest.mark.parametrize("page", list(PAGES))
-def test_a_page_reads_the_same_rows_by_the_same_grouping_once(app_env, page, monkeypatch):
-    """Each registry request aggregates its rows once, whatever metrics it carries: a page that
-    asks twice for the same filters and grouping (metrics in another order, or one metric per
-    chart) pays the aggregation's fixed cost twice."""
+@pytest.fixture
+def asked(monkeypatch) -> list:
+    """Every request the page runs ask of the shared results, in order."""
     from dashboard import live
 
-    asked: list[tuple] = []
+    requests: list = []
     real = live.Results.get
 
     def recording(self, view, request, **kwargs):
-        asked.append(request)
+        requests.append(request)
         return real(self, view, request, **kwargs)
 
     monkeypatch.setattr(live.Results, "get", recording)
+    return requests
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_page_reads_the_same_rows_by_the_same_grouping_once(app_env, page, asked):
+    """Each registry request aggregates its rows once, whatever metrics it carries: a page that
+    asks twice for the same filters and grouping (metrics in another order, or one metric per
+    chart) pays the aggregation's fixed cost twice."""
     at = _run(AppTest.from_file(APP, default_timeout=120))
     if page != "overview.py":
         asked.clear()  # the page's own run only: another page may group the same rows for its own metrics
@@ -314,18 +320,8 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
         assert row[column] == ("—" if None in usual else format_number(sum(usual) / len(usual), decimals=1, language="fi"))
 
 
-def test_only_the_open_tab_computes(app_env, monkeypatch):
+def test_only_the_open_tab_computes(app_env, asked):
     """The resolution page's five breakdown tabs: the hidden ones ask nothing."""
-    from dashboard import live
-
-    asked: list = []
-    real = live.Results.get
-
-    def recording(self, view, request, **kwargs):
-        asked.append(request)
-        return real(self, view, request, **kwargs)
-
-    monkeypatch.setattr(live.Results, "get", recording)
     at = _run(AppTest.from_file(APP, default_timeout=120))
     at.switch_page(str(ROOT / "pages" / "resolution.py"))
     asked.clear()

@@ -145,6 +145,20 @@ def test_every_page_reads_at_1024_px_in_every_language(browser, server, language
         page.close()
 
 
+def test_a_pages_own_choices_stay_in_the_url(browser, server):
+    """The grain and the open tab are bound to the URL; the filters' own URL writing must not
+    drop them (a shared link opens the same view)."""
+    if server["kind"] != "sqlite":
+        pytest.skip("the URL is the page's, whatever the database; checked once, on SQLite")
+    page = _open(browser, f"{server['url']}/ratkaisu?grain=Kuukausi&resolution_tab=Ikäryhmä&region=18")
+    try:
+        assert "grain=Kuukausi" in page.url and "region=18" in page.url, page.url
+        assert "resolution_tab=Ik%C3%A4ryhm%C3%A4" in page.url or "resolution_tab=Ikäryhmä" in page.url, page.url
+        assert page.get_by_role("tab", name="Ikäryhmä").get_attribute("aria-selected") == "true"
+    finally:
+        page.close()
+
+
 def test_filters_live_in_the_url_and_survive_page_changes(browser, server):
     page = _open(browser, f"{server['url']}/kuntavertailu?region=18&lang=sv&municipality=272&municipality=74")
     try:

@@ -116,24 +116,31 @@ def _close(
     np.maximum.at(cover, line[hidden], np.where(small(values[hidden], threshold=threshold), 0.0, values[hidden]))
     has_small = np.bincount(line[small_hidden], minlength=size) > 0
     uncovered = has_small & (cover < threshold + 1)
-    open_lines = np.flatnonzero(uncovered | lone)
-    changed = False
-    for index in open_lines.tolist():
-        candidates = np.flatnonzero((line == index) & ~hidden & (values > 0))
-        if not len(candidates):
-            # Nothing left to hide: the line's total is the hidden cells' sum. Below the
-            # threshold it is itself hidden wherever it is shown; otherwise the marks must
-            # not say which hidden cell is the small one.
-            if hidden_sum[index] >= threshold:
-                unmarked |= (line == index) & hidden
-            continue
-        enough = candidates[values[candidates] >= threshold + 1] if uncovered[index] else candidates
-        pool = enough if len(enough) else candidates
-        # The smallest that closes the gap (else the largest); equal ones by the groups' order.
-        ranked = pool[np.lexsort((tiebreak[pool], values[pool] if len(enough) else -values[pool]))]
-        hidden[ranked[0]] = True
-        changed = True
-    return changed
+    is_open = uncovered | lone
+    if not is_open.any():
+        return False
+    # Candidates of every open line at once (a Python loop per line cost 0.3 s on a
+    # three-year trend by day and channel): shown counts above zero; for an uncovered line
+    # the smallest of at least threshold + 1 first (tier 0), else the largest (tier 1); for a
+    # lone one the smallest; equal ones by the groups' order. The first of each line wins.
+    candidates = np.flatnonzero(is_open[line] & ~hidden & (values > 0))
+    lines_of = line[candidates]
+    fallback = uncovered[lines_of] & (values[candidates] < threshold + 1)
+    order = np.lexsort((tiebreak[candidates], np.where(fallback, -values[candidates], values[candidates]), fallback, lines_of))
+    ranked = candidates[order]
+    first = np.ones(len(ranked), dtype=bool)
+    first[1:] = line[ranked][1:] != line[ranked][:-1]
+    picks = ranked[first]
+    hidden[picks] = True
+    # Open lines with nothing left to hide: the line's total is the hidden cells' sum. Below
+    # the threshold it is itself hidden wherever it is shown; otherwise the marks must not say
+    # which hidden cell is the small one.
+    stuck = is_open.copy()
+    stuck[line[picks]] = False
+    stuck &= hidden_sum >= threshold
+    if stuck.any():
+        unmarked |= stuck[line] & hidden
+    return len(picks) > 0
 
 
 def protect_table(frame: pl.DataFrame, *, count: str, by: list[str], threshold: int) -> pl.DataFrame:
