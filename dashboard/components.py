@@ -21,8 +21,8 @@ from dashboard.formatting import (
     format_value,
     hidden_text,
 )
-from dashboard.i18n import place_name_column, t
-from dashboard.presenters import reason_label, value_text
+from dashboard.i18n import t
+from dashboard.presenters import change_text, place_names, reason_label, value_text
 from dashboard.state import (
     Context,
     freshness,
@@ -92,31 +92,10 @@ def empty_state(language: str, result: pl.DataFrame | None = None) -> None:
     st.info(t("common.empty", language), icon=":material/filter_alt_off:")
 
 
-def _delta(current: dict | None, previous: dict | None, *, metric: str, language: str) -> str | None:
+def _delta(current: dict[str, Any] | None, previous: dict[str, Any] | None, *, metric: str, language: str) -> str | None:
     if not current or not previous or current["suppressed"] or previous["suppressed"]:
         return None
-    if current["value"] is None or previous["value"] is None:
-        return None
-    unit = REGISTRY[metric].unit
-    difference = current["value"] - previous["value"]
-    if unit == "share":
-        signed, key = _signed(difference * 100, 1, language), "delta.pp"
-    elif unit == "count":
-        if not previous["value"]:
-            return None
-        signed, key = _signed(difference / previous["value"] * 100, 1, language), "delta.relative"
-    elif unit == "seconds":
-        signed, key = _signed(difference, 0, language), "delta.seconds"
-    else:
-        signed, key = _signed(difference, 1, language), "delta.plain"
-    return None if signed is None else t(key, language, value=signed)
-
-
-def _signed(value: float, decimals: int, language: str) -> str | None:
-    """Signed text; st.metric reads the direction from an ASCII sign. None when it rounds to 0."""
-    if round(value, decimals) == 0:
-        return None
-    return ("+" if value > 0 else "-") + format_number(abs(value), decimals=decimals, language=language)
+    return change_text(current["value"], previous["value"], unit=REGISTRY[metric].unit, language=language, zero_as_none=True)
 
 
 def _help(metric: str, record: dict | None, ctx: Context) -> str:
@@ -229,7 +208,7 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
         empty_state(ctx.language)
         return
     language = ctx.language
-    names = dict(ctx.store.municipalities.select("municipality_code", place_name_column("municipality", language)).iter_rows())
+    names = place_names(ctx.store, "municipality", language)
     title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
     rows = []
     for record in newest:

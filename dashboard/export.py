@@ -15,7 +15,7 @@ import re
 import polars as pl
 
 from dashboard.formatting import hidden_text
-from dashboard.i18n import place_name_column
+from dashboard.presenters import pivot, place_names
 from data_access.metrics import REGISTRY
 from data_access.snapshot import FactSource
 
@@ -44,14 +44,7 @@ def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _names(store: FactSource, by: list[str], language: str) -> dict[str, dict[str, str]]:
-    column = place_name_column("municipality", language)
-    names: dict[str, dict[str, str]] = {}
-    if "municipality" in by:
-        names["municipality"] = dict(store.municipalities.select("municipality_code", column).iter_rows())
-    if "region" in by:
-        region_column = place_name_column("region", language)
-        names["region"] = dict(store.municipalities.select("region_code", region_column).unique().iter_rows())
-    return names
+    return {level: place_names(store, level, language) for level in ("municipality", "region") if level in by}
 
 
 def metrics_table(
@@ -61,20 +54,18 @@ def metrics_table(
     the order of ``metrics`` (else as the result has them)."""
     threshold = store.settings.small_cell_threshold
     keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
-    groups = result.select(by).unique().sort(by) if by else pl.DataFrame({"_": [0]})
+    cells = pivot(result, by=by, metrics=keys)
+    names = _names(store, by, language)
     rows = []
-    for group in groups.iter_rows(named=True):
-        part = result
-        for dim in by:
-            part = part.filter(pl.col(dim) == group[dim]) if group[dim] is not None else part.filter(pl.col(dim).is_null())
-        row: dict[str, object] = {dim: group[dim] for dim in by}
-        for dim, mapping in _names(store, by, language).items():
+    for values in sorted(cells, key=lambda group: tuple((v is not None, v if v is not None else "") for v in group)):
+        group = dict(zip(by, values, strict=True))
+        row: dict[str, object] = dict(group)
+        for dim, mapping in names.items():
             row[f"{dim}_name"] = mapping.get(group[dim], "")
         hidden: list[str] = []
         for key in keys:
             metric = REGISTRY[key]
-            found = part.filter(pl.col("metric") == key)
-            record = found.row(0, named=True) if found.height else None
+            record = cells[values].get(key)
             value = None if record is None else record["value"]
             if record is not None and record["suppressed"]:
                 hidden.append(key)

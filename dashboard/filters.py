@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from dashboard.i18n import LANGUAGES, code_label, place_name_column, t
+from dashboard.i18n import LANGUAGES, code_label, t
+from dashboard.presenters import place_names
 from data_access import codes
 from data_access.metrics import Filters
 from data_access.periods import (
@@ -98,15 +99,14 @@ def filter_sidebar(store: FactSource, language: str) -> tuple[Filters, Filters |
         t("filter.comparison", language), COMPARISONS, format_func=lambda c: t(f"compare.{c}", language), key="compare"
     )
 
-    name_column = place_name_column("municipality", language)
-    region_column = place_name_column("region", language)
-    region_names = dict(municipalities.select("region_code", region_column).unique().iter_rows())
+    region_names = place_names(store, "region", language)
     region = sidebar.selectbox(
         t("filter.region", language), ["all", *region_codes],
         format_func=lambda r: t("filter.all", language) if r == "all" else region_names.get(r, r), key="region",
     )
     in_region = municipalities if region == "all" else municipalities.filter(municipalities["region_code"] == region)
-    names = dict(in_region.select("municipality_code", name_column).sort(name_column).iter_rows())
+    all_names = place_names(store, "municipality", language)
+    names = {code: all_names[code] for code in sorted(in_region["municipality_code"].to_list(), key=lambda code: all_names[code])}
     # A municipality chosen before the county changed stays chosen only if it is in the county.
     st.session_state["municipality"] = [m for m in st.session_state["municipality"] if m in names]
     chosen_municipalities = sidebar.multiselect(

@@ -7,6 +7,7 @@ receive tidy frames.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 
@@ -39,15 +40,18 @@ def dimension_title(dimension: str, language: str) -> str:
     return t(f"dimension.{dimension}", language)
 
 
+def place_names(store: FactSource, level: str, language: str) -> dict[str, str]:
+    """The one place-name lookup: municipality (or county, ``level`` "region") code to its
+    name in the user's language (Swedish names in Swedish)."""
+    code = {"municipality": "municipality_code", "region": "region_code"}[level]
+    return dict(store.municipalities.select(code, place_name_column(level, language)).unique(subset=code).iter_rows())
+
+
 def label_for(store: FactSource, dimension: str, value: object, language: str) -> str:
     if value is None:
         return t("common.unknown", language)
-    if dimension == "municipality":
-        names = store.municipalities.filter(pl.col("municipality_code") == value)
-        return names[place_name_column("municipality", language)][0] if names.height else str(value)
-    if dimension == "region":
-        names = store.municipalities.filter(pl.col("region_code") == value)
-        return names[place_name_column("region", language)][0] if names.height else str(value)
+    if dimension in ("municipality", "region"):
+        return place_names(store, dimension, language).get(str(value), str(value))
     if dimension in CODE_DIMENSIONS:
         return code_label(dimension, str(value), language)
     if isinstance(value, dt.date):
@@ -86,36 +90,51 @@ def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactS
     )
 
 
+def pivot(result: pl.DataFrame, *, by: list[str], metrics: list[str]) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
+    """The one pivot behind every table, on screen and in exports: each group (its values of
+    ``by``) with its record of each metric, in one pass over the rows (a filter per group and
+    metric took seconds on a three-year table by day and channel)."""
+    cells: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for row in result.filter(pl.col("metric").is_in(metrics)).iter_rows(named=True):
+        cells.setdefault(tuple(row[d] for d in by), {})[row["metric"]] = row
+    if not by and not cells:
+        cells[()] = {}
+    return cells
+
+
+def _sort_key(value: object) -> tuple[bool, object]:
+    return (value is not None, value if value is not None else "")
+
+
 def display_table(
     result: pl.DataFrame, *, by: list[str], store: FactSource, language: str, metrics: list[str] | None = None
 ) -> pl.DataFrame:
-    """A table of formatted text: one row per group, one column per metric; "<5" where suppressed."""
+    """A table of formatted text: one row per group, one column per metric; hidden cells
+    carry their mark ("<5", "(n<5)", "..")."""
     threshold = store.settings.small_cell_threshold
     keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
-    frame = with_labels(result, by=by, store=store, language=language)
-    label_columns = [
-        (d if d in TIME_DIMENSIONS and d != "weekday" else f"{d}_label") for d in by
-    ]
+    cells = pivot(result, by=by, metrics=keys)
+    labels = {
+        d: {v: label_for(store, d, v, language) for v in {group[i] for group in cells}}
+        for i, d in enumerate(by) if d not in TIME_DIMENSIONS or d == "weekday"
+    }
     # People look places and codes up by name: groups sort by their label; times (weekdays
     # included) keep their own order.
-    order = [d if d in TIME_DIMENSIONS else f"{d}_label" for d in by]
-    groups = frame.select(*by, *[c for c in label_columns if c not in by]).unique(maintain_order=True).sort(order) if by else None
+    def order(group: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(_sort_key(v if d in TIME_DIMENSIONS else labels[d][v]) for d, v in zip(by, group, strict=True))
+
     rows = []
-    for group in (groups.iter_rows(named=True) if groups is not None else [{}]):
-        part = frame
-        for dimension in by:
-            part = part.filter(pl.col(dimension) == group[dimension]) if group[dimension] is not None else part.filter(pl.col(dimension).is_null())
-        row = {}
-        for dimension, column in zip(by, label_columns, strict=True):
-            row[dimension_title(dimension, language)] = format_period(group[column], dimension, language)
+    for group in sorted(cells, key=order):
+        row: dict[str, str] = {}
+        for dimension, value in zip(by, group, strict=True):
+            shown = labels[dimension][value] if dimension in labels else format_period(value, dimension, language)
+            row[dimension_title(dimension, language)] = str(shown) if shown is not None else t("common.unknown", language)
         for key in keys:
             metric = REGISTRY[key]
-            record = part.filter(pl.col("metric") == key)
-            text = "—"
-            if record.height:
-                rec = record.row(0, named=True)
-                text = hidden_text(rec, threshold, metric.unit) if rec["suppressed"] else format_value(rec["value"], metric.unit, language=language)
-            row[metric.label(language)] = text
+            record = cells[group].get(key)
+            row[metric.label(language)] = "—" if record is None else (
+                hidden_text(record, threshold, metric.unit) if record["suppressed"] else format_value(record["value"], metric.unit, language=language)
+            )
         rows.append(row)
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]} if rows else None)
 
@@ -167,25 +186,37 @@ def change_table(
         title = t("common.change", language, metric=REGISTRY[metric].label(language))
         texts = []
         for row in joined.iter_rows(named=True):
-            texts.append(change_text(row["now"], row["before"], unit=unit, language=language))
+            texts.append(change_text(row["now"], row["before"], unit=unit, language=language) or "—")
         changes.append(joined.select(*keys).with_columns(pl.Series(title, texts, dtype=pl.String)))
     for change in changes:
         table = table.join(change, on=keys, how="left")
     return table
 
 
-def change_text(now: float | None, before: float | None, *, unit: str, language: str) -> str:
-    if now is None or before is None:
-        return "—"
+CHANGE_FORMS = {"share": ("delta.pp", 1), "count": ("delta.relative", 1), "per_1000": ("delta.relative", 1), "seconds": ("delta.seconds", 0)}
+
+
+def change_text(now: float | None, before: float | None, *, unit: str, language: str, zero_as_none: bool = False) -> str | None:
+    """The one definition of a change, for cards and tables alike: a share in percentage
+    points, a count or rate in per cent of the earlier value, a queue time in seconds, a score
+    as a plain difference. None when there is nothing to compare (a hidden or missing value,
+    a relative change from zero) and, with ``zero_as_none``, when it rounds to zero (a card's
+    arrow reads the sign)."""
     from dashboard.formatting import format_number
 
-    if unit == "share":
-        diff = (now - before) * 100
-        return t("delta.pp", language, value=("+" if diff > 0 else "") + format_number(diff, decimals=1, language=language))
-    if before == 0:
-        return "—"
-    change = (now - before) / before * 100
-    return t("delta.relative", language, value=("+" if change > 0 else "") + format_number(change, decimals=1, language=language))
+    if now is None or before is None:
+        return None
+    key, decimals = CHANGE_FORMS.get(unit, ("delta.plain", 1))
+    if key == "delta.relative":
+        if not before:
+            return None
+        change = (now - before) / before * 100
+    else:
+        change = (now - before) * (100 if unit == "share" else 1)
+    if round(change, decimals) == 0:
+        return None if zero_as_none else t(key, language, value=format_number(0, decimals=decimals, language=language))
+    sign = "+" if change > 0 else "-"
+    return t(key, language, value=sign + format_number(abs(change), decimals=decimals, language=language))
 
 
 def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, language: str, threshold: int) -> pl.DataFrame:

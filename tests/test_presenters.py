@@ -27,3 +27,17 @@ def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hid
         ("c", "8", "—", "—"),
         ("new", "7", "0,0", "—"),  # no rows on any earlier day
     ]
+
+
+def test_one_change_definition_for_cards_and_tables():
+    from dashboard.presenters import change_text
+
+    nbsp = "\u00a0"
+    assert change_text(0.52, 0.487, unit="share", language="fi") == f"+3,3{nbsp}%-yks."
+    assert change_text(110, 100, unit="count", language="fi") == f"+10,0{nbsp}%"
+    assert change_text(90, 100, unit="per_1000", language="en") == f"-10.0{nbsp}%"
+    assert change_text(95, 100, unit="seconds", language="fi").startswith("-5")
+    assert change_text(5, 0, unit="count", language="fi") is None  # no per cent of nothing
+    assert change_text(None, 0.4, unit="share", language="fi") is None  # hidden or missing
+    assert change_text(0.5, 0.5, unit="share", language="fi", zero_as_none=True) is None  # a card shows no arrow
+    assert change_text(0.5, 0.5, unit="share", language="fi") == f"0,0{nbsp}%-yks."
