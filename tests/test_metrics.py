@@ -347,3 +347,23 @@ def test_a_callback_still_due_today_is_not_judged(engine, settings):
               for day in (today, yesterday)}
     assert (on_day[today]["numerator"], on_day[today]["denominator"]) == (6, 6)  # the 5 waiting are still due
     assert (on_day[yesterday]["numerator"], on_day[yesterday]["denominator"]) == (6, 11)  # yesterday's 5 were missed
+
+
+@pytest.mark.parametrize("by", [(), ("municipality",), ("day", "channel"), ("month", "region"), ("weekday", "hour"), ("destination",)])
+@pytest.mark.parametrize("several", [False, True])
+def test_every_answer_has_its_requests_result_type(engine, settings, by, several):
+    """The result type: the exit's answer to a request has exactly the columns and types the
+    request promises, with rows and without (an empty period)."""
+    from data_access.metrics.exit import answer
+    from data_access.metrics.requests import MetricsRequest
+    from tests.factories import add_referrals
+
+    add_contacts(engine, [{"occurred_at": "2025-03-10T08:00:00", "resolved_first_contact": i % 2 == 0, "contact_id": f"k{i}"} for i in range(12)])
+    add_referrals(engine, [{"contact_id": "k1", "referred_at": "2025-03-10T08:05:00", "destination": "kela"}])
+    store = make_store(engine, settings)
+    metrics = ["referrals"] if by == ("destination",) else ["contacts", "first_contact_resolution", "contact_share"]
+    empty = Filters(start=dt.date(2024, 1, 1), end=dt.date(2024, 1, 2))
+    for filters in ((MARCH, empty) if several else MARCH, (empty,) if several else empty):
+        request = MetricsRequest.of(metrics, filters, by=by)
+        result = answer(store, request)
+        assert dict(result.schema) == request.result_schema(), (by, several)

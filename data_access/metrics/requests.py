@@ -13,8 +13,10 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import polars as pl
+
 from data_access.metrics.definitions import MetricName, get_metric
-from data_access.metrics.types import DIMENSIONS, Filters, MetricError, Scope
+from data_access.metrics.types import DIMENSION_TYPES, DIMENSIONS, RESULT_SCHEMA, Filters, MetricError, Scope
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ class MetricsRequest:
 
     def with_metrics(self, metrics: Iterable[str]) -> MetricsRequest:
         return dataclasses.replace(self, metrics=tuple(sorted({MetricName(get_metric(m).key) for m in metrics})))
+
+    def result_schema(self) -> dict[str, pl.DataType]:
+        """The type of the answer: a ``period`` column (with several periods), the groupings,
+        then ``metric``, ``value``, ``numerator``, ``denominator``, ``ci_low``, ``ci_high``,
+        ``suppressed``, ``secondary`` and ``note`` (tests/test_disclosure.py holds every
+        answer to it)."""
+        return {
+            **({"period": pl.Int32()} if self.several else {}),
+            **{d: DIMENSION_TYPES[d] for d in self.by},
+            **{name: dtype() if isinstance(dtype, type) else dtype for name, dtype in RESULT_SCHEMA.items()},
+        }
 
     def same_rows(self) -> tuple[tuple[Filters, ...], tuple[str, ...], Scope, bool]:
         """What two requests must share to be answered together (all but their metrics)."""

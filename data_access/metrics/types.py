@@ -47,6 +47,11 @@ DIMENSIONS: dict[str, tuple[Source, ...]] = {
     "destination": ("referrals",),
     **{name: ("contacts", "referrals", "feedback") for name in TIME_DIMENSIONS},
 }
+# A grouping column's type in a result: days, weeks and months are dates (a week by its
+# Monday, a month by its first day), hours and weekdays small integers, the rest codes as text.
+DIMENSION_TYPES: dict[str, pl.DataType] = {
+    **{d: pl.String() for d in DIMENSIONS}, "day": pl.Date(), "week": pl.Date(), "month": pl.Date(), "hour": pl.Int8(), "weekday": pl.Int8(),
+}
 # Dimension name -> column in the fact frames.
 COLUMN_OF = {"municipality": "municipality_code", "region": "region_code", "unit": "unit_code"}
 
