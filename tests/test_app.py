@@ -360,3 +360,16 @@ def test_a_cards_colour_agrees_with_its_target_badge(app_env):
         assert proto.color != opposite, (proto.label, badge)  # grey only when there is no change to colour
         if proto.delta:
             assert proto.color == (green if opposite == red else red), (proto.label, badge)
+
+
+def test_a_chart_whose_figures_are_all_hidden_says_so(app_env):
+    """Halsua (074) has a handful of referrals a month: every destination is a small count.
+    The card above counts them; the chart must say its figures are hidden, not that there is
+    no data."""
+    at = _open("referrals.py")
+    at.sidebar.multiselect(key="municipality").set_value(["074"])
+    _run(at)
+    infos = [i.value for i in at.info]
+    assert at.metric[0].value not in ("0", "—"), "the card counts the referrals"
+    # The destinations chart is the page's first: its figures are hidden, not missing.
+    assert "piilotettu tietosuojan vuoksi" in infos[0], infos
