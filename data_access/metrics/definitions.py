@@ -181,7 +181,7 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "Median av kötiden i sekunder för telefon, återuppringning och chatt.",
                 "en": "Median waiting time in seconds for phone, callback and chat.",
             },
-            aggregate=_quantile(0.5), higher_is_better=False, suppress_on=("denominator",),
+            aggregate=_quantile(0.5), higher_is_better=False,
         ),
         Metric(
             key="queue_p90_seconds", unit="seconds", source="contacts",
@@ -191,7 +191,7 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "90:e percentilen av kötiden i sekunder för telefon, återuppringning och chatt.",
                 "en": "90th percentile of waiting time in seconds for phone, callback and chat.",
             },
-            aggregate=_quantile(0.9), higher_is_better=False, suppress_on=("denominator",),
+            aggregate=_quantile(0.9), higher_is_better=False,
         ),
         Metric(
             key="referrals", unit="count", source="referrals",
@@ -273,7 +273,6 @@ REGISTRY: dict[str, Metric] = {
                 pl.lit(None, pl.Float64).alias("numerator"),
                 pl.col("recommend_score").count().cast(pl.Float64).alias("denominator"),
             ],
-            suppress_on=("denominator",),
         ),
         Metric(
             key="nps", unit="nps", source="feedback",
@@ -283,7 +282,7 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "Andelen promotorer (9–10) minus andelen kritiker (0–6) i procentenheter.",
                 "en": "Share of promoters (9–10) minus share of detractors (0–6), in percentage points.",
             },
-            aggregate=_nps, suppress_on=("denominator",),
+            aggregate=_nps,
         ),
     ]
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
@@ -102,7 +102,6 @@ class Metric:
     # A share of the whole: the denominator is the total over every grouping but the last.
     share_of_total: bool = False
     extra_filter: Callable[[], pl.Expr] | None = None
-    suppress_on: tuple[str, ...] = field(default=("numerator", "denominator"))
 
     def label(self, language: str) -> str:
         return self.labels.get(language) or self.labels["fi"]
