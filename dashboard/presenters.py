@@ -260,6 +260,7 @@ REASON_KEYS = {
     "not a municipality code": "not_a_municipality_code", "unknown municipality": "unknown_municipality",
     "not true or false": "not_true_or_false", "not a whole number": "not_a_whole_number", "not a time": "not_a_time",
     "local time does not exist": "daylight_saving", "longer than": "too_long",
+    "outside the plausible time window": "outside_time_window",
 }
 
 

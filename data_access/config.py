@@ -76,6 +76,16 @@ class Settings(BaseSettings):
         "Python, which runs one thread at a time: with 20 at once each one's figures took several "
         "times longer, and none finished sooner.",
     )
+    earliest_record_date: dt.date = Field(
+        default=dt.date(2000, 1, 1),
+        description="Times before this date are refused at ingest (quarantined with the reason): a year "
+        "0001 or 1900 is a default value of an export, not a contact.",
+    )
+    future_tolerance_minutes: int = Field(
+        default=60, ge=0,
+        description="Times later than now plus this many minutes are refused at ingest: a contact in "
+        "2099 would mark its source up to date for ever and 9999-12-31 broke pages.",
+    )
     small_cell_threshold: int = Field(
         default=5,
         description="Counts from 1 to threshold-1 are shown as '<threshold'. Never below 3.",

@@ -337,3 +337,36 @@ def test_a_key_repeated_across_batches_of_a_new_source_is_updated_not_inserted_t
     assert rows(engine, "source_system", "contact_id", "channel") == [
         ("uusi", "1", "video"), ("uusi", "2", "chat"), ("vanha", "9", "phone"),
     ]
+
+
+def test_implausible_times_go_to_quarantine_and_break_nothing(engine, tmp_path):
+    """Year 0001 and 1900 (an export's defaults), 2099 (would mark the source up to date for
+    ever) and 9999-12-31 (broke the overview and data-quality pages) are refused with the
+    reason; a correction dated 2199 cannot block later ones; the good row is stored."""
+    import datetime as dt
+
+    from data_access.ingest import ingest_file, load_profile
+    from data_access.models import QuarantinedRow, table_of
+
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    lines = [
+        "contact_id,occurred_at,municipality_code,channel,updated_at",
+        "ok1,2025-11-12T10:00:00+02:00,853,phone,",
+        f"soon,{soon},853,phone,",  # within the tolerance for clocks that run a little ahead
+        "y1,0001-01-01T00:00:00+00:00,853,phone,",
+        "y1900,1900-01-01T00:00:00+00:00,853,phone,",
+        "y2099,2099-06-01T10:00:00+03:00,853,phone,",
+        "y9999,9999-12-31T23:59:59+00:00,853,phone,",
+        "late,2025-11-12T10:00:00+02:00,853,phone,2199-01-01T00:00:00+00:00",
+        "local,9999-12-31 12:00,853,phone,",  # the long road (no offset) checks it too
+    ]
+    path = tmp_path / "times.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ingest_file(engine, path, profile=load_profile(), kind="contacts", source_system="test")
+    assert (report.read, report.inserted, report.quarantined) == (8, 2, 6)
+    with engine.connect() as conn:
+        q = table_of(QuarantinedRow)
+        reasons = [r for (r,) in conn.execute(sa.select(q.c.reasons))]
+        stored = conn.execute(sa.text("select max(occurred_at) from contact")).scalar()
+    assert len(reasons) == 6 and all("outside the plausible time window" in r for r in reasons), reasons
+    assert str(stored)[:4] in ("2025", "2026"), stored

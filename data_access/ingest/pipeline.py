@@ -29,10 +29,11 @@ from sqlmodel import col
 
 from data_access.bulk import write_frame
 from data_access.columnar import fetch_frame
+from data_access.config import get_settings
 from data_access.engine import reserve_change_seq
 from data_access.ingest.profiles import Profile, load_profile
 from data_access.ingest.reading import FileError, open_batches
-from data_access.ingest.validate import SPECS, KindSpec, guess_kind, validate
+from data_access.ingest.validate import SPECS, KindSpec, TimeWindow, guess_kind, validate
 from data_access.models import (
     Contact,
     IngestBatch,
@@ -186,10 +187,14 @@ def load_frames(
 ) -> None:
     """Validate and store text frames (canonical columns, ``_line``, ``_raw``) inside ``conn``'s transaction."""
     municipalities = list(conn.execute(sa.select(col(Municipality.code))).scalars())
+    settings = get_settings()
+    window = TimeWindow.around(
+        dt.datetime.now(dt.UTC), earliest=settings.earliest_record_date, future_minutes=settings.future_tolerance_minutes
+    )
 
     def validated() -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
         for frame in frames:
-            valid, bad = validate(frame, spec, profile, municipalities=municipalities)
+            valid, bad = validate(frame, spec, profile, municipalities=municipalities, window=window)
             yield frame.height, valid, bad
 
     # Reading and validating the next batch overlaps with writing this one (polars and the

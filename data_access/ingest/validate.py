@@ -7,6 +7,7 @@ of them; the others continue typed. Nothing here touches the database.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -175,6 +176,33 @@ def _timestamp(name: str, profile: Profile) -> tuple[pl.Expr, list[Reason]]:
     return value, reasons
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """The times a record may carry (UTC): outside it a value is an export's default or a
+    typo, and stored it would break pages (9999-12-31) or hide a quiet source (2099)."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+    # A planned service start may lie ahead; two years is far enough and breaks nothing.
+    latest_planned: dt.datetime
+
+    @classmethod
+    def around(cls, now: dt.datetime, *, earliest: dt.date, future_minutes: int) -> TimeWindow:
+        return cls(
+            earliest=dt.datetime.combine(earliest, dt.time(), tzinfo=dt.UTC),
+            latest=now + dt.timedelta(minutes=future_minutes),
+            latest_planned=now + dt.timedelta(days=2 * 366),
+        )
+
+    def allows(self, name: str, value: pl.Expr) -> pl.Expr:
+        latest = self.latest_planned if name in PLANNED_TIMES else self.latest
+        return value.is_between(pl.lit(self.earliest, pl.Datetime("us", "UTC")), pl.lit(latest, pl.Datetime("us", "UTC")))
+
+
+PLANNED_TIMES = {"service_started_at"}
+OUTSIDE_WINDOW = "outside the plausible time window"
+
+
 # The whole numbers a field may hold, by its parse.
 WHOLE_NUMBER_RANGES = {"int": (0, 2**31 - 1), "score": (0, 10), "age": (0, 130)}
 # An offset-aware ISO 8601 time with seconds: the form the contract asks for.
@@ -182,7 +210,9 @@ _CANONICAL_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?[+-]\d\d:\d\d$"
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
 
 
-def strict_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str]) -> tuple[pl.Expr, pl.Expr]:
+def strict_field(
+    spec: FieldSpec, profile: Profile, *, municipalities: list[str], window: TimeWindow | None = None
+) -> tuple[pl.Expr, pl.Expr]:
     """(typed value, acceptable) for a value already in the contract's own form: a code as
     it is spelled in the code list, an offset-aware ISO time, a plain whole number. Where
     this accepts a value, ``parse_field`` gives the same typed value and no reason (a
@@ -216,13 +246,17 @@ def strict_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str]
     elif spec.parse == "timestamp":
         value = raw.str.to_datetime(_ISO_FORMAT, time_zone="UTC", strict=False, cache=False, time_unit="us")
         ok = raw.str.contains(_CANONICAL_TIME) & value.is_not_null()
+        if window is not None:
+            ok = ok & window.allows(name, value)
     else:  # pragma: no cover - the specs above are the only callers
         raise ValueError(spec.parse)
     acceptable = (present & ok.fill_null(False)) if spec.required else (~present | ok.fill_null(False))
     return value.alias(name), acceptable
 
 
-def parse_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str]) -> tuple[pl.Expr, list[Reason]]:
+def parse_field(
+    spec: FieldSpec, profile: Profile, *, municipalities: list[str], window: TimeWindow | None = None
+) -> tuple[pl.Expr, list[Reason]]:
     """(typed value, reason expressions) for one field."""
     name = spec.name
     raw = _text(name)
@@ -258,6 +292,8 @@ def parse_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str])
     elif spec.parse == "timestamp":
         value, more = _timestamp(name, profile)
         reasons.extend(more)
+        if window is not None:
+            reasons.append(_reason(value.is_not_null() & ~window.allows(name, value), name, OUTSIDE_WINDOW, show=raw))
     else:  # pragma: no cover - the specs above are the only callers
         raise ValueError(spec.parse)
     return value.alias(name), reasons
@@ -265,6 +301,7 @@ def parse_field(spec: FieldSpec, profile: Profile, *, municipalities: list[str])
 
 def validate(
     frame: pl.DataFrame, spec: KindSpec, profile: Profile, *, municipalities: list[str], strict_first: bool = True,
+    window: TimeWindow | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a text frame (canonical column names, ``_line``, ``_raw``) into
     (valid typed rows with ``_line``, quarantined rows with ``_raw`` and ``_reasons``).
@@ -276,7 +313,7 @@ def validate(
     frame = frame.with_columns(*(pl.lit(None, pl.String).alias(name) for name in missing))
     fast = None
     if strict_first:
-        checked = [strict_field(field, profile, municipalities=municipalities) for field in spec.fields]
+        checked = [strict_field(field, profile, municipalities=municipalities, window=window) for field in spec.fields]
         ok = pl.all_horizontal(*(acceptable for _, acceptable in checked))
         if "_error" in frame.columns:
             ok = ok & pl.col("_error").is_null()
@@ -288,7 +325,7 @@ def validate(
             return _finish(spec, fast), frame.select("_line", "_raw", pl.lit([], pl.List(pl.String)).alias("_reasons"))
     values, reasons = [], []
     for field in spec.fields:
-        value, field_reasons = parse_field(field, profile, municipalities=municipalities)
+        value, field_reasons = parse_field(field, profile, municipalities=municipalities, window=window)
         values.append(value)
         reasons.extend(field_reasons)
     # Lazy, so that the common subexpressions (each field's parsed value appears in its value
