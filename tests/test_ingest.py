@@ -172,7 +172,8 @@ def test_json_lines_json_and_parquet(engine, tmp_path, fmt):
     [
         ("source_system,contact_id,occurred_at\ns,1,2025-01-01T10:00\n", "missing required column(s) municipality_code, channel"),
         ("", "the file is empty"),
-        (HEADER + "\n", "header but no rows"),
+        ("source_system,contact_id,occurred_at,municipality_code,channel,CONTACT_ID\ns,1,2025-01-01T10:00,853,phone,2\n",
+         "the header names a column twice ('contact_id' and 'CONTACT_ID')"),
     ],
 )
 def test_a_file_that_cannot_be_processed_stores_nothing(engine, tmp_path, content, message):
@@ -370,3 +371,14 @@ def test_implausible_times_go_to_quarantine_and_break_nothing(engine, tmp_path):
         stored = conn.execute(sa.text("select max(occurred_at) from contact")).scalar()
     assert len(reasons) == 6 and all("outside the plausible time window" in r for r in reasons), reasons
     assert str(stored)[:4] in ("2025", "2026"), stored
+
+
+def test_a_header_without_rows_is_a_valid_batch_of_none(engine, tmp_path):
+    """A quiet source's nightly export: read 0, stored 0, the batch done, no error."""
+    path = tmp_path / "quiet.csv"
+    path.write_text(HEADER + "\n", encoding="utf-8")
+    report = ingest_file(engine, path)
+    assert (report.read, report.inserted, report.quarantined) == (0, 0, 0)
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(IngestBatch.status)).scalars().all()
+    assert statuses == ["done"]

@@ -115,6 +115,7 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
             frame = _read_json_array(path)
             lazy = frame.lazy()
         columns = [c for c in lazy.collect_schema().names() if c != "_line"]
+        _one_name_each(columns, path)
         yield columns, _checked(lazy.collect_batches(chunk_size=batch_rows), path)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
         raise FileError(f"{path}: the file cannot be read as {kind.upper()} ({str(exc).splitlines()[0]})") from exc
@@ -125,9 +126,20 @@ def _header(path: Path, separator: str) -> list[str]:
         header = next(csv.reader(handle, delimiter=separator), None)
     if not header or not any(name.strip() for name in header):
         raise FileError(f"{path}: the file has no header row")
-    if len(set(header)) != len(header):
-        raise FileError(f"{path}: the header names a column twice")
+    _one_name_each(header, path)
     return header
+
+
+def _one_name_each(columns: list[str], path: Path) -> None:
+    """Refuse a header that names a column twice, also in another case or with spaces around
+    ("contact_id" and "CONTACT_ID"): which one is meant cannot be told, and the other would
+    be silently ignored."""
+    seen: dict[str, str] = {}
+    for name in columns:
+        key = name.strip().casefold()
+        if key in seen:
+            raise FileError(f"{path}: the header names a column twice ({seen[key]!r} and {name!r}), so which one is meant cannot be told")
+        seen[key] = name
 
 
 def _csv_batches(path: Path, separator: str, columns: list[str], batch_bytes: int) -> Iterator[pl.DataFrame]:
@@ -245,12 +257,11 @@ def _read_json_array(path: Path) -> pl.DataFrame:
 
 
 def _checked(batches: Iterator[pl.DataFrame], path: Path) -> Iterator[pl.DataFrame]:
-    seen = False
+    """The batches with their line numbers as integers. A file with a header and no rows gives
+    none: a quiet source's nightly export is a valid batch of zero rows (a zero-byte file is
+    refused before this)."""
     try:
         for batch in batches:
-            seen = seen or batch.height > 0
             yield batch.with_columns(pl.col("_line").cast(pl.Int64))
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FileError(f"{path}: the file cannot be read ({str(exc).splitlines()[0]})") from exc
-    if not seen:
-        raise FileError(f"{path}: the file has a header but no rows")
