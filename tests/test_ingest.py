@@ -382,3 +382,33 @@ def test_a_header_without_rows_is_a_valid_batch_of_none(engine, tmp_path):
     with engine.connect() as conn:
         statuses = conn.execute(sa.select(IngestBatch.status)).scalars().all()
     assert statuses == ["done"]
+
+
+def test_a_nul_character_goes_to_quarantine_and_a_reload_changes_nothing(engine, tmp_path):
+    """PostgreSQL refused the row with a traceback; SQLite stored it and the reload crashed."""
+    path = tmp_path / "nul.csv"
+    path.write_text(HEADER + "\ns,ok1,2025-03-03T10:00:00+02:00,853,phone,true,,U1\ns,nul1,2025-03-03T10:00:00+02:00,853,phone,true,,U\x002\n", encoding="utf-8")
+    for _ in range(2):
+        report = ingest_file(engine, path)
+        assert report.quarantined == 1
+    assert [r for (r,) in rows(engine, "contact_id")] == ["ok1"]
+    waiting = quarantine_frame(engine)
+    assert waiting.height == 1 and "contains a NUL character" in waiting["reasons"][0]
+
+
+def test_one_poison_file_does_not_stop_the_watcher(engine, tmp_path):
+    """A 100 000-deep JSON array (RecursionError) moves to failed/ with its reason; the good file
+    behind it is loaded."""
+    from data_access.ingest.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_poison.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    (inbox / "b_good.csv").write_text(HEADER + "\ns,g1,2025-03-03T10:00:00+02:00,853,phone,true,,U1\n", encoding="utf-8")
+    watcher = Watcher(engine, inbox, load_profile(), settle_seconds=0)
+    watcher.poll(now=0.0)
+    results = dict(watcher.poll(now=1.0))
+    assert isinstance(results[inbox / "a_poison.json"], str)
+    assert (inbox / "failed" / "a_poison.json").exists() and (inbox / "failed" / "a_poison.json.error.txt").exists()
+    assert (inbox / "done" / "b_good.csv").exists()
+    assert [r for (r,) in rows(engine, "contact_id")] == ["g1"]

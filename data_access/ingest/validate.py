@@ -143,7 +143,8 @@ class Reason:
 
 
 def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None = None) -> Reason:
-    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show)
+    # A NUL in a shown value is written visibly: PostgreSQL stores no NUL in text.
+    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show.str.replace_all("\x00", "\\0", literal=True))
     return Reason(condition.fill_null(False), text)
 
 
@@ -250,6 +251,9 @@ def strict_field(
             ok = ok & window.allows(name, value)
     else:  # pragma: no cover - the specs above are the only callers
         raise ValueError(spec.parse)
+    # A NUL character: PostgreSQL refuses it in text, and SQLite stored it and then failed
+    # the reload. Such a value goes the long way, to quarantine.
+    ok = ok & ~pl.col(name).str.contains("\x00", literal=True).fill_null(False)
     acceptable = (present & ok.fill_null(False)) if spec.required else (~present | ok.fill_null(False))
     return value.alias(name), acceptable
 
@@ -260,7 +264,7 @@ def parse_field(
     """(typed value, reason expressions) for one field."""
     name = spec.name
     raw = _text(name)
-    reasons: list[Reason] = []
+    reasons: list[Reason] = [_reason(pl.col(name).str.contains("\x00", literal=True), name, "contains a NUL character")]
     if spec.required:
         reasons.append(_reason(raw.is_null(), name, "missing required value"))
     if spec.parse == "text":

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from data_access.ingest.pipeline import IngestReport, ingest_file
@@ -63,14 +64,29 @@ class Watcher:
         )
 
     def _process(self, path: Path) -> IngestReport | str:
+        """Load one file. Whatever goes wrong with the file moves it to ``failed/`` with its
+        reason and the watcher goes on to the next; a database that cannot be reached leaves
+        the file where it is, to be tried again."""
         try:
             report = ingest_file(self.engine, path, kind=self.kind, source_system=self.source_system, profile=self.profile)
         except FileError as exc:
-            target = _move(path, self.folder / "failed")
-            target.with_name(target.name + ".error.txt").write_text(str(exc) + "\n", encoding="utf-8")
-            return str(exc)
+            return self._fail(path, str(exc))
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            return f"{path}: the database cannot be reached; the file stays and is tried again ({_first_line(exc)})"
+        except Exception as exc:  # one poison file must not stop the watcher
+            return self._fail(path, f"{path}: the file could not be loaded ({type(exc).__name__}: {_first_line(exc)})")
         _move(path, self.folder / "done")
         return report
+
+    def _fail(self, path: Path, reason: str) -> str:
+        target = _move(path, self.folder / "failed")
+        target.with_name(target.name + ".error.txt").write_text(reason + "\n", encoding="utf-8")
+        return reason
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "no message"
 
 
 def _move(path: Path, folder: Path) -> Path:
