@@ -412,3 +412,19 @@ def test_one_poison_file_does_not_stop_the_watcher(engine, tmp_path):
     assert (inbox / "failed" / "a_poison.json").exists() and (inbox / "failed" / "a_poison.json.error.txt").exists()
     assert (inbox / "done" / "b_good.csv").exists()
     assert [r for (r,) in rows(engine, "contact_id")] == ["g1"]
+
+
+def test_a_json_object_value_goes_to_quarantine_and_bidi_controls_are_removed(engine, tmp_path):
+    path = tmp_path / "objects.json"
+    records = [
+        {"source_system": "s", "contact_id": "o1", "occurred_at": "2025-03-03T10:00:00+02:00", "municipality_code": "853",
+         "channel": "phone", "unit_code": {"nested": "value"}},
+        {"source_system": "s", "contact_id": "o2", "occurred_at": "2025-03-03T10:00:00+02:00", "municipality_code": "853",
+         "channel": "phone", "unit_code": "txt\u202e.exe"},
+    ]
+    path.write_text(json.dumps(records), encoding="utf-8")
+    report = ingest_file(engine, path)
+    assert (report.inserted, report.quarantined) == (1, 1)
+    (reasons,) = quarantine_frame(engine)["reasons"].to_list()
+    assert "unit_code: a JSON object or list, not a single value" in reasons
+    assert rows(engine, "contact_id", "unit_code") == [("o2", "txt.exe")]

@@ -114,7 +114,7 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
         else:
             frame = _read_json_array(path)
             lazy = frame.lazy()
-        columns = [c for c in lazy.collect_schema().names() if c != "_line"]
+        columns = [c for c in lazy.collect_schema().names() if c not in ("_line", "_error")]
         _one_name_each(columns, path)
         yield columns, _checked(lazy.collect_batches(chunk_size=batch_rows), path)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
@@ -252,8 +252,27 @@ def _read_json_array(path: Path) -> pl.DataFrame:
     if not records:
         raise FileError(f"{path}: the file has no records")
     columns = list(dict.fromkeys(key for record in records for key in record))
-    data = {c: [None if r.get(c) is None else str(r.get(c)) for r in records] for c in columns}
-    return pl.DataFrame(data, schema={c: pl.String for c in columns}).with_row_index("_line", offset=1)
+    data = {c: [_json_text(r.get(c)) for r in records] for c in columns}
+    # A value that is an object or a list is not one value: the row goes to quarantine with
+    # that reason (its Python form was stored before).
+    errors = [
+        next((f"{key}: a JSON object or list, not a single value" for key, value in r.items() if isinstance(value, (dict, list))), None)
+        for r in records
+    ]
+    frame = pl.DataFrame(data, schema={c: pl.String for c in columns})
+    if any(errors):
+        frame = frame.with_columns(pl.Series("_error", errors, dtype=pl.String))
+    return frame.with_row_index("_line", offset=1)
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _checked(batches: Iterator[pl.DataFrame], path: Path) -> Iterator[pl.DataFrame]:

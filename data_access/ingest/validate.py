@@ -120,8 +120,12 @@ def guess_kind(columns: list[str]) -> str | None:
     return None
 
 
+# Bidirectional overrides and isolates make "txt.exe" read as "exe.txt" on screen: removed.
+BIDI_CONTROLS = "[\u202a-\u202e\u2066-\u2069]"
+
+
 def _text(name: str) -> pl.Expr:
-    raw = pl.col(name).str.strip_chars()
+    raw = pl.col(name).str.replace_all(BIDI_CONTROLS, "").str.strip_chars()
     return pl.when(raw == "").then(None).otherwise(raw)
 
 
@@ -144,7 +148,7 @@ class Reason:
 
 def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None = None) -> Reason:
     # A NUL in a shown value is written visibly: PostgreSQL stores no NUL in text.
-    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show.str.replace_all("\x00", "\\0", literal=True))
+    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show.str.replace_all("\x00", "\\0", literal=True).str.replace_all(BIDI_CONTROLS, ""))
     return Reason(condition.fill_null(False), text)
 
 
