@@ -148,7 +148,9 @@ class Reason:
 
 def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None = None) -> Reason:
     # A NUL in a shown value is written visibly: PostgreSQL stores no NUL in text.
-    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show.str.replace_all("\x00", "\\0", literal=True).str.replace_all(BIDI_CONTROLS, ""))
+    if show is not None:
+        show = show.str.replace_all("\x00", "\\0", literal=True).str.replace_all(BIDI_CONTROLS, "")
+    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show)
     return Reason(condition.fill_null(False), text)
 
 
