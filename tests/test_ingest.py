@@ -428,3 +428,15 @@ def test_a_json_object_value_goes_to_quarantine_and_bidi_controls_are_removed(en
     (reasons,) = quarantine_frame(engine)["reasons"].to_list()
     assert "unit_code: a JSON object or list, not a single value" in reasons
     assert rows(engine, "contact_id", "unit_code") == [("o2", "txt.exe")]
+
+
+def test_the_same_file_by_another_path_does_not_double_the_quarantine(engine, tmp_path, monkeypatch):
+    path = tmp_path / "twice.csv"
+    path.write_text(HEADER + "\ns,t1,2025-03-03T10:00:00+02:00,853,faksi,true,,U1\n", encoding="utf-8")
+    ingest_file(engine, path)
+    monkeypatch.chdir(tmp_path)
+    ingest_file(engine, Path("twice.csv"))  # relative this time
+    renamed = tmp_path / "renamed.csv"
+    path.rename(renamed)
+    ingest_file(engine, renamed)
+    assert quarantine_frame(engine).height == 1

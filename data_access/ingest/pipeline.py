@@ -253,10 +253,15 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
         for reason in reasons:
             report.reasons[_reason_category(reason)] += 1
     bad = bad.with_columns(raw_text(bad))
-    # A row already waiting in quarantine from this file is not stored twice.
+    # A row already waiting in quarantine is not stored twice. It is known by its content and
+    # line, not by the file's name: the same file loaded once by a relative and once by an
+    # absolute path, or renamed, doubled the quarantine.
     q = table_of(QuarantinedRow)
+    lines = bad["_line"]
     waiting = conn.execute(
-        sa.select(q.c.line_number, q.c.raw).where(q.c.file_name == report.file, q.c.reprocessed_at.is_(None))
+        sa.select(q.c.line_number, q.c.raw).where(
+            q.c.kind == spec.kind, q.c.reprocessed_at.is_(None), q.c.line_number.between(int(lines.min() or 0), int(lines.max() or 0))
+        )
     ).all()
     if waiting:
         known = pl.DataFrame([tuple(w) for w in waiting], schema={"_line": pl.Int64, "_raw": pl.String}, orient="row")
