@@ -257,7 +257,7 @@ def _quarantine(conn: sa.Connection, bad: pl.DataFrame, *, spec: KindSpec, repor
     # line, not by the file's name: the same file loaded once by a relative and once by an
     # absolute path, or renamed, doubled the quarantine.
     q = table_of(QuarantinedRow)
-    first, last = bad.select(pl.col("_line").min(), pl.col("_line").max()).row(0)
+    first, last = bad.select(pl.col("_line").min().alias("first"), pl.col("_line").max().alias("last")).row(0)
     waiting = conn.execute(
         sa.select(q.c.line_number, q.c.raw).where(
             q.c.kind == spec.kind, q.c.reprocessed_at.is_(None), q.c.line_number.between(int(first), int(last))
