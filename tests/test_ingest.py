@@ -440,3 +440,32 @@ def test_the_same_file_by_another_path_does_not_double_the_quarantine(engine, tm
     path.rename(renamed)
     ingest_file(engine, renamed)
     assert quarantine_frame(engine).height == 1
+
+
+@pytest.mark.parametrize("case", ["late_umlaut_cp1252", "one_row_cp1252_crlf", "utf16_bom", "cr_only"])
+def test_valid_files_in_other_encodings_and_line_endings_load(engine, tmp_path, case):
+    """Windows-1252 whose first "ä" comes after 256 KB, a one-row Windows-1252 file ending
+    "kyllä\\r\\n", UTF-16 with a byte-order mark and old Mac line endings: all valid exports."""
+    header = "source_system,contact_id,occurred_at,municipality_code,channel,unit_code"
+    filler = [f"s,f{i},2025-03-03T10:00:00+02:00,853,phone,U{i:06d}" for i in range(6000)] if case == "late_umlaut_cp1252" else []
+    last = "s,x1,2025-03-03T10:00:00+02:00,853,phone,kyllä"
+    text = {
+        "late_umlaut_cp1252": ("\r\n".join([header, *filler, last]) + "\r\n", "cp1252"),
+        "one_row_cp1252_crlf": (f"{header}\r\n{last}\r\n", "cp1252"),
+        "utf16_bom": (f"{header}\n{last}\n", "utf-16"),
+        "cr_only": ("\r".join([header, last, last.replace("x1", "x2"), last.replace("x1", "x3")]) + "\r", "utf-8"),
+    }[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(text[0].encode(text[1]))
+    report = ingest_file(engine, path)
+    expected = {"late_umlaut_cp1252": 6001, "cr_only": 3}.get(case, 1)
+    assert (report.read, report.inserted, report.quarantined) == (expected, expected, 0)
+    assert ("x1", "kyllä") in rows(engine, "contact_id", "unit_code")
+
+
+def test_an_error_about_a_file_with_a_bom_names_the_users_file(engine, tmp_path):
+    path = tmp_path / "with_bom.csv"
+    path.write_bytes("\ufeffcontact_id,CONTACT_ID\n1,2\n".encode())
+    with pytest.raises(FileError) as error:
+        ingest_file(engine, path)
+    assert str(error.value).startswith(str(path)), error.value

@@ -8,6 +8,7 @@ the line of a CSV file counting the header as line 1, or the record number of th
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -45,31 +46,50 @@ def file_format(path: Path) -> str:
 
 
 def _encoding(path: Path, declared: str | None) -> str:
+    """UTF-16 by its byte-order mark; else UTF-8 when the whole file decodes as UTF-8 (an
+    incremental decoder, so a character cut between chunks is not an error), else
+    Windows-1252. The first 256 KB were not enough: a file whose first "ä" came later was
+    refused as invalid UTF-8, and a one-row file ending "kyllä\r\n" was taken for UTF-8
+    cut short."""
     if declared:
         return declared.lower().replace("-", "").replace("windows1252", "cp1252")
     with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    try:
-        head.decode("utf-8")
-        return "utf8"
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is still UTF-8.
-        if exc.start >= len(head) - 3:
-            return "utf8"
-        return "cp1252"
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return "utf-16"
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := handle.read(SNIFF_BYTES):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf8"
+
+
+def _cr_only(path: Path, encoding: str) -> bool:
+    """Old Mac line endings: carriage returns and no line feed (read as one line, the rows
+    were lost behind the header)."""
+    source = "utf-8-sig" if encoding == "utf8" else encoding
+    with path.open(encoding=source, errors="replace", newline="") as handle:
+        sample = handle.read(64 * 1024)
+    return "\r" in sample and "\n" not in sample
 
 
 @contextmanager
 def _utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
-    """The file as UTF-8 without BOM (a temporary copy unless it already is)."""
+    """The file as UTF-8 without BOM, with line feeds (a temporary copy unless it already is)."""
     with path.open("rb") as handle:
         has_bom = handle.read(3) == b"\xef\xbb\xbf"
-    if encoding == "utf8" and not has_bom:
+    cr_only = _cr_only(path, encoding)
+    if encoding == "utf8" and not has_bom and not cr_only:
         yield path
         return
     source_encoding = "utf-8-sig" if encoding == "utf8" else encoding
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".csv", delete=False) as out:
-        with path.open(encoding=source_encoding, newline="") as src:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".csv", delete=False, newline="") as out:
+        # Universal newlines only for a file of carriage returns alone: elsewhere a "\r\n"
+        # inside a quoted field is the field's own.
+        with path.open(encoding=source_encoding, newline=None if cr_only else "") as src:
             shutil.copyfileobj(src, out, length=1024 * 1024)
         temp = Path(out.name)
     try:
@@ -102,7 +122,7 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
         if kind == "csv":
             with _utf8_copy(path, _encoding(path, profile.encoding)) as utf8:
                 separator = profile.delimiter or _delimiter(utf8)
-                columns = _header(utf8, separator)
+                columns = _header(utf8, separator, shown=path)
                 yield columns, _checked(_csv_batches(utf8, separator, columns, batch_bytes or BATCH_BYTES), path)
             return
         if kind == "parquet":
@@ -121,12 +141,14 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
         raise FileError(f"{path}: the file cannot be read as {kind.upper()} ({str(exc).splitlines()[0]})") from exc
 
 
-def _header(path: Path, separator: str) -> list[str]:
+def _header(path: Path, separator: str, *, shown: Path) -> list[str]:
+    """The header row of ``path`` (perhaps a temporary UTF-8 copy); errors name ``shown``,
+    the user's own file."""
     with path.open(encoding="utf-8", newline="") as handle:
         header = next(csv.reader(handle, delimiter=separator), None)
     if not header or not any(name.strip() for name in header):
-        raise FileError(f"{path}: the file has no header row")
-    _one_name_each(header, path)
+        raise FileError(f"{shown}: the file has no header row")
+    _one_name_each(header, shown)
     return header
 
 
