@@ -469,3 +469,28 @@ def test_an_error_about_a_file_with_a_bom_names_the_users_file(engine, tmp_path)
     with pytest.raises(FileError) as error:
         ingest_file(engine, path)
     assert str(error.value).startswith(str(path)), error.value
+
+
+@pytest.mark.parametrize("case", ["one_stray_quote", "two_stray_quotes"])
+def test_a_stray_quote_never_swallows_the_records_after_it(engine, tmp_path, case):
+    """A row ending ',"oops' followed by normal rows: read 2 of 3 before, the third contact
+    stored inside the second's unit_code. Now the file is refused with one sentence naming the
+    line, and nothing is stored."""
+    header = "source_system,contact_id,occurred_at,municipality_code,channel,unit_code"
+    rows_ = [f"s,c{i},2025-03-03T10:00:00+02:00,853,phone,U{i}" for i in range(1, 7)]
+    rows_[1] = rows_[1] + ',"oops' if case == "one_stray_quote" else rows_[1].replace(",U2", ',"U2')
+    if case == "two_stray_quotes":
+        rows_[3] = rows_[3].replace(",U4", ',U4"')
+    path = tmp_path / f"{case}.csv"
+    path.write_text("\n".join([header, *rows_]) + "\n", encoding="utf-8")
+    with pytest.raises(FileError, match="line 3: a quote") as error:
+        ingest_file(engine, path)
+    assert str(error.value).startswith(str(path))
+    assert rows(engine, "contact_id") == []
+
+
+def test_free_text_over_lines_in_quotes_still_loads(engine, tmp_path):
+    path = tmp_path / "text.csv"
+    path.write_text(HEADER + '\ns,m1,2025-03-03T10:00:00+02:00,853,phone,true,,"U1\nsecond line, with a comma"\n', encoding="utf-8")
+    report = ingest_file(engine, path)
+    assert (report.read, report.inserted) == (1, 1)

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -241,14 +241,20 @@ def _simple_chunk(chunk: bytes, separator: str, columns: list[str], first_line: 
 def _quoted_chunk(chunk: bytes, separator: str, columns: list[str], first_line: int) -> tuple[pl.DataFrame, int]:
     """The csv module's reading of a chunk: quoted fields, blank lines and ragged rows."""
     width = len(columns)
-    reader = csv.reader(io.StringIO(chunk.decode("utf-8"), newline=""), delimiter=separator)
+    # strict: a quote not followed by a separator or a line end, or one never closed, is an
+    # error rather than a field that swallows the records after it.
+    reader = csv.reader(io.StringIO(chunk.decode("utf-8"), newline=""), delimiter=separator, strict=True)
     lines: list[int] = []
     values: list[list[str | None]] = []
     errors: list[str | None] = []
     ragged: list[str | None] = []
-    for row in reader:
+    end = 0
+    for row in _strict_rows(reader, first_line=first_line):
+        start, end = end + 1, reader.line_num
         if not row:
             continue  # a blank line is not a record
+        if end > start:
+            _check_spanning(row, separator=separator, width=width, line=first_line + start - 1, spans=end - start + 1)
         lines.append(first_line + reader.line_num - 1)
         if len(row) == width:
             values.append(list(row))
@@ -264,6 +270,39 @@ def _quoted_chunk(chunk: bytes, separator: str, columns: list[str], first_line: 
         pl.Series("_ragged", ragged, dtype=pl.String),
     ).with_columns(pl.col(c).replace("", None) for c in columns)
     return frame, reader.line_num
+
+
+def _strict_rows(reader: Any, *, first_line: int) -> Iterator[list[str]]:
+    """The reader's rows; its error says on which line the failing record starts."""
+    done = 0
+    try:
+        for row in reader:
+            done = reader.line_num
+            yield row
+    except csv.Error as exc:
+        raise csv.Error(f"line {first_line + done}: a quote is left open or misplaced ({exc})") from exc
+
+
+MIN_RECORD_WIDTH = 5
+# A quoted field may hold line breaks (free text), but not this many.
+MAX_RECORD_LINES = 100
+
+
+def _check_spanning(row: list[str], *, separator: str, width: int, line: int, spans: int) -> None:
+    """A record over several lines: refuse the file when a stray quote has run a field on into
+    the records after it (a line inside the field with a record's worth of separators), or
+    over more lines than free text takes. Read, such a file stored one contact inside another's
+    field and lost the rest."""
+    if spans > MAX_RECORD_LINES:
+        raise csv.Error(f"line {line}: a quote is left open (a quoted field runs over {spans} lines)")
+    # A line inside the field with exactly a record's separators is a record swallowed. Every
+    # contract kind has at least five columns, so free text would need as many separators on
+    # one line to be taken for one (docs/ingestion.md).
+    if width < MIN_RECORD_WIDTH:
+        return
+    for value in row:
+        if any(part.count(separator) == width - 1 for part in value.splitlines()[1:]):
+            raise csv.Error(f"line {line}: a quote is left open (a quoted field runs on into the next record)")
 
 
 def _read_json_array(path: Path) -> pl.DataFrame:
