@@ -39,7 +39,7 @@ def rows(engine: sa.Engine, *columns: str) -> list[tuple]:
 
 
 def counts_add_up(report) -> bool:
-    return report.read == report.inserted + report.updated + report.unchanged + report.quarantined
+    return report.read == report.inserted + report.updated + report.unchanged + report.quarantined + report.repeated
 
 
 def test_same_file_twice_changes_nothing(engine, tmp_path):
@@ -65,8 +65,23 @@ def test_line_numbers_count_quoted_newlines_and_blank_lines(engine, tmp_path):
 def test_row_repeated_in_a_file_is_stored_once(engine, tmp_path):
     line = "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,"
     report = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, line, line, line]))
-    assert (report.inserted, report.unchanged) == (1, 2)
+    assert (report.inserted, report.unchanged, report.repeated) == (1, 0, 2)
+    assert report.conflicts == []  # the same values: repeated, not in conflict
     assert len(rows(engine, "contact_id")) == 1
+
+
+def test_a_key_with_different_values_on_two_lines_is_reported_with_the_lines(engine, tmp_path):
+    """The last line wins, as before; the report no longer calls the other one unchanged."""
+    report = ingest_file(engine, write(tmp_path / "c.csv", [
+        HEADER,
+        "s,1,2025-03-03T10:00:00+02:00,853,phone,true,,",
+        "s,2,2025-03-03T10:00:00+02:00,853,phone,true,,",
+        "s,1,2025-03-03T10:00:00+02:00,853,chat,true,,",
+    ]))
+    assert (report.inserted, report.unchanged, report.repeated) == (2, 0, 1) and counts_add_up(report)
+    assert report.conflicts == ["source_system=s, contact_id=1: lines 2, 4"]
+    assert "lines 2, 4" in report.text()
+    assert rows(engine, "contact_id", "channel") == [("1", "chat"), ("2", "phone")]
 
 
 def test_newer_correction_replaces_and_older_is_ignored(engine, tmp_path):
@@ -334,7 +349,7 @@ def test_a_key_repeated_across_batches_of_a_new_source_is_updated_not_inserted_t
     report = ingest_file(engine, path)
     assert report.read == 5 and counts_add_up(report)
     assert report.inserted == 2  # uusi 1 and uusi 2
-    assert report.updated + report.unchanged == 3  # vanha 9 changed, uusi 1 twice more
+    assert report.updated + report.unchanged + report.repeated == 3  # vanha 9 changed, uusi 1 twice more
     assert rows(engine, "source_system", "contact_id", "channel") == [
         ("uusi", "1", "video"), ("uusi", "2", "chat"), ("vanha", "9", "phone"),
     ]

@@ -2,7 +2,7 @@
 
 One file is one transaction: a file that cannot be processed stores nothing, and a
 processed file's counts always add up (read = inserted + updated + unchanged +
-quarantined). Rows are compared with what is stored, so loading the same file again
+quarantined + repeated, the last being lines whose key a later line of the file repeats). Rows are compared with what is stored, so loading the same file again
 changes nothing; a row with a newer ``updated_at`` replaces the stored one, an older
 one is ignored. Without ``updated_at`` on either side, a changed row replaces.
 """
@@ -60,6 +60,10 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    # Lines whose key a later line of the same file repeats (only the newest, else the last,
+    # is stored), and the repeated keys whose lines differ in their values, with the lines.
+    repeated: int = 0
+    conflicts: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     pending_referrals: int = 0
     seconds: float = 0.0
@@ -68,19 +72,42 @@ class IngestReport:
         return {
             "file": self.file, "kind": self.kind, "batch_id": self.batch_id, "read": self.read,
             "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-            "quarantined": self.quarantined, "reasons": dict(self.reasons.most_common()),
+            "quarantined": self.quarantined, "repeated": self.repeated, "conflicts": self.conflicts,
+            "reasons": dict(self.reasons.most_common()),
             "pending_referrals": self.pending_referrals, "seconds": round(self.seconds, 3),
         }
 
     def text(self) -> str:
         lines = [
             f"{self.file} ({self.kind}): read {self.read}, inserted {self.inserted}, updated {self.updated}, "
-            f"unchanged {self.unchanged}, quarantined {self.quarantined} in {self.seconds:.1f} s"
+            f"unchanged {self.unchanged}, quarantined {self.quarantined}"
+            + (f", repeated in the file {self.repeated}" if self.repeated else "") + f" in {self.seconds:.1f} s"
         ]
+        if self.conflicts:
+            lines.append(f"  the same key with different values on several lines (the newest, else the last, was stored): {len(self.conflicts)}")
+            lines += [f"    {conflict}" for conflict in self.conflicts[:CONFLICTS_LISTED]]
         lines += [f"  quarantined: {count} × {reason}" for reason, count in self.reasons.most_common()]
         if self.pending_referrals:
             lines.append(f"  referrals waiting for their contact: {self.pending_referrals}")
         return "\n".join(lines)
+
+
+CONFLICTS_LISTED = 10
+
+
+def _conflicts(valid: pl.DataFrame, keys: list[str], values: list[str]) -> list[str]:
+    """Keys repeated in the batch whose lines differ in any stored value, with the lines:
+    'source_system=s, contact_id=c1: lines 2, 5'."""
+    repeated = valid.filter(pl.struct(keys).is_duplicated())
+    groups = (
+        repeated.group_by(keys, maintain_order=True)
+        .agg(pl.col("_line").sort().alias("lines"), pl.struct(values).n_unique().alias("versions"))
+        .filter(pl.col("versions") > 1)
+    )
+    return [
+        ", ".join(f"{k}={row[k]}" for k in keys) + ": lines " + ", ".join(str(line) for line in row["lines"])
+        for row in groups.iter_rows(named=True)
+    ]
 
 
 def canonical_columns(columns: list[str], spec_fields: set[str], profile: Profile) -> dict[str, str]:
@@ -339,7 +366,8 @@ def _upsert(
     if valid.select(pl.struct(keys).is_duplicated().any()).item():
         ordered = valid.sort(pl.col("updated_at").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC)), "_line")
         latest = ordered.unique(subset=keys, keep="last", maintain_order=True)
-    report.unchanged += valid.height - latest.height
+        report.conflicts += _conflicts(valid, keys, [c for c in stored if c not in keys])
+    report.repeated += valid.height - latest.height
     asked = latest.select(keys) if new_sources is None else new_sources.to_ask(conn, latest.select(keys))
     existing = _existing(conn, spec, asked) if not asked.is_empty() else None
     if existing is None or existing.is_empty():  # nothing stored under these keys: all new
@@ -464,7 +492,9 @@ def finish_batch(conn: sa.Connection, report: IngestReport) -> None:
     conn.execute(
         sa.update(table).where(table.c.id == report.batch_id).values(
             finished_at=dt.datetime.now(dt.UTC), status="done", rows_read=report.read, rows_inserted=report.inserted,
-            rows_updated=report.updated, rows_unchanged=report.unchanged, rows_quarantined=report.quarantined,
+            # The batch table has no column of its own for lines a later line repeats: they count
+            # as unchanged there (the report says them apart).
+            rows_updated=report.updated, rows_unchanged=report.unchanged + report.repeated, rows_quarantined=report.quarantined,
         )
     )
 
