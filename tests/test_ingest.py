@@ -509,3 +509,32 @@ def test_free_text_over_lines_in_quotes_still_loads(engine, tmp_path):
     path.write_text(HEADER + '\ns,m1,2025-03-03T10:00:00+02:00,853,phone,true,,"U1\nsecond line, with a comma"\n', encoding="utf-8")
     report = ingest_file(engine, path)
     assert (report.read, report.inserted) == (1, 1)
+
+
+def test_two_overlapping_loads_at_once_both_succeed(engine, tmp_path):
+    """Two exports with the same new keys loaded at the same moment: on PostgreSQL the second
+    died with a unique violation during COPY and loaded nothing."""
+    import threading
+
+    def export(name: str, numbers: range) -> Path:
+        return write(tmp_path / name, [HEADER, *(f"s,k{i},2025-03-03T10:00:00+02:00,853,phone,true,,U{i}" for i in numbers)])
+
+    files = [export("a.csv", range(0, 4000)), export("b.csv", range(2000, 6000))]
+    start = threading.Barrier(2)
+    reports, errors = [], []
+
+    def load(path: Path) -> None:
+        start.wait()
+        try:
+            reports.append(ingest_file(engine, path))
+        except Exception as exc:  # the test reports it below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sum(r.inserted for r in reports) == 6000 and all(counts_add_up(r) for r in reports)
+    assert len(rows(engine, "contact_id")) == 6000

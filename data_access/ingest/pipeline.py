@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import queue
 import threading
 import time
@@ -47,6 +48,7 @@ from data_access.snapshot import select_columns
 
 UNCHANGED = "unchanged"
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -146,6 +148,7 @@ def ingest_file(
                 raise FileError(f"{path}: missing required column(s) {', '.join(missing)}")
             report = IngestReport(file=str(path), kind=chosen)
             with loading(engine) as conn:
+                wait_for_other_loads(conn, kind=chosen, file_name=str(path))
                 report.batch_id = start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
                 frames = (prepare_frame(batch, mapping, source) for batch in batches)
                 load_frames(conn, spec, frames, profile=profile, report=report)
@@ -155,6 +158,23 @@ def ingest_file(
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def wait_for_other_loads(conn: sa.Connection, *, kind: str, file_name: str) -> None:
+    """One load of a kind at a time on PostgreSQL: two overlapping loads at once inserted the
+    same new keys and the second died with a unique violation during COPY. A transaction lock
+    (released at commit or rollback, also when the process is killed) makes the second wait,
+    with a plain line saying so. SQLite lets one writer at a time anyway."""
+    if conn.dialect.name != "postgresql":
+        return
+    key = LOAD_LOCKS.get(kind, 7_316_000)
+    if not conn.execute(sa.text("select pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+        log.warning("%s: waiting for another load of %s to finish", file_name, kind)
+        conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+# Advisory lock keys, one per kind (any fixed numbers, not used elsewhere).
+LOAD_LOCKS = {"contacts": 7_316_001, "referrals": 7_316_002, "feedback": 7_316_003, "cases": 7_316_004, "measurements": 7_316_005}
 
 
 # SQLite's page cache while a file loads (the default is 2 MB): secondary indexes take keys
