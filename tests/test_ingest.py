@@ -538,3 +538,25 @@ def test_two_overlapping_loads_at_once_both_succeed(engine, tmp_path):
     assert not errors, errors
     assert sum(r.inserted for r in reports) == 6000 and all(counts_add_up(r) for r in reports)
     assert len(rows(engine, "contact_id")) == 6000
+
+
+def test_a_killed_load_leaves_its_batch_interrupted(engine, tmp_path):
+    """A load killed half-way (its batch committed as running, its rows rolled back) reads as
+    interrupted once the next load of the kind runs, not as nothing."""
+    from data_access.ingest.pipeline import start_batch
+
+    with engine.begin() as conn:
+        killed = start_batch(conn, kind="contacts", file_name="killed.csv", source_system="s")
+    report = ingest_file(engine, write(tmp_path / "next.csv", [HEADER, "s,n1,2025-03-03T10:00:00+02:00,853,phone,true,,"]))
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(IngestBatch.id, IngestBatch.status)).all())
+    assert statuses == {killed: "interrupted", report.batch_id: "done"}
+
+
+def test_a_load_that_fails_half_way_marks_its_own_batch_failed(engine, tmp_path):
+    path = write(tmp_path / "open.csv", [HEADER, "s,o1,2025-03-03T10:00:00+02:00,853,phone,true,,", 's,o2,2025-03-03T10:00:00+02:00,853,phone,true,,"U'])
+    with pytest.raises(FileError):
+        ingest_file(engine, path)
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(IngestBatch.status)).scalars().all()
+    assert statuses == ["failed"] and rows(engine, "contact_id") == []

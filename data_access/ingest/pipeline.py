@@ -132,6 +132,7 @@ def ingest_file(
     started = time.perf_counter()
     profile = profile or load_profile()
     path = Path(path)
+    report: IngestReport | None = None
     try:
         with open_batches(path, profile) as (columns, batches):
             chosen = kind or profile.kind or guess_kind([profile.columns.get(c, c).lower() for c in columns])
@@ -147,14 +148,21 @@ def ingest_file(
             if missing:
                 raise FileError(f"{path}: missing required column(s) {', '.join(missing)}")
             report = IngestReport(file=str(path), kind=chosen)
+            # The batch is written and committed before the load: a load killed half-way leaves
+            # it "running", and the next load of the kind marks it "interrupted".
+            with engine.begin() as conn:
+                report.batch_id = start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
             with loading(engine) as conn:
                 wait_for_other_loads(conn, kind=chosen, file_name=str(path))
-                report.batch_id = start_batch(conn, kind=chosen, file_name=str(path), source_system=source)
+                mark_interrupted(conn, kind=chosen, own_batch=report.batch_id)
                 frames = (prepare_frame(batch, mapping, source) for batch in batches)
                 load_frames(conn, spec, frames, profile=profile, report=report)
                 finish_batch(conn, report)
-    except FileError as exc:
-        _record_failure(engine, kind=kind or "unknown", file_name=str(path), message=str(exc))
+    except Exception as exc:
+        if report is not None and report.batch_id is not None:
+            _record_failure(engine, kind=report.kind, file_name=str(path), message=str(exc) or type(exc).__name__, batch_id=report.batch_id)
+        elif isinstance(exc, FileError):
+            _record_failure(engine, kind=kind or "unknown", file_name=str(path), message=str(exc))
         raise
     report.seconds = time.perf_counter() - started
     return report
@@ -519,10 +527,26 @@ def finish_batch(conn: sa.Connection, report: IngestReport) -> None:
     )
 
 
-def _record_failure(engine: Engine, *, kind: str, file_name: str, message: str) -> None:
-    """A file that could not be processed leaves a trace, in its own transaction."""
+def mark_interrupted(conn: sa.Connection, *, kind: str, own_batch: int | None) -> None:
+    """Batches of this kind still "running" belong to loads that no longer run (this one holds
+    the kind's lock on PostgreSQL; SQLite has one writer): they were killed."""
+    table = table_of(IngestBatch)
+    conn.execute(
+        sa.update(table).where(table.c.kind == kind, table.c.status == "running", table.c.id != own_batch).values(
+            status="interrupted", message="the load stopped before it finished (nothing of it was stored)"
+        )
+    )
+
+
+def _record_failure(engine: Engine, *, kind: str, file_name: str, message: str, batch_id: int | None = None) -> None:
+    """A file that could not be processed leaves a trace, in its own transaction: its batch
+    marked failed, or a failed batch when it failed before one was started."""
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
+        if batch_id is not None:
+            table = table_of(IngestBatch)
+            conn.execute(sa.update(table).where(table.c.id == batch_id).values(finished_at=now, status="failed", message=message))
+            return
         conn.execute(
             sa.insert(table_of(IngestBatch)).values(
                 kind=kind, file_name=file_name, started_at=now, finished_at=now, status="failed", message=message
