@@ -184,7 +184,27 @@ def _csv_batches(path: Path, separator: str, columns: list[str], batch_bytes: in
                 frame, lines = _quoted_chunk(chunk, separator, columns, line)
             line += lines
             if frame.height:
-                yield frame
+                yield _bounded(frame, columns)
+
+
+# No field of any kind is longer than this: a longer one is a broken export (a 50 MB field took
+# 1.27 GB to load). Its row goes to quarantine with the field cut to this length.
+MAX_FIELD_CHARS = 100_000
+
+
+def _bounded(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Rows with a field over ``MAX_FIELD_CHARS``: the field cut, the row marked with the reason
+    (before validation, the raw row and the quarantine copy it again)."""
+    longest = frame.select(pl.col(c).str.len_chars().max().fill_null(0) for c in columns).row(0)
+    long = [c for c, size in zip(columns, longest, strict=True) if size > MAX_FIELD_CHARS]
+    if not long:
+        return frame
+    too_long = pl.any_horizontal(pl.col(c).str.len_chars() > MAX_FIELD_CHARS for c in long)
+    reason = pl.lit(f"row: a field longer than {MAX_FIELD_CHARS} characters")
+    return frame.with_columns(
+        *(pl.col(c).str.slice(0, MAX_FIELD_CHARS) for c in long),
+        pl.when(too_long).then(pl.coalesce(pl.col("_error"), reason)).otherwise(pl.col("_error")).alias("_error"),
+    )
 
 
 def _header_lines(path: Path, separator: str) -> int:
