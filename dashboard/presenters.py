@@ -7,6 +7,7 @@ receive tidy frames.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
@@ -47,16 +48,27 @@ def place_names(store: FactSource, level: str, language: str) -> dict[str, str]:
     return dict(store.municipalities.select(code, place_name_column(level, language)).unique(subset=code).iter_rows())
 
 
+def labels_for(store: FactSource, dimension: str, values: Iterable[object], language: str) -> dict[object, str]:
+    """Each value's label for people; places looked up once for all of them (a lookup per
+    value rebuilt the name table for every municipality of a table)."""
+    names = place_names(store, dimension, language) if dimension in ("municipality", "region") else {}
+    labels: dict[object, str] = {}
+    for value in values:
+        if value is None:
+            labels[value] = t("common.unknown", language)
+        elif names:
+            labels[value] = names.get(str(value), str(value))
+        elif dimension in CODE_DIMENSIONS:
+            labels[value] = code_label(dimension, str(value), language)
+        elif isinstance(value, dt.date):
+            labels[value] = format_date(value, language)
+        else:
+            labels[value] = str(value)
+    return labels
+
+
 def label_for(store: FactSource, dimension: str, value: object, language: str) -> str:
-    if value is None:
-        return t("common.unknown", language)
-    if dimension in ("municipality", "region"):
-        return place_names(store, dimension, language).get(str(value), str(value))
-    if dimension in CODE_DIMENSIONS:
-        return code_label(dimension, str(value), language)
-    if isinstance(value, dt.date):
-        return format_date(value, language)
-    return str(value)
+    return labels_for(store, dimension, [value], language)[value]
 
 
 def with_labels(result: pl.DataFrame, *, by: list[str], store: FactSource, language: str) -> pl.DataFrame:
@@ -65,7 +77,7 @@ def with_labels(result: pl.DataFrame, *, by: list[str], store: FactSource, langu
         if dimension in TIME_DIMENSIONS and dimension != "weekday":
             continue
         values = result[dimension].unique().to_list()
-        mapping = {v: label_for(store, dimension, v, language) for v in values}
+        mapping = labels_for(store, dimension, values, language)
         result = result.with_columns(
             pl.col(dimension).replace_strict(mapping, default=None, return_dtype=pl.String).alias(f"{dimension}_label")
         )
@@ -115,7 +127,7 @@ def display_table(
     keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
     cells = pivot(result, by=by, metrics=keys)
     labels = {
-        d: {v: label_for(store, d, v, language) for v in {group[i] for group in cells}}
+        d: labels_for(store, d, {group[i] for group in cells}, language)
         for i, d in enumerate(by) if d not in TIME_DIMENSIONS or d == "weekday"
     }
     # People look places and codes up by name: groups sort by their label; times (weekdays

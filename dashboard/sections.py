@@ -27,7 +27,7 @@ from dashboard.presenters import (
     code_colours,
     dimension_title,
     display_table,
-    label_for,
+    labels_for,
     plot_frame,
     plot_frame_metrics,
     usual_volume_table,
@@ -273,7 +273,7 @@ def comparison_table(ctx: Context, metrics: list[str], *, key: str, fetch: Fetch
     table_with_download(table, key=key, language=ctx.language)
     without_population = current.filter(pl.col("note") == "population_missing")["municipality"].unique().to_list()
     if without_population:  # their per-1 000 cells read "—": say why
-        listed = ", ".join(sorted(label_for(ctx.store, "municipality", code, ctx.language) for code in without_population))
+        listed = ", ".join(sorted(labels_for(ctx.store, "municipality", without_population, ctx.language).values()))
         st.caption(t("comparison.population_missing", ctx.language, municipalities=listed))
 
 
