@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard.filters import filter_sidebar, language_selector
-from dashboard.formatting import format_time
+from dashboard.formatting import format_moment, format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
 from dashboard.state import Context, get_store, page_run_turn, set_context
 from dashboard.timing import log_data_time, start_data_time
 from data_access.config import get_settings
-from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable, data_version
+from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
 from data_access.metrics import Scope
-from data_access.periods import local_now
+from data_access.periods import HELSINKI
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
@@ -36,8 +37,14 @@ with page_run_turn(settings) as queued_seconds:
         st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
         st.stop()
 
-    # The data version this session's page shows: the live refresh compares the newest with this.
-    st.session_state["_rendered_version"] = store.version
+    # What this session's page shows: the live refresh compares the newest with this.
+    st.session_state["_rendered_version"] = store.key
+    health = store.origin.health
+    st.session_state["_rendered_reachable"] = health.reachable
+    if not health.reachable:
+        # The figures below are the last ones read; say so, and since when, on every page.
+        last = format_moment(health.answered_at or store.as_of, language)
+        st.warning(t("error.database_lost", language, time=last), icon=":material/cloud_off:")
     filters, comparison, preset = filter_sidebar(store, language)
     set_context(
         Context(
@@ -52,16 +59,17 @@ with page_run_turn(settings) as queued_seconds:
         """Rerun the page only when data newer than it shows has arrived: in the server, once the
         keeper has the new version's results ready; otherwise by asking the database."""
         view = published_view(store)
-        if view is not None:
-            version = view.version
-        else:
-            try:
-                version = data_version(store.engine)
-            except Exception:
-                return
-        if version != st.session_state.get("_rendered_version"):
+        if view is None:  # no keeper (a bare run): look at the database here
+            with contextlib.suppress(DatabaseUnavailable):
+                store.origin.refresh()
+            view = store.origin.view()
+        health = store.origin.health
+        if view.key != st.session_state.get("_rendered_version") or health.reachable != st.session_state.get("_rendered_reachable"):
             st.rerun(scope="app")
-        st.caption(t("freshness.updated", language, time=format_time(local_now(), language)))
+        if health.reachable and health.answered_at is not None:
+            st.caption(t("freshness.updated", language, time=format_time(health.answered_at.astimezone(HELSINKI), language)))
+        elif health.answered_at is not None:
+            st.caption(t("freshness.last_updated", language, time=format_moment(health.answered_at, language)))
 
     with st.sidebar:
         live_refresh()

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from dashboard.export import metrics_csv, metrics_json, safe_frame
 from dashboard.runner import add_run_arguments, say
 from dashboard.runner import run as launch_run
@@ -22,6 +24,7 @@ from data_access.engine import (
     current_revision,
     engine_from_settings,
     head_revision,
+    unavailable,
     upgrade_database,
 )
 from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
@@ -245,4 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, settings)
     except (DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError) as exc:
         print(f"ohjaustaulu: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.DBAPIError as exc:  # a database that went away or a file that is not one
+        print(f"ohjaustaulu: {unavailable(exc, Settings().resolved_database_url)}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ from dashboard.state import (
     with_period,
 )
 from data_access.config import get_settings
+from data_access.engine import DatabaseUnavailable
 from data_access.metrics import REGISTRY, Filters
 from data_access.periods import HELSINKI
 
@@ -210,6 +211,8 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
     language = ctx.language
     names = place_names(ctx.store, "municipality", language)
     title = t("freshness.source", language) if by == "source_system" else t("dimension.municipality", language)
+    # While the database cannot be reached nobody knows whether a source is up to date.
+    reachable = ctx.store.origin.health.reachable
     rows = []
     for record in newest:
         local = record.newest.astimezone(HELSINKI)
@@ -218,8 +221,9 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
                 title: record.key if by == "source_system" else names.get(record.key, record.key),
                 t("freshness.newest_record", language): f"{format_date(local.date(), language)} {format_time(local, language)}",
                 t("freshness.status", language): (
-                    "⚠ " + t("freshness.quiet", language, minutes=ctx.settings.quiet_source_minutes)
-                    if record.quiet else "✓ " + t("freshness.ok", language)
+                    "? " + t("freshness.unknown", language) if not reachable
+                    else "⚠ " + t("freshness.quiet", language, minutes=ctx.settings.quiet_source_minutes) if record.quiet
+                    else "✓ " + t("freshness.ok", language)
                 ),
             }
         )
@@ -229,11 +233,16 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
 def quality_counts(ctx: Context) -> None:
     """Rows waiting in quarantine by reason, and referrals waiting for their contact."""
     language = ctx.language
-    waiting = quarantined(ctx)
+    try:
+        waiting: pl.DataFrame | None = quarantined(ctx)
+    except DatabaseUnavailable:  # read from the database, not the store: the frame says why
+        waiting = None
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{t('quality.quarantine', language)}**")
-        if waiting.is_empty():
+        if waiting is None:
+            st.info(t("quality.unreadable", language), icon=":material/cloud_off:")
+        elif waiting.is_empty():
             st.success(t("quality.quarantine_empty", language), icon=":material/check:")
         else:
             labels = {reason: reason_label(reason, language) for reason in waiting["reason"].unique().to_list()}

@@ -8,6 +8,8 @@ import math
 
 from babel.numbers import format_decimal
 
+from data_access.periods import HELSINKI
+
 LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
 NBSP = "\u00a0"
 
@@ -76,6 +78,19 @@ def format_period(value: object, grain: str, language: str = "fi") -> object:
 
 def format_time(value: dt.datetime, language: str = "fi") -> str:
     return value.strftime("%H:%M") if language == "en" else value.strftime("%H.%M")
+
+
+def format_moment(value: dt.datetime, language: str = "fi", *, today: dt.date | None = None) -> str:
+    """A moment in Helsinki time: the time alone when it is today, else the date and time."""
+    local = value.astimezone(HELSINKI)
+    today = today or dt.datetime.now(HELSINKI).date()
+    clock = f"{CLOCK[language]} {format_time(local, language)}".strip()
+    if local.date() == today:
+        return clock
+    return f"{format_date(local.date(), language)} {clock}"
+
+
+CLOCK = {"fi": "klo", "sv": "kl.", "en": ""}  # "as they stood at 15:09"
 
 
 SECONDARY_MARK = ".."

@@ -27,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from dashboard.timing import append_timing, tally
+from data_access.engine import DatabaseUnavailable
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest, Request
 from data_access.periods import local_now, so_far_minute
@@ -42,14 +43,14 @@ class Results:
         self.max_entries = max_entries
         self.computed = 0  # how many results were computed (not found): for tests and logs
         self._lock = threading.Lock()
-        self._done: OrderedDict[tuple[int, Request], pl.DataFrame] = OrderedDict()
-        self._running: dict[tuple[int, Request], threading.Event] = {}
+        self._done: OrderedDict[tuple[tuple[int, int], Request], pl.DataFrame] = OrderedDict()
+        self._running: dict[tuple[tuple[int, int], Request], threading.Event] = {}
         self._asked: dict[Request, float] = {}
 
     def get(self, view: FactSource, request: Request, *, asked: bool = True) -> pl.DataFrame:
         """The result of ``request`` at the view's version: found, waited for while another
         thread computes it, or computed here."""
-        key = (view.version, request)
+        key = (view.key, request)
         if asked:
             self._asked[request] = time.monotonic()
         # A hit takes no lock: a page run that waits for a lock another thread holds gives up
@@ -81,7 +82,7 @@ class Results:
                 self._running.pop(key, None)
             running.set()
 
-    def _found(self, key: tuple[int, Request]) -> pl.DataFrame | None:
+    def _found(self, key: tuple[tuple[int, int], Request]) -> pl.DataFrame | None:
         """A clone of the stored result, or None. Single dict operations are atomic in CPython."""
         found = self._done.get(key)
         if found is None:
@@ -183,6 +184,8 @@ class Keeper(threading.Thread):
             try:
                 self.step()
                 failing = False
+            except DatabaseUnavailable:
+                pass  # the store logged it once and says so in its health; pages show it
             except Exception:
                 if not failing:
                     log.exception("keeping the fact store up to date failed; retrying")
@@ -192,7 +195,7 @@ class Keeper(threading.Thread):
         started = time.perf_counter()
         self.store.refresh()
         view = self.store.view()
-        if view.version != self.published.version:
+        if view.key != self.published.key:
             refreshed = time.perf_counter()
             prepared = results_for(self.store).warm(view, within_seconds=self.remember_seconds, budget_seconds=self.budget_seconds)
             self.published = view

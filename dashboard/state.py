@@ -26,6 +26,7 @@ from dashboard.live import published_view, results_for, start_keeper
 from dashboard.timing import append_timing, data_time
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
+from data_access.engine import DatabaseUnavailable
 from data_access.metrics import Filters, Scope
 from data_access.metrics.requests import (
     FreshnessRequest,
@@ -143,7 +144,13 @@ def get_store() -> StoreView:
     store = _store(get_settings().resolved_database_url)
     view = published_view(store)
     if view is None:
-        store.refresh()
+        try:
+            store.refresh()
+        except DatabaseUnavailable:
+            if not store.version and not store.health.answered_at:
+                raise  # nothing was ever read: there is nothing to show
+            # The figures read before stay on the page, under the frame's notice that the
+            # database cannot be reached (store.health).
         view = store.view()
     return view
 

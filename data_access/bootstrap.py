@@ -7,7 +7,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from data_access.config import Settings
-from data_access.engine import check_schema, engine_from_settings, upgrade_database
+from data_access.engine import check_schema, create_db_engine, engine_from_settings, unavailable, upgrade_database
 from data_access.models import Contact, Municipality
 from data_access.reference import load_shipped_reference
 
@@ -21,15 +21,22 @@ def prepare_database(settings: Settings) -> Engine:
     command's business (dashboard/serve.py), not the data layer's.
     """
     engine = engine_from_settings(settings)
-    if not settings.is_embedded:
-        check_schema(engine)
-        return engine
-    upgrade_database(engine)
-    with engine.connect() as conn:
-        has_reference = conn.execute(sa.select(sa.func.count()).select_from(Municipality)).scalar()
-    if not has_reference:
-        load_shipped_reference(engine)
-    return engine
+    try:
+        if not settings.is_embedded:
+            check_schema(engine)
+            return engine
+        upgrade_database(engine)
+        with engine.connect() as conn:
+            has_reference = conn.execute(sa.select(sa.func.count()).select_from(Municipality)).scalar()
+        if not has_reference:
+            load_shipped_reference(engine)
+    except sa.exc.DBAPIError as exc:  # a corrupt or unreadable file, a server that refuses
+        engine.dispose()
+        raise unavailable(exc, engine) from exc
+    engine.dispose()
+    # From here on the file must exist: deleted under a running server, it is missing, not
+    # silently recreated empty.
+    return create_db_engine(settings.resolved_database_url, create_missing=False)
 
 
 def holds_contacts(engine: Engine) -> bool:

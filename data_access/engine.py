@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,17 +31,45 @@ class DatabaseNeedsUpgrade(RuntimeError):
     """The schema is older than this version of the code."""
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, create_missing: bool = True) -> Engine:
+    """An engine on ``url``. With ``create_missing=False`` an SQLite file that is not there
+    is an error, not a new empty database: a dashboard whose file was deleted must say so,
+    not show an empty database under the old one's name."""
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        path = sqlite_file(url)
+        if path is not None and create_missing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None and not create_missing:
+            target = path.resolve().as_uri() + "?mode=rw"
+            engine = sa.create_engine(
+                url, creator=lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+            )
+        else:
+            engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = sa.engine.make_url(url).database
+    return Path(path) if path and path != ":memory:" else None
+
+
+def unavailable(exc: sa.exc.DBAPIError, database: Engine | str) -> DatabaseUnavailable:
+    """A database error as the one sentence a user reads: which database, and what is wrong
+    (the password never shown)."""
+    url = database.url if isinstance(database, Engine) else sa.engine.make_url(database)
+    shown = url.render_as_string(hide_password=True)
+    file = sqlite_file(shown)
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    where = f"the database file {file}" if file is not None else f"the database at {shown}"
+    return DatabaseUnavailable(f"{where} cannot be used: {reason}")
 
 
 def engine_from_settings(settings: Settings) -> Engine:
@@ -73,8 +102,8 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
-    except sa.exc.OperationalError as exc:
-        raise DatabaseUnavailable(str(exc.orig)) from exc
+    except sa.exc.DBAPIError as exc:
+        raise unavailable(exc, engine) from exc
 
 
 def upgrade_database(engine: Engine) -> None:

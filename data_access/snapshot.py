@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Engine
 from data_access import codes, snapshot_file
 from data_access.columnar import read_frames
 from data_access.config import Settings
-from data_access.engine import data_version, database_identity, epoch_seconds
+from data_access.engine import DatabaseUnavailable, database_identity, epoch_seconds, sqlite_file, unavailable
 from data_access.models import Contact, Feedback, Referral, UTCDateTime, table_of
 from data_access.reference import reference_frames
 
@@ -214,6 +215,8 @@ class FactSource(Protocol):
     @property
     def version(self) -> int: ...
     @property
+    def key(self) -> tuple[int, int]: ...
+    @property
     def as_of(self) -> dt.datetime: ...
     @property
     def contacts(self) -> pl.DataFrame: ...
@@ -239,9 +242,26 @@ class StoreView:
         self.settings = store.settings
         self.engine = store.engine
         self.version = store.version
+        # What the figures of this view are a function of: the data version, and which
+        # reading of the database it counts in (a replaced database may repeat a version).
+        self.key = (store.generation, store.version)
         self.as_of = store.as_of
         self.contacts, self.referrals, self.feedback = store.contacts, store.referrals, store.feedback
         self.municipalities, self.populations = store.municipalities, store.populations
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the database answered the store's last look, and when it last did. Replaced
+    whole on every look, so a page reads one consistent value without a lock."""
+
+    answered_at: dt.datetime | None = None  # the last time the database answered (UTC)
+    problem: str | None = None  # why the last look failed; None when it answered
+    failing_since: dt.datetime | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.problem is None
 
 
 class FactStore:
@@ -264,6 +284,15 @@ class FactStore:
         self._saving: threading.Thread | None = None
         # The data version of the saved snapshot this store started from, if any.
         self.restored_version: int | None = None
+        self.health = Health()
+        self.generation = 0  # how many times the database was read again from the start
+        self._file = sqlite_file(engine.url.render_as_string(hide_password=True))
+        self._file_identity: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(generation, version): see StoreView.key."""
+        return (self.generation, self.version)
 
     @property
     def origin(self) -> FactStore:
@@ -276,8 +305,59 @@ class FactStore:
             return StoreView(self)
 
     def refresh(self) -> bool:
-        """Bring the frames up to the database's data version. True when anything changed."""
-        current = data_version(self.engine)
+        """Bring the frames up to the database's data version. True when anything changed.
+
+        A database that cannot be reached raises DatabaseUnavailable and leaves the frames as
+        they were, with ``health`` saying since when; the next refresh tries again with fresh
+        connections. A database that was replaced (another file at the same path, a restored
+        one with another identity or an older version) is read again from the start."""
+        try:
+            changed = self._refresh()
+        except DatabaseUnavailable as exc:
+            self._failed(str(exc))
+            raise
+        except sa.exc.DBAPIError as exc:
+            problem = unavailable(exc, self.engine)
+            self._failed(str(problem))
+            raise problem from exc
+        self.health = Health(answered_at=dt.datetime.now(dt.UTC))
+        return changed
+
+    def _failed(self, problem: str) -> None:
+        if self.health.reachable:
+            log.warning("the database cannot be reached: %s", problem)
+        since = self.health.failing_since or dt.datetime.now(dt.UTC)
+        self.health = Health(answered_at=self.health.answered_at, problem=problem, failing_since=since)
+        # Pooled connections to a server that went away (or to a deleted file) are not reused.
+        self.engine.dispose()
+
+    def _check_file(self) -> bool:
+        """For an SQLite file: raise when it is missing; True when it is another file than
+        the one read before (replaced under the running server)."""
+        if self._file is None:
+            return False
+        try:
+            found = self._file.stat()
+        except FileNotFoundError:
+            raise DatabaseUnavailable(f"the database file {self._file} is missing") from None
+        identity = (found.st_dev, found.st_ino)
+        replaced = self._file_identity is not None and identity != self._file_identity
+        self._file_identity = identity
+        if replaced:
+            self.engine.dispose()  # connections still open the old (deleted) file
+        return replaced
+
+    def _refresh(self) -> bool:
+        replaced = self._check_file()
+        database_id, current = database_identity(self.engine)
+        if self._loaded and (replaced or database_id != self._database_id or current < self.version):
+            log.warning("the database was replaced; reading it again from the start")
+            with self._lock:
+                self._loaded = False
+                self.generation += 1
+                self._clear()
+                self.restored_version = None
+                self._saved_version = 0
         if self._loaded and current == self.version:
             return False
         with self._lock:
@@ -285,7 +365,7 @@ class FactStore:
                 return False
             self.municipalities, self.populations = reference_frames(self.engine)
             if not self._loaded:
-                self._database_id, current = database_identity(self.engine)
+                self._database_id = database_id
                 # The row counts that guard a saved snapshot are read while it loads.
                 counting = _start_counting(self.engine) if snapshot_file.any_saved(self.settings.resolved_snapshot_dir) else None
                 restored = counting is not None and self._restore(current)

@@ -117,11 +117,12 @@ def test_sessions_can_convert_the_same_result_at_once(tmp_path):
         class View:  # Results only hands the view to the computation, stubbed here
             def __init__(self, version):
                 self.version = version
+                self.key = (0, version)
 
         results = Results()
         for round_ in range(6):
             frame = pl.DataFrame({"a": [5234.523] * 100_000, "b": ["x"] * 100_000})
-            results._done[(round_, ("registry",))] = frame
+            results._done[((0, round_), ("registry",))] = frame
             with ThreadPoolExecutor(10) as pool:
                 for future in [pool.submit(lambda: results.get(View(round_), ("registry",)).to_pandas()) for _ in range(100)]:
                     future.result()

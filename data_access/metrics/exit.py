@@ -12,6 +12,7 @@ from __future__ import annotations
 import polars as pl
 import sqlalchemy as sa
 
+from data_access.engine import unavailable
 from data_access.metrics.computation import compute
 from data_access.metrics.disclosure import protect_table
 from data_access.metrics.requests import (
@@ -71,8 +72,11 @@ def quarantine_summary(engine: sa.Engine) -> pl.DataFrame:
     exact: ask ``answer``). Read once per data version: ingest moves the version when it
     quarantines or re-processes rows."""
     q = table_of(QuarantinedRow)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(q.c.kind, q.c.reasons).where(q.c.reprocessed_at.is_(None))).all()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(q.c.kind, q.c.reasons).where(q.c.reprocessed_at.is_(None))).all()
+    except sa.exc.DBAPIError as exc:
+        raise unavailable(exc, engine) from exc
     frame = pl.DataFrame([tuple(r) for r in rows], schema={"kind": pl.String, "reasons": pl.String}, orient="row")
     return (
         frame.with_columns(pl.col("reasons").str.split("; "))
