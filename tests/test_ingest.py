@@ -573,3 +573,53 @@ def test_a_field_longer_than_any_export_holds_goes_to_quarantine_cut(engine, tmp
     waiting = quarantine_frame(engine)
     assert "a field longer than" in waiting["reasons"][0]
     assert len(waiting["raw"][0]) < MAX_FIELD_CHARS + 1000
+
+
+# Free text as exports hold it: separators of either kind, quotes, line breaks, letters
+# Windows-1252 can hold. (Leading and trailing spaces are trimmed by validation, by contract.)
+FREE_TEXT = st.text(alphabet=["x", "ä", "Ö", "€", ",", ";", '"', "\n", "1", "'"], min_size=0, max_size=12).map(str.strip)
+EXPORT_ID = iter(range(10**9))
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(st.tuples(FREE_TEXT, st.booleans()), min_size=1, max_size=12),
+    separator=st.sampled_from([",", ";"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16"]),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    quote_all=st.booleans(),
+)
+def test_whatever_an_export_looks_like_every_record_is_read_once_and_nothing_is_lost(
+    engine, tmp_path, records, separator, encoding, newline, quote_all
+):
+    """Random quoting, embedded line breaks and separators, encodings and line endings: read
+    equals the records in the file, every record is stored or quarantined, and the free text
+    is stored as written (line breaks in it as the file's own)."""
+    import csv
+    import io
+
+    export = next(EXPORT_ID)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=separator, lineterminator=newline, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+    writer.writerow(HEADER.split(","))
+    written = {}
+    for number, (text, valid) in enumerate(records):
+        key = f"p{export}-{number}"
+        value = text.replace("\n", newline)  # a line break in a field is the file's own kind
+        writer.writerow(["s", key, "2025-03-03T10:00:00+02:00", "853" if valid else "9999", "phone", "true", "", value])
+        written[key] = (value, valid)
+    path = tmp_path / f"export-{export}.csv"
+    path.write_bytes(buffer.getvalue().encode(encoding))
+
+    report = ingest_file(engine, path, kind="contacts")
+    assert report.read == len(records), (report, buffer.getvalue())
+    assert counts_add_up(report)
+    assert report.quarantined == sum(not valid for _, valid in written.values())
+    table = Contact.__table__
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(table.c.contact_id, table.c.unit_code).where(table.c.contact_id.like(f"p{export}-%"))).all())
+
+    def lines(text: str | None) -> str | None:  # the line-break style is the file's, not the text's
+        return None if text in (None, "") else text.replace("\r\n", "\n").replace("\r", "\n")
+
+    assert {key: lines(value) for key, value in stored.items()} == {key: lines(value) for key, (value, valid) in written.items() if valid}

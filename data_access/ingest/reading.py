@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import polars as pl
 
 from data_access.ingest.profiles import Profile
@@ -98,15 +99,25 @@ def _utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+DELIMITERS = (";", ",", "\t", "|")
+
+
 def _delimiter(path: Path) -> str:
+    """The separator that splits the header into the most names (ties: in DELIMITERS' order).
+
+    Decided from the header alone: column names hold no separators, data does. csv.Sniffer over
+    the first rows took the semicolon of a comma file whose free text held more semicolons
+    than commas, and the file then had none of the required columns."""
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         sample = handle.read(64 * 1024)
-    first = sample.splitlines()[0] if sample else ""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=";,\t|").delimiter
-    except csv.Error:
-        counts = {d: first.count(d) for d in (";", ",", "\t", "|")}
-        return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+    def names(delimiter: str) -> int:
+        header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+        return sum(1 for name in header if name.strip())
+
+    counts = {d: names(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 1 else ","
 
 
 @contextmanager
@@ -178,7 +189,17 @@ def _csv_batches(path: Path, separator: str, columns: list[str], batch_bytes: in
         for _ in range(header_lines):
             handle.readline()
         line = header_lines + 1
-        for chunk in _record_chunks(handle, batch_bytes):
+        chunks = _record_chunks(handle, batch_bytes)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except _RecordTooLong:
+                raise csv.Error(
+                    f"line {line}: a record runs over more than {MAX_RECORD_LINES} lines or "
+                    f"{MAX_RECORD_BYTES // 1024 // 1024} MB (a quote left open?)"
+                ) from None
             frame, lines = _simple_chunk(chunk, separator, columns, line)
             if frame is None:
                 frame, lines = _quoted_chunk(chunk, separator, columns, line)
@@ -215,9 +236,22 @@ def _header_lines(path: Path, separator: str) -> int:
         return reader.line_num
 
 
+# One record is never longer than this: a longer one is a broken export, and reading on to find
+# its end would hold the whole file in memory.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+class _RecordTooLong(Exception):
+    """The record at the start of the unread part is longer than a record can be."""
+
+
 def _record_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
     """Byte chunks of about ``size`` that end at a record boundary: after a newline with an
-    even number of quote characters before it (a doubled quote inside a field counts two)."""
+    even number of quote characters before it (a doubled quote inside a field counts two).
+
+    A record still open after ``MAX_RECORD_LINES`` lines or ``MAX_RECORD_BYTES`` raises
+    _RecordTooLong before the rest of the file is read (a stray quote near the start of a
+    2 GB file would otherwise be read whole into memory)."""
     rest = b""
     while True:
         block = handle.read(size)
@@ -226,14 +260,30 @@ def _record_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
                 yield rest
             return
         buffer = rest + block
-        cut = buffer.rfind(b"\n") + 1
-        while cut > 0 and buffer.count(b'"', 0, cut) % 2:
-            cut = buffer.rfind(b"\n", 0, cut - 1) + 1
+        cut = _record_end(buffer) if b'"' in buffer else buffer.rfind(b"\n") + 1
         if cut == 0:  # one record longer than the chunk (a long quoted field): read on
+            if len(buffer) > MAX_RECORD_BYTES or buffer.count(b"\n") > MAX_RECORD_LINES:
+                raise _RecordTooLong
             rest = buffer
             continue
         rest = buffer[cut:]
         yield buffer[:cut]
+
+
+def _record_end(buffer: bytes) -> int:
+    """The position just after the last newline outside quotes (0 when there is none), in one
+    vectorised pass: looking back newline by newline and counting the quotes before each took
+    minutes for a chunk after a stray quote (a count of the whole chunk per line)."""
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    newlines = np.flatnonzero(data == NEWLINE)
+    if not newlines.size:
+        return 0
+    inside = np.bitwise_xor.accumulate((data == QUOTE).view(np.uint8))  # 1 inside quotes
+    outside = newlines[inside[newlines] == 0]
+    return int(outside[-1]) + 1 if outside.size else 0
+
+
+NEWLINE, QUOTE = ord("\n"), ord('"')
 
 
 def _simple_chunk(chunk: bytes, separator: str, columns: list[str], first_line: int) -> tuple[pl.DataFrame | None, int]:
