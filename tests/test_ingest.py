@@ -425,6 +425,7 @@ def test_one_poison_file_does_not_stop_the_watcher(engine, tmp_path):
     results = dict(watcher.poll(now=1.0))
     assert isinstance(results[inbox / "a_poison.json"], str)
     assert (inbox / "failed" / "a_poison.json").exists() and (inbox / "failed" / "a_poison.json.error.txt").exists()
+    assert "nested too deep" in (inbox / "failed" / "a_poison.json.error.txt").read_text(encoding="utf-8")
     assert (inbox / "done" / "b_good.csv").exists()
     assert [r for (r,) in rows(engine, "contact_id")] == ["g1"]
 

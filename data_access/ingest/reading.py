@@ -150,6 +150,8 @@ def open_batches(path: Path, profile: Profile, *, batch_rows: int = BATCH_ROWS, 
         yield columns, _checked(lazy.collect_batches(chunk_size=batch_rows), path)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
         raise FileError(f"{path}: the file cannot be read as {kind.upper()} ({str(exc).splitlines()[0]})") from exc
+    except RecursionError:  # json.load on arrays nested thousands deep
+        raise FileError(f"{path}: the file cannot be read as {kind.upper()} (its values are nested too deep)") from None
 
 
 def _header(path: Path, separator: str, *, shown: Path) -> list[str]:
