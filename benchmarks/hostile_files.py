@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from data_access.engine import create_db_engine, upgrade_database  # noqa: E402
-from data_access.ingest import FileError, ingest_file  # noqa: E402
-from data_access.reference import load_shipped_reference  # noqa: E402
+from data_access.engine import create_db_engine, upgrade_database
+from data_access.ingest import FileError, ingest_file
+from data_access.reference import load_shipped_reference
 
 HEADER = "source_system,contact_id,occurred_at,municipality_code,channel,resolved_first_contact,updated_at,unit_code"
 
