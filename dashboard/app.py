@@ -11,11 +11,11 @@ from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_moment, format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
+from dashboard.signin import audit_page_view, current_user, sign_out_button
 from dashboard.state import Context, get_store, page_run_turn, set_context
 from dashboard.timing import log_data_time, start_data_time
 from data_access.config import get_settings
 from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
-from data_access.metrics import Scope
 from data_access.periods import HELSINKI
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -37,6 +37,12 @@ with page_run_turn(settings) as queued_seconds:
         st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
         st.stop()
 
+    user = current_user(settings, store.engine, language)
+    if user.scope.municipalities is not None and not user.scope.municipalities:
+        st.info(t("signin.no_places", language), icon=":material/lock:")
+        sign_out_button(user, language)
+        st.stop()
+
     # What this session's page shows: the live refresh compares the newest with this.
     st.session_state["_rendered_version"] = store.key
     health = store.origin.health
@@ -45,14 +51,14 @@ with page_run_turn(settings) as queued_seconds:
         # The figures below are the last ones read; say so, and since when, on every page.
         last = format_moment(health.answered_at or store.as_of, language)
         st.warning(t("error.database_lost", language, time=last), icon=":material/cloud_off:")
-    filters, comparison, preset = filter_sidebar(store, language)
+    filters, comparison, preset = filter_sidebar(store, language, user.scope)
     set_context(
         Context(
             settings=settings, store=store, language=language, filters=filters, comparison=comparison,
-            # Sign-in comes later; until then every session sees every municipality.
-            scope=Scope.everything(), preset=preset,
+            scope=user.scope, preset=preset, user=user,
         )
     )
+    sign_out_button(user, language)
 
     @st.fragment(run_every=settings.refresh_seconds)
     def live_refresh() -> None:
@@ -82,7 +88,9 @@ with page_run_turn(settings) as queued_seconds:
             st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),
             st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
             st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
+            *([st.Page(PAGES / "audit.py", title=t("page.audit", language), icon=":material/policy:", url_path="loki")] if user.is_admin else []),
         ]
     )
     page.run()
+    audit_page_view(user, page.url_path or "overview", filters, store.engine)
     log_data_time(settings, page.url_path or "overview", queued_seconds=queued_seconds)

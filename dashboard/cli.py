@@ -12,9 +12,22 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dashboard.export import metrics_csv, metrics_json, safe_frame
+from dashboard.export import metrics_csv, metrics_json, safe_cell, safe_frame
 from dashboard.runner import add_run_arguments, say
 from dashboard.runner import run as launch_run
+from data_access.access import (
+    ROLES,
+    AccessError,
+    add_user,
+    audit_rows,
+    find_user,
+    grant,
+    list_users,
+    normalise_email,
+    prune_audit,
+    remove_user,
+    revoke,
+)
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings
 from data_access.engine import (
@@ -30,7 +43,7 @@ from data_access.engine import (
 from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
 from data_access.ingest.quarantine import quarantine_frame, reprocess
 from data_access.ingest.watch import Watcher, watch
-from data_access.metrics import REGISTRY, Filters, MetricError, get_metric
+from data_access.metrics import REGISTRY, Filters, MetricError, Scope, get_metric
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest
 from data_access.reference import (
@@ -61,6 +74,55 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    command = args.users_command
+    if command == "add":
+        add_user(engine, args.email, role=args.role, name=args.name)
+        print(f"{normalise_email(args.email)}: {args.role}")
+    elif command == "list":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["email", "name", "role", "active", "places"])
+        for row in list_users(engine):
+            writer.writerow([safe_cell(row[k] if row[k] is not None else "") for k in ("email", "name", "role", "active", "places")])
+    elif command == "grant":
+        municipality = normalise_municipality_code(args.municipality) if args.municipality else None
+        grant(engine, args.email, municipality=municipality, region=args.county and args.county.zfill(2))
+        print(f"{normalise_email(args.email)}: may see {'municipality ' + municipality if municipality else 'county ' + args.county.zfill(2)}")
+    elif command == "revoke":
+        municipality = normalise_municipality_code(args.municipality) if args.municipality else None
+        removed = revoke(engine, args.email, municipality=municipality, region=args.county and args.county.zfill(2))
+        print(f"{normalise_email(args.email)}: {removed} grant(s) removed")
+    else:
+        remove_user(engine, args.email)
+        print(f"{normalise_email(args.email)}: deactivated, no grants")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    if args.action == "prune":
+        print(f"deleted {prune_audit(engine, keep_days=settings.audit_keep_days)} audit rows older than {settings.audit_keep_days} days")
+        return 0
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at", "email", "action", "page", "detail"])
+    for row in audit_rows(engine, limit=10_000_000):
+        writer.writerow([row["at"].isoformat(), *(safe_cell(row[k] or "") for k in ("email", "action", "page", "detail"))])
+    if args.output:
+        Path(args.output).write_text(out.getvalue(), encoding="utf-8")
+    else:
+        sys.stdout.write(out.getvalue())
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     engine = engine_from_settings(settings)
     check_schema(engine)
@@ -73,7 +135,13 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
         municipalities=tuple(normalise_municipality_code(code) for code in args.municipality or ()),
     )
     by = [args.by] if args.by else []
-    result = answer(store, MetricsRequest.of(metrics, filters, by=by))
+    scope = Scope.everything()
+    if args.as_user:  # the figures that person sees on the pages: their scope, at the same exit
+        user = find_user(engine, args.as_user)
+        if user is None:
+            raise AccessError(f"no active user {args.as_user!r} (ohjaustaulu users list)")
+        scope = user.scope
+    result = answer(store, MetricsRequest.of(metrics, filters, by=by, scope=scope))
     if args.format == "json":
         print(metrics_json(result, by=by, store=store))
     else:
@@ -195,7 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--metric", action="append", help=f"metric key (repeatable, or 'all'): {', '.join(REGISTRY)}")
     metrics.add_argument("--format", choices=("csv", "json"), default="csv")
     metrics.add_argument("--language", choices=("fi", "sv", "en"), default="fi", help="language of name columns")
+    metrics.add_argument("--as-user", help="only what this user (e-mail) may see")
     metrics.set_defaults(handler=cmd_metrics)
+
+    users = commands.add_parser("users", help="who may sign in, their role and the places they may see")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="add a user or change their role")
+    add.add_argument("email")
+    add.add_argument("--role", choices=ROLES, default="viewer")
+    add.add_argument("--name")
+    users_commands.add_parser("list", help="every user, their role and places")
+    for name, text in (("grant", "let a user see a municipality or a county"), ("revoke", "take a grant away")):
+        place = users_commands.add_parser(name, help=text)
+        place.add_argument("email")
+        where = place.add_mutually_exclusive_group(required=True)
+        where.add_argument("--municipality", help="municipality code, e.g. 853")
+        where.add_argument("--county", help="wellbeing services county code, e.g. 02")
+    remove = users_commands.add_parser("remove", help="deactivate a user and take every grant away (the audit trail keeps them)")
+    remove.add_argument("email")
+    users.set_defaults(handler=cmd_users)
+
+    audit_cmd = commands.add_parser("audit", help="the audit trail")
+    audit_cmd.add_argument("action", choices=("export", "prune"))
+    audit_cmd.add_argument("--output", help="file for export (CSV; default: standard output)")
+    audit_cmd.set_defaults(handler=cmd_audit)
 
     reference = commands.add_parser("reference", help="reference data")
     reference_commands = reference.add_subparsers(dest="reference_command", required=True)
@@ -246,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         return args.handler(args, settings)
-    except (DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError) as exc:
+    except (AccessError, DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError) as exc:
         print(f"ohjaustaulu: {exc}", file=sys.stderr)
         return 2
     except sa.exc.DBAPIError as exc:  # a database that went away or a file that is not one

@@ -23,9 +23,11 @@ from dashboard.formatting import (
 )
 from dashboard.i18n import t
 from dashboard.presenters import change_text, place_names, reason_label, value_text
+from dashboard.signin import audited_download
 from dashboard.state import (
     Context,
     freshness,
+    get_context,
     pending,
     period_records,
     quarantined,
@@ -78,9 +80,12 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
 
 
 def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
+    """The table as CSV, for the roles that may download; each download is in the audit trail."""
+    if not get_context().user.may_download:
+        return
     st.download_button(
         t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
-        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click="ignore",
+        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click=audited_download, args=(key,),
     )
 
 

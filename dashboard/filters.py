@@ -13,12 +13,13 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
+import polars as pl
 import streamlit as st
 
 from dashboard.i18n import LANGUAGES, code_label, t
 from dashboard.presenters import place_names
 from data_access import codes
-from data_access.metrics import Filters
+from data_access.metrics import Filters, Scope
 from data_access.periods import (
     COMPARISONS,
     PRESETS,
@@ -65,12 +66,16 @@ def language_selector(default: str) -> str:
     return chosen
 
 
-def filter_sidebar(store: FactSource, language: str) -> tuple[Filters, Filters | None, str]:
-    """Draw the filters and return (filters, comparison filters or None, period preset)."""
+def filter_sidebar(store: FactSource, language: str, scope: Scope) -> tuple[Filters, Filters | None, str]:
+    """Draw the filters and return (filters, comparison filters or None, period preset). Only
+    the counties and municipalities of the user's scope are offered (the figures are scoped
+    at the one exit whatever is chosen)."""
     sidebar = st.sidebar
     sidebar.subheader(t("filter.heading", language))
     today = local_now().date()
     municipalities = store.municipalities
+    if scope.municipalities is not None:
+        municipalities = municipalities.filter(pl.col("municipality_code").is_in(sorted(scope.municipalities)))
     region_codes = sorted(municipalities["region_code"].unique().to_list())
     all_municipalities = municipalities["municipality_code"].to_list()
 

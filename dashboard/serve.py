@@ -47,6 +47,10 @@ def main() -> int:
     # terminal), and a database that cannot be used stops the server with one sentence.
     try:
         settings = get_settings()
+        if not settings.sign_in and not settings.demo_allowed:
+            say("ohjaustaulu: a PostgreSQL database is shown only to signed-in users: configure sign-in "
+                "(docs/deployment.md) and set OHJAUSTAULU_SIGN_IN=true")
+            return 2
         engine = prepare_database(settings)
         seed_first_run(engine, settings, progress=say)
     except (DatabaseNeedsUpgrade, DatabaseUnavailable, ValueError) as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.live import published_view, results_for, start_keeper
 from dashboard.timing import append_timing, data_time
+from data_access.access import User, audit_rows
 from data_access.bootstrap import prepare_database
 from data_access.config import Settings, get_settings
 from data_access.engine import DatabaseUnavailable
@@ -37,6 +38,8 @@ from data_access.metrics.requests import (
 from data_access.quality import Freshness, freshness_rows
 from data_access.snapshot import FactStore, StoreView
 
+# Who a context is for when no one signed in: the demo mode's user (dashboard/signin.py).
+DEMO = User(email="demo", name=None, role="analyst", scope=Scope.everything())
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -51,6 +54,7 @@ class Context:
     comparison: Filters | None
     scope: Scope
     preset: str
+    user: User = DEMO
 
 
 _turns: dict[int, threading.BoundedSemaphore] = {}
@@ -175,6 +179,14 @@ def quarantined(ctx: Context) -> pl.DataFrame:
     """Rows waiting in quarantine by kind and reason (scoped, protected; read once per data
     version, not on every rerun)."""
     return results_for(ctx.store).get(ctx.store, QuarantineRequest(scope=ctx.scope))
+
+
+def audit_trail(ctx: Context) -> list[dict[str, object]]:
+    """The newest rows of the audit trail, for an administrator only (read from the database
+    on every run: it is not data the store keeps)."""
+    if not ctx.user.is_admin:
+        return []
+    return audit_rows(ctx.store.engine)
 
 
 def ask(ctx: Context, request: MetricsRequest) -> pl.DataFrame:

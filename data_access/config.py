@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     quiet_source_minutes: int = Field(
         default=60, ge=1, description="A source system with no new record for this long is flagged as quiet."
     )
+    sign_in: bool = Field(
+        default=False,
+        description="Require sign-in through OpenID Connect (st.login; the provider in .streamlit/secrets.toml, "
+        "docs/deployment.md). Without it the dashboard runs in demo mode, allowed only on an SQLite database.",
+    )
+    audit_keep_days: int = Field(default=400, ge=1, description="Audit trail rows older than this are deleted.")
     default_language: Literal["fi", "sv", "en"] = Field(default="fi", description="Language of the interface.")
     seed_contacts: int = Field(
         default=300_000, ge=0, description="Contacts generated on first run of the embedded database."
@@ -161,6 +167,12 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return not self.database_url
+
+    @property
+    def demo_allowed(self) -> bool:
+        """Demo mode (no sign-in, every municipality) is for SQLite: the embedded sample data
+        or a developer's copy, never the county's PostgreSQL database."""
+        return self.resolved_database_url.startswith("sqlite")
 
     def care_guarantee_days(self, *, on: dt.date, age: float | None) -> int:
         """Days allowed on a date for an age (None: the rule without an age bound)."""

@@ -227,6 +227,40 @@ class QuarantinedRow(SQLModel, table=True):
     reprocessed_at: dt.datetime | None = Field(default=None, sa_column=_ts())
 
 
+class AppUser(SQLModel, table=True):
+    """A person who may sign in (by the e-mail address the identity provider gives), and their role."""
+
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True)
+    name: str | None = Field(default=None, max_length=200)
+    role: str = Field(max_length=20)
+    active: bool = True
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+
+
+class UserGrant(SQLModel, table=True):
+    """One municipality, or one county, a user may see."""
+
+    __tablename__ = "user_grant"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    municipality_code: str | None = Field(default=None, max_length=3)
+    region_code: str | None = Field(default=None, max_length=2)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who signed in, looked at or downloaded what, when: codes and dates, never client data."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIGINT_PK)
+    at: dt.datetime = Field(sa_column=_ts(nullable=False, index=True))
+    email: str | None = Field(default=None, max_length=254)
+    action: str = Field(max_length=20)
+    page: str | None = Field(default=None, max_length=60)
+    detail: str = Field(default="{}", sa_type=sa.Text)
+
+
 FACT_TABLES = (Contact, Referral, Feedback, GuidanceCase, Measurement)
 
 

@@ -117,3 +117,27 @@ def seeded_database(request, tmp_path_factory, *, contacts: int, days: int, seed
     seed_database(engine, contacts=contacts, days=days, seed=seed)
     engine.dispose()
     return url, (lambda: _drop_postgres(server, url) if server else None)
+
+
+TESTER = "tester@example.fi"
+
+
+def sign_in_for(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, object] | None:
+    """On PostgreSQL the dashboard shows figures only to signed-in users: make the tester an
+    administrator of every county and return the identity to give AppTest's ``user``; on
+    SQLite the demo mode runs (None)."""
+    if not url.startswith("postgresql"):
+        monkeypatch.delenv("OHJAUSTAULU_SIGN_IN", raising=False)
+        return None
+    from data_access.access import add_user, grant
+    from data_access.models import Region, table_of
+
+    monkeypatch.setenv("OHJAUSTAULU_SIGN_IN", "true")
+    engine = create_db_engine(url)
+    add_user(engine, TESTER, role="admin", name="Testaaja")
+    with engine.connect() as conn:
+        counties = conn.execute(sa.select(table_of(Region).c.code)).scalars().all()
+    for county in counties:
+        grant(engine, TESTER, region=county)
+    engine.dispose()
+    return {"is_logged_in": True, "email": TESTER, "name": "Testaaja"}

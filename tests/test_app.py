@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from data_access.config import get_settings
 from data_access.engine import create_db_engine
 from data_access.metrics.requests import MetricsRequest
-from tests.conftest import seeded_database
+from tests.conftest import seeded_database, sign_in_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -35,10 +35,23 @@ def app_database(request, tmp_path_factory):
 
 @pytest.fixture
 def app_env(app_database, monkeypatch):
+    global SIGNED_IN
     monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", app_database)
+    SIGNED_IN = sign_in_for(app_database, monkeypatch)
     get_settings.cache_clear()
     yield app_database
+    SIGNED_IN = None
     get_settings.cache_clear()
+
+
+SIGNED_IN: dict[str, object] | None = None  # the identity AppTest gives the app (PostgreSQL)
+
+
+def new_app(timeout: float = 120) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if SIGNED_IN is not None:
+        at.user = dict(SIGNED_IN)
+    return at
 
 
 def _run(at: AppTest) -> AppTest:
@@ -48,7 +61,7 @@ def _run(at: AppTest) -> AppTest:
 
 
 def _open(page: str) -> AppTest:
-    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at = _run(new_app())
     if page != "overview.py":
         at.switch_page(str(ROOT / "pages" / page))
         _run(at)
@@ -94,7 +107,7 @@ def test_a_page_reads_the_same_rows_by_the_same_grouping_once(app_env, page, ask
     """Each registry request aggregates its rows once, whatever metrics it carries: a page that
     asks twice for the same filters and grouping (metrics in another order, or one metric per
     chart) pays the aggregation's fixed cost twice."""
-    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at = _run(new_app())
     if page != "overview.py":
         asked.clear()  # the page's own run only: another page may group the same rows for its own metrics
         at.switch_page(str(ROOT / "pages" / page))
@@ -212,7 +225,7 @@ def test_unreachable_database_gives_a_plain_message(monkeypatch):
     monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     get_settings.cache_clear()
     try:
-        at = _run(AppTest.from_file(APP, default_timeout=60))
+        at = _run(new_app(60))
         assert "Tietokantaan ei saada yhteyttä" in at.error[0].value
     finally:
         get_settings.cache_clear()
@@ -323,7 +336,7 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
 
 def test_only_the_open_tab_computes(app_env, asked):
     """The resolution page's five breakdown tabs: the hidden ones ask nothing."""
-    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at = _run(new_app())
     at.switch_page(str(ROOT / "pages" / "resolution.py"))
     asked.clear()
     _run(at)

@@ -103,7 +103,8 @@ def test_period_ending_before_it_starts_is_refused(seeded_url, capsys):
 
 
 def _run_server(env_url: str, tmp_path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": env_url, "OHJAUSTAULU_DATA_DIR": str(tmp_path)}
+    # Signed in: a PostgreSQL database without sign-in is refused before it is looked at.
+    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": env_url, "OHJAUSTAULU_DATA_DIR": str(tmp_path), "OHJAUSTAULU_SIGN_IN": "true"}
     return subprocess.run(
         [sys.executable, "-m", "dashboard", "run", "--port", "0", "--address", "127.0.0.1"],
         env=env, capture_output=True, text=True, timeout=120,

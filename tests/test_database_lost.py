@@ -24,7 +24,7 @@ from data_access.config import Settings, get_settings
 from data_access.engine import DatabaseUnavailable, create_db_engine, upgrade_database
 from data_access.snapshot import FactStore
 from sample_data.seed import seed_database
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import POSTGRES_ADMIN_URL, sign_in_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -134,8 +134,10 @@ def test_a_replaced_sqlite_file_is_read_from_the_start(tmp_path):
     assert store.contacts.height == 1200, "the new file's rows, not the deleted file's"
 
 
-def _open(page: str | None = None) -> AppTest:
+def _open(page: str | None = None, user: dict[str, object] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
+    if user is not None:
+        at.user = dict(user)
     at.run(timeout=120)
     if page:
         at.switch_page(str(ROOT / "pages" / page))
@@ -145,13 +147,14 @@ def _open(page: str | None = None) -> AppTest:
 
 
 @pytest.fixture
-def app_on(own_database, monkeypatch) -> Iterator[Callable[[], str]]:
+def app_on(own_database, monkeypatch) -> Iterator[Callable[[], tuple[str, dict[str, object] | None]]]:
     from dashboard.state import forget_stores
 
     monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", own_database)
+    user = sign_in_for(own_database, monkeypatch)
     get_settings.cache_clear()
     forget_stores()
-    yield lambda: own_database
+    yield lambda: (own_database, user)
     forget_stores()
     get_settings.cache_clear()
 
@@ -160,9 +163,10 @@ def app_on(own_database, monkeypatch) -> Iterator[Callable[[], str]]:
 def test_every_page_says_the_database_is_gone_and_when_its_figures_are_from(app_on, page):
     """The page is opened while the database is away (the quality page's quarantine counts
     are read from the database, not from the store, so they cannot be shown either)."""
-    at = _open()
+    url, user = app_on()
+    at = _open(user=user)
     assert not at.warning, "no notice while the database answers"
-    outage = Outage(app_on())
+    outage = Outage(url)
     outage.begin()
     try:
         if page != "overview.py":

@@ -1,0 +1,127 @@
+"""Who is looking: sign-in through Streamlit's OpenID Connect (st.login), or the demo mode.
+
+With ``OHJAUSTAULU_SIGN_IN=true`` every page asks the identity provider (Microsoft Entra ID
+in the counties, docs/deployment.md) who the person is, and the product's own tables
+(data_access/access.py) what they may see: deny by default. Without sign-in the dashboard
+runs in a labelled demo mode, and only on an SQLite database (the embedded sample data):
+against PostgreSQL it refuses (here, and ``ohjaustaulu run`` before it starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from dashboard.i18n import t
+from dashboard.state import DEMO
+from data_access.access import User, audit, find_user
+from data_access.config import Settings
+from data_access.metrics import Filters
+
+log = logging.getLogger(__name__)
+
+DEMO_USER = DEMO
+# A signed-in person's grants are read again after this long: a revoked grant takes effect
+# within a minute without a database read on every live refresh.
+RECHECK_SECONDS = 60.0
+
+
+def current_user(settings: Settings, engine: Engine, language: str) -> User:
+    """The person this session shows figures to, or a page that says why not (and stops)."""
+    if not settings.sign_in:
+        if not settings.demo_allowed:
+            st.error(t("signin.required", language), icon=":material/lock:")
+            st.stop()
+        st.sidebar.caption(t("signin.demo", language))
+        return DEMO_USER
+    if not st.user.is_logged_in:
+        st.title("Ohjaustaulu")
+        st.write(t("signin.intro", language))
+        st.button(t("signin.button", language), on_click=st.login, icon=":material/login:", type="primary")
+        st.stop()
+    email = _claim("email") or _claim("preferred_username")
+    cached = st.session_state.get("_user")
+    if cached is not None and cached[0] == email and time.monotonic() - cached[1] < RECHECK_SECONDS:
+        user: User = cached[2]
+        return user
+    try:
+        found = find_user(engine, email)
+    except sa.exc.DBAPIError:
+        # The database went away (the frame says so): the grants read last hold meanwhile;
+        # without any, nothing is shown.
+        if cached is not None and cached[0] == email:
+            user = cached[2]
+            return user
+        st.error(t("error.database_unavailable", language), icon=":material/cloud_off:")
+        st.stop()
+    if found is None:
+        if st.session_state.get("_refused") != email:
+            audit(engine, "refused", email=email)
+            st.session_state["_refused"] = email
+        st.error(t("signin.unknown", language, email=email or "?"), icon=":material/block:")
+        st.button(t("signin.sign_out", language), on_click=st.logout, icon=":material/logout:")
+        st.stop()
+    if cached is None or cached[0] != email:
+        audit(engine, "sign_in", email=found.email)
+    st.session_state["_user"] = (email, time.monotonic(), found)
+    return found
+
+
+def sign_out_button(user: User, language: str) -> None:
+    """Who is signed in, and the way out (not in demo mode)."""
+    if user is DEMO_USER:
+        return
+    st.sidebar.caption(t("signin.as", language, who=user.name or user.email, role=t(f"role.{user.role}", language)))
+    st.sidebar.button(t("signin.sign_out", language), on_click=_sign_out, args=(user,), icon=":material/logout:", key="sign_out")
+
+
+def _sign_out(user: User) -> None:
+    from dashboard.state import get_context
+
+    audit(get_context().store.engine, "sign_out", email=user.email)
+    st.session_state.pop("_user", None)
+    st.logout()
+
+
+def _claim(name: str) -> str | None:
+    value = st.user.get(name)
+    return str(value) if value else None
+
+
+def audit_page_view(user: User, page: str, filters: Filters, engine: Engine) -> None:
+    """A row in the audit trail when the page or its filters change (not on live refreshes).
+    Codes and dates only. A database that cannot be written (it went away) loses the row,
+    with a line in the server log: the page stays."""
+    seen = (page, filters)
+    if st.session_state.get("_audited_view") == seen:
+        return
+    detail = {"from": filters.start.isoformat(), "to": filters.end.isoformat(), **{
+        name: list(values) for name, values in (
+            ("municipalities", filters.municipalities), ("regions", filters.regions), ("channels", filters.channels),
+            ("service_lines", filters.service_lines), ("age_bands", filters.age_bands),
+        ) if values
+    }}
+    try:
+        audit(engine, "page", email=user.email, page=page, detail=detail)
+    except sa.exc.DBAPIError:
+        log.warning("the audit row of a page view could not be written", exc_info=True)
+        return
+    st.session_state["_audited_view"] = seen
+
+
+def audited_download(key: str) -> None:
+    """The download button's callback: who downloaded which table, with the page's filters."""
+    from dashboard.state import get_context
+
+    ctx = get_context()
+    try:
+        audit(ctx.store.engine, "download", email=ctx.user.email, page=key, detail={
+            "table": key, "from": ctx.filters.start.isoformat(), "to": ctx.filters.end.isoformat(),
+            "municipalities": list(ctx.filters.municipalities),
+        })
+    except sa.exc.DBAPIError:
+        log.warning("the audit row of a download could not be written", exc_info=True)

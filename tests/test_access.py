@@ -1,0 +1,258 @@
+"""Sign-in, municipality scopes and the audit trail (issue 18), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from data_access.access import (
+    AccessError,
+    add_user,
+    audit,
+    audit_rows,
+    find_user,
+    grant,
+    prune_audit,
+    remove_user,
+    revoke,
+)
+from data_access.config import get_settings
+from data_access.engine import create_db_engine
+from data_access.metrics import Filters, Scope, compute
+from data_access.periods import local_now
+from tests.conftest import seeded_database
+from tests.factories import make_store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
+
+
+def test_deny_by_default_and_what_a_grant_opens(engine):
+    assert find_user(engine, "nobody@example.fi") is None, "unknown: nothing"
+    add_user(engine, "Anna.Analyytikko@Example.fi", role="analyst")
+    anna = find_user(engine, "anna.analyytikko@example.fi")
+    assert anna is not None and anna.scope == Scope(municipalities=frozenset()), "known but granted nothing: nothing"
+    grant(engine, "anna.analyytikko@example.fi", municipality="853")
+    grant(engine, "anna.analyytikko@example.fi", municipality="853")  # twice: one grant
+    assert find_user(engine, "ANNA.ANALYYTIKKO@example.fi").scope == Scope(municipalities=frozenset({"853"}))
+    with create_db_engine(str(engine.url.render_as_string(hide_password=False))).connect() as conn:
+        county = conn.execute(sa.text("select region_code from municipality where code = '018'")).scalar()
+        in_county = set(conn.execute(sa.text("select code from municipality where region_code = :r"), {"r": county}).scalars())
+    grant(engine, "anna.analyytikko@example.fi", region=county)
+    assert find_user(engine, "anna.analyytikko@example.fi").scope.municipalities == in_county | {"853"}
+    assert revoke(engine, "anna.analyytikko@example.fi", region=county) == 1
+    assert find_user(engine, "anna.analyytikko@example.fi").scope.municipalities == {"853"}
+    remove_user(engine, "anna.analyytikko@example.fi")
+    assert find_user(engine, "anna.analyytikko@example.fi") is None, "deactivated: nothing"
+    with pytest.raises(AccessError, match="unknown municipality"):
+        grant(engine, "anna.analyytikko@example.fi", municipality="999")
+    with pytest.raises(AccessError, match="unknown role"):
+        add_user(engine, "x@example.fi", role="superuser")
+    with pytest.raises(AccessError, match="no user"):
+        grant(engine, "ghost@example.fi", municipality="853")
+
+
+def test_audit_rows_are_kept_for_the_configured_time(engine):
+    audit(engine, "page", email="a@example.fi", page="overview", detail={"from": "2026-11-01"})
+    rows = audit_rows(engine)
+    assert [(r["action"], r["email"], r["page"], json.loads(r["detail"])) for r in rows] == [("page", "a@example.fi", "overview", {"from": "2026-11-01"})]
+    assert prune_audit(engine, keep_days=30) == 0
+    assert prune_audit(engine, keep_days=30, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=31)) == 1
+    assert audit_rows(engine) == []
+
+
+def test_the_metrics_command_as_a_user_gives_only_their_places(engine, settings, tmp_path, monkeypatch):
+    from dashboard.cli import main
+    from sample_data.seed import seed_database
+
+    seed_database(engine, contacts=2000, days=20, seed=3)
+    store = make_store(engine, settings)
+    today = local_now().date()
+    period = Filters(start=today - dt.timedelta(days=19), end=today)
+    everywhere = compute(store, metrics=["contacts"], filters=period, by=["municipality"])
+    place = everywhere.sort("value", descending=True, nulls_last=True)["municipality"][0]
+    add_user(engine, "m@example.fi", role="viewer")
+    grant(engine, "m@example.fi", municipality=place)
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", settings.database_url)
+    out = tmp_path / "out.json"
+    argv = ["metrics", "--from", period.start.isoformat(), "--to", period.end.isoformat(), "--by", "municipality",
+            "--metric", "contacts", "--format", "json", "--as-user", "m@example.fi"]
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(argv) == 0
+    out.write_text(buffer.getvalue())
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["municipality"] for r in rows} == {place}
+    assert rows[0]["value"] == everywhere.filter(pl.col("municipality") == place)["value"][0]
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main([*argv[:-1], "ghost@example.fi"]) == 2
+    assert "no active user" in err.getvalue()
+
+
+# --- the pages, signed in ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def signed_database(request, tmp_path_factory):
+    url, cleanup = seeded_database(request, tmp_path_factory, contacts=8000, days=40, seed=21)
+    yield url
+    cleanup()
+
+
+@pytest.fixture
+def signed_app(signed_database, monkeypatch):
+    from dashboard.state import forget_stores
+
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", signed_database)
+    monkeypatch.setenv("OHJAUSTAULU_SIGN_IN", "true")
+    get_settings.cache_clear()
+    forget_stores()
+    yield create_db_engine(signed_database)
+    forget_stores()
+    get_settings.cache_clear()
+
+
+def _app(email: str | None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.user = {"is_logged_in": True, "email": email, "name": "Testi"} if email else {"is_logged_in": False}
+    at.run(timeout=120)
+    if page and page != "overview.py":
+        at.switch_page(str(ROOT / "pages" / page))
+        at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _busiest(engine) -> tuple[str, str, dict[str, str]]:
+    """(the municipality with most contacts, its name, every other municipality with contacts by name)."""
+    with engine.connect() as conn:
+        counts = conn.execute(sa.text(
+            "select m.code, m.name_fi, count(*) from contact c join municipality m on m.code = c.municipality_code group by m.code, m.name_fi order by 3 desc"
+        )).all()
+    code, name, _ = counts[0]
+    return code, name, {n: c for c, n, _ in counts[1:]}
+
+
+def _everything_shown(at: AppTest) -> bytes:
+    """Every element of the page as its serialised message: text, tables and chart data alike."""
+    shown = b""
+    for root in (at.main, at.sidebar):
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            proto = getattr(node, "proto", None)
+            if proto is not None and hasattr(proto, "SerializeToString"):
+                shown += proto.SerializeToString()
+            stack.extend(getattr(node, "children", {}).values())
+    return shown
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_user_scoped_to_one_municipality_sees_nothing_of_any_other(signed_app, page):
+    code, name, others = _busiest(signed_app)
+    add_user(signed_app, "kunta@example.fi", role="analyst")
+    grant(signed_app, "kunta@example.fi", municipality=code)
+    at = _app("kunta@example.fi", page)
+    assert at.sidebar.multiselect(key="municipality").options == [name]
+    shown = _everything_shown(at)
+    assert name.encode() in shown or page == "quality.py" or at.info, "the granted municipality's figures are shown"
+    # Names that are not part of another word of the page (a short name can be).
+    leaked = [other for other in others if len(other) >= 6 and other not in name and other.encode() in shown]
+    assert not leaked, leaked
+
+
+def test_a_scoped_users_figures_are_their_municipalitys_own(signed_app):
+    code, _, _ = _busiest(signed_app)
+    add_user(signed_app, "kunta@example.fi", role="viewer")
+    grant(signed_app, "kunta@example.fi", municipality=code)
+    at = _app("kunta@example.fi")
+    store = make_store(signed_app, get_settings())
+    yesterday = local_now().date() - dt.timedelta(days=1)
+    one = Filters(start=yesterday, end=yesterday)
+    theirs = compute(store, metrics=["contacts"], filters=one, scope=Scope(municipalities=frozenset({code})))["value"][0]
+    everyone = compute(store, metrics=["contacts"], filters=one)["value"][0]
+    cards = [m.value for m in at.metric if m.label == "Yhteydenotot"]
+    assert theirs != everyone
+    from dashboard.formatting import format_number
+
+    assert format_number(theirs, language="fi") in cards, (cards, theirs)
+    assert format_number(everyone, language="fi") not in cards
+    assert not at.get("download_button"), "a viewer downloads nothing"
+    titles = [p.title for p in at.get("navigation")[0].proto.app_pages] if at.get("navigation") else []
+    assert "Lokitiedot" not in titles
+
+
+def test_an_unknown_user_is_refused_and_the_refusal_is_audited(signed_app):
+    at = _app("stranger@example.fi")
+    assert any("ei ole oikeutta" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.metric and not at.dataframe
+    assert ("refused", "stranger@example.fi") in [(r["action"], r["email"]) for r in audit_rows(signed_app)]
+
+
+def test_signed_out_shows_only_the_sign_in_button(signed_app):
+    at = _app(None)
+    assert [b.label for b in at.button] == ["Kirjaudu sisään"]
+    assert not at.metric and not at.dataframe
+
+
+def test_a_user_without_grants_is_told_so(signed_app):
+    add_user(signed_app, "uusi@example.fi", role="viewer")
+    at = _app("uusi@example.fi")
+    assert any("ei ole vielä annettu oikeutta" in i.value for i in at.info)
+    assert not at.metric and not at.dataframe
+
+
+def test_sign_in_page_views_and_downloads_are_audited_and_admins_see_them(signed_app):
+    code, _, _ = _busiest(signed_app)
+    add_user(signed_app, "admin@example.fi", role="admin")
+    grant(signed_app, "admin@example.fi", municipality=code)
+    at = _app("admin@example.fi", "channels.py")
+    first = at.get("download_button")[0]
+    first.click().run(timeout=120)
+    rows = [r for r in audit_rows(signed_app) if r["email"] == "admin@example.fi"]
+    actions = [r["action"] for r in rows]
+    assert "sign_in" in actions and "page" in actions
+    downloads = [json.loads(r["detail"]) for r in rows if r["action"] == "download"]
+    assert downloads and downloads[0]["table"] == first.key.removeprefix("download_"), downloads
+    page_rows = [json.loads(r["detail"]) | {"page": r["page"]} for r in rows if r["action"] == "page"]
+    assert any(r["page"] == "kanavat" and "from" in r for r in page_rows), page_rows
+    at.switch_page(str(ROOT / "pages" / "audit.py"))
+    at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Lokitiedot"
+    trail = at.dataframe[0].value
+    assert "admin@example.fi" in trail["Käyttäjä"].to_list() and "page" in trail["Tapahtuma"].to_list()
+
+
+def test_without_sign_in_a_postgresql_database_is_refused(signed_database, monkeypatch):
+    if not signed_database.startswith("postgresql"):
+        pytest.skip("demo mode is allowed on SQLite; the refusal is PostgreSQL's")
+    from dashboard.state import forget_stores
+
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", signed_database)
+    monkeypatch.delenv("OHJAUSTAULU_SIGN_IN", raising=False)
+    get_settings.cache_clear()
+    forget_stores()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run(timeout=120)
+    assert any("vain kirjautuneille" in e.value for e in at.error)
+    assert not at.metric and not at.dataframe
+    started = subprocess.run(
+        [sys.executable, "-m", "dashboard.serve"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "OHJAUSTAULU_DATABASE_URL": signed_database},
+    )
+    assert started.returncode == 2 and "shown only to signed-in users" in started.stderr and "Traceback" not in started.stderr
+    get_settings.cache_clear()
