@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.i18n import t
 from dashboard.state import DEMO
-from data_access.access import User, audit, find_user
+from data_access.access import User, audit, audit_sign_in, find_user
 from data_access.config import Settings
 from data_access.metrics import Filters
 
@@ -66,7 +66,9 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
         st.button(t("signin.sign_out", language), on_click=st.logout, icon=":material/logout:")
         st.stop()
     if cached is None or cached[0] != email:
-        audit(engine, "sign_in", email=found.email)
+        # Every browser tab and reload is a new session of the same sign-in: the sign-in is
+        # recorded once, by the time the provider issued it (the ID token's "iat").
+        audit_sign_in(engine, found.email, signed_in_at=st.user.get("iat"))
     st.session_state["_user"] = (email, time.monotonic(), found)
     return found
 

@@ -172,6 +172,21 @@ def audit(engine: Engine, action: str, *, email: str | None, page: str | None = 
         ))
 
 
+def audit_sign_in(engine: Engine, email: str, *, signed_in_at: object) -> bool:
+    """Record a sign-in once, however many sessions it opens; True when recorded now."""
+    detail = {"signed_in_at": signed_in_at} if signed_in_at is not None else {}
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+    events = table_of(AuditEvent)
+    with engine.connect() as conn:
+        seen = conn.execute(sa.select(events.c.id).where(
+            events.c.action == "sign_in", events.c.email == email, events.c.detail == text,
+        ).limit(1)).first()
+    if seen is not None and detail:
+        return False
+    audit(engine, "sign_in", email=email, detail=detail)
+    return True
+
+
 def audit_rows(engine: Engine, *, since: dt.datetime | None = None, limit: int = 5000) -> list[dict[str, Any]]:
     events = table_of(AuditEvent)
     query = sa.select(events.c.at, events.c.email, events.c.action, events.c.page, events.c.detail).order_by(col(AuditEvent.id).desc()).limit(limit)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.components import table_with_download
 from dashboard.formatting import format_moment
-from dashboard.i18n import t
+from dashboard.i18n import catalogue, t
 from dashboard.state import audit_trail, get_context
 
 ctx = get_context()
@@ -15,6 +15,13 @@ if not ctx.user.is_admin:  # reached by its address without the right: say nothi
 st.title(t("page.audit", language))
 st.caption(t("audit.intro", language, days=ctx.settings.audit_keep_days))
 rows = audit_trail(ctx)
+
+
+def _event(action: str) -> str:
+    """The event in the reader's language; one this version does not know, as it is stored."""
+    return t(f"audit.event.{action}", language) if f"audit.event.{action}" in catalogue() else action
+
+
 if not rows:
     st.info(t("audit.empty", language))
 else:
@@ -22,7 +29,7 @@ else:
         {
             t("audit.at", language): [format_moment(r["at"], language) for r in rows],
             t("audit.who", language): [r["email"] or "" for r in rows],
-            t("audit.action", language): [r["action"] for r in rows],
+            t("audit.action", language): [_event(r["action"]) for r in rows],
             t("audit.page", language): [r["page"] or "" for r in rows],
             t("audit.detail", language): [r["detail"] for r in rows],
         },

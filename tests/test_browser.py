@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from data_access.access import add_user, grant
 from data_access.engine import create_db_engine
 from data_access.periods import HELSINKI
-from tests.conftest import IN_CI, seeded_database
+from tests.conftest import IN_CI, TESTER, seeded_database
 from tests.factories import add_contacts
+from tests.oidc_provider import Provider, secrets_toml
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +70,23 @@ def server(request, tmp_path_factory):
         seeded = conn.execute(sa.text("select count(*) from contact")).scalar()
     port = _free_port()
     env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_REFRESH_SECONDS": str(REFRESH_SECONDS)}
+    extra: list[str] = []
+    provider = None
+    if request.param == "postgresql":  # shown only to the signed-in: an administrator of every county
+        provider = Provider().start()
+        secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
+        secrets_file.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
+        extra = ["--secrets.files", str(secrets_file)]
+        env["OHJAUSTAULU_SIGN_IN"] = "true"
+        add_user(engine, TESTER, role="admin")
+        with engine.connect() as conn:
+            for county in conn.execute(sa.text("select code from region")).scalars():
+                grant(engine, TESTER, region=county)
+        SIGN_IN[f"http://127.0.0.1:{port}"] = TESTER
     process = subprocess.Popen(
         # As `ohjaustaulu run` serves it: the store preloaded and kept by a keeper thread.
         [sys.executable, "-m", "dashboard.serve", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 60
@@ -86,8 +101,25 @@ def server(request, tmp_path_factory):
     yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "kind": request.param, "seeded": seeded}
     process.terminate()
     process.wait(timeout=20)
+    if provider is not None:
+        provider.stop()
     engine.dispose()
     cleanup()
+
+
+# Servers that show figures only to the signed-in: their address and who signs in.
+SIGN_IN: dict[str, str] = {}
+
+
+def sign_in(page, origin: str, email: str) -> None:
+    """Through the provider's page, as a person would: the button, the address, continue."""
+    page.goto(origin)
+    page.get_by_role("button", name="Kirjaudu sisään").click()
+    page.wait_for_selector("#email", timeout=30_000)
+    page.fill("#email", email)
+    page.click("#continue")
+    page.wait_for_url(f"{origin}/**", timeout=30_000)
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=60_000)
 
 
 def _open(browser, url: str):
@@ -95,6 +127,9 @@ def _open(browser, url: str):
     from screenshot import wait_until_rendered
 
     page = browser.new_page(viewport={"width": 1440, "height": 2400}, locale="fi-FI")
+    origin = "/".join(url.split("/")[:3])
+    if origin in SIGN_IN:
+        sign_in(page, origin, SIGN_IN[origin])
     page.goto(url)
     wait_until_rendered(page)
     return page

@@ -1,0 +1,163 @@
+"""Sign-in end to end in headless Chromium: the dashboard with OHJAUSTAULU_SIGN_IN=true
+against a local OpenID Connect provider (tests/oidc_provider.py) that the test starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from data_access.access import add_user, audit_rows, grant
+from data_access.engine import create_db_engine
+from tests.conftest import seeded_database
+from tests.oidc_provider import Provider, secrets_toml
+from tests.test_browser import _chromium, _free_port
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "screenshots"
+PATHS = {"": "Yleiskuva", "kanavat": "Yhteydenottokanavat", "ratkaisu": "Ensikontaktin ratkaisu",
+         "ohjaukset": "Ohjaukset", "kuntavertailu": "Kuntavertailu", "laatu": "Tietojen laatu"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def signed_server(request, tmp_path_factory):
+    """On SQLite (the data path is tested on both in test_access.py): the sign-in is the same."""
+    from types import SimpleNamespace
+
+    url, cleanup = seeded_database(SimpleNamespace(param="sqlite"), tmp_path_factory, contacts=20_000, days=40, seed=8)
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        counts = conn.execute(sa.text(
+            "select m.code, m.name_fi, m.region_code, count(*) from contact c join municipality m on m.code = c.municipality_code "
+            "group by m.code, m.name_fi, m.region_code order by 4 desc"
+        )).all()
+    code, name, _, _ = counts[0]
+    others = [n for c, n, _, _ in counts[1:] if len(n) >= 6 and n not in name]
+    add_user(engine, "kunta@example.fi", role="analyst", name="Kunnan Analyytikko")
+    grant(engine, "kunta@example.fi", municipality=code)
+    add_user(engine, "admin@example.fi", role="admin", name="Alueen Ylläpitäjä")
+    for county in {r for _, _, r, _ in counts}:
+        grant(engine, "admin@example.fi", region=county)
+
+    provider = Provider().start()
+    port = _free_port()
+    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
+    secrets_file.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
+    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_SIGN_IN": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--secrets.files", str(secrets_file)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"dashboard did not start: {process.stdout.read()}")
+    yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "name": name, "others": others, "provider": provider}
+    process.terminate()
+    process.wait(timeout=20)
+    provider.stop()
+    engine.dispose()
+    cleanup()
+
+
+def _sign_in(browser, server, email: str, *, width: int = 1440):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot import wait_until_rendered
+
+    context = browser.new_context(viewport={"width": width, "height": 1800}, locale="fi-FI")
+    page = context.new_page()
+    page.goto(server["url"])
+    page.get_by_role("button", name="Kirjaudu sisään").click()
+    page.wait_for_selector("#email", timeout=30_000)
+    page.fill("#email", email)
+    page.click("#continue")
+    page.wait_for_url(f"{server['url']}/**", timeout=30_000)
+    page.wait_for_selector("[data-testid='stApp']", timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=90_000
+    )
+    page.wait_for_timeout(2500)
+    wait_until_rendered(page, settle_ms=1500) if page.locator("h1").count() else None
+    return context, page
+
+
+def test_a_scoped_user_signs_in_sees_only_their_municipality_and_signs_out(browser, signed_server):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot import wait_until_rendered
+
+    context, page = _sign_in(browser, signed_server, "kunta@example.fi", width=1024)
+    try:
+        assert "Kirjautunut: Kunnan Analyytikko (analyytikko)" in page.inner_text("[data-testid='stSidebar']")
+        SHOTS.mkdir(exist_ok=True)
+        for path, title in PATHS.items():
+            page.goto(f"{signed_server['url']}/{path}")
+            wait_until_rendered(page, settle_ms=2500)
+            assert page.locator("h1").first.inner_text().strip() == title
+            assert page.locator("[data-testid='stException']").count() == 0
+            text = page.inner_text("body")
+            # Chart data is drawn on a canvas: read it from the page's own data (Vega's view).
+            leaked = [other for other in signed_server["others"] if other in text]
+            assert not leaked, (path, leaked)
+            page.screenshot(path=str(SHOTS / f"signed_in_kunta_{path or 'yleiskuva'}.png"), full_page=True)
+        page.get_by_role("button", name="Kirjaudu ulos").click()
+        page.wait_for_selector("button:has-text('Kirjaudu sisään')", timeout=60_000)
+        assert page.locator("[data-testid='stMetric']").count() == 0
+    finally:
+        context.close()
+    actions = [(r["action"], r["email"]) for r in audit_rows(signed_server["engine"])]
+    # one sign-in, though every page opened above was a session of its own
+    assert actions.count(("sign_in", "kunta@example.fi")) == 1 and ("sign_out", "kunta@example.fi") in actions
+    assert sum(1 for a in actions if a == ("page", "kunta@example.fi")) >= len(PATHS)
+
+
+def test_an_unknown_person_is_refused(browser, signed_server):
+    context, page = _sign_in(browser, signed_server, "vieras@example.com")
+    try:
+        assert "vieras@example.com ei ole oikeutta" in page.inner_text("body").replace("Käyttäjällä ", "")
+        assert page.locator("[data-testid='stMetric'], [data-testid='stDataFrame']").count() == 0
+    finally:
+        context.close()
+    assert ("refused", "vieras@example.com") in [(r["action"], r["email"]) for r in audit_rows(signed_server["engine"])]
+
+
+def test_the_administrator_reads_the_audit_trail(browser, signed_server):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot import wait_until_rendered
+
+    context, page = _sign_in(browser, signed_server, "admin@example.fi", width=1024)
+    try:
+        page.goto(f"{signed_server['url']}/loki")
+        wait_until_rendered(page, settle_ms=2500)
+        assert page.locator("h1").first.inner_text().strip() == "Lokitiedot"
+        assert page.locator("[data-testid='stDataFrame']").count() == 1
+        assert "kirjautui" in page.inner_text("body") or page.locator("canvas").count()  # the events in Finnish
+        page.screenshot(path=str(SHOTS / "signed_in_admin_loki.png"), full_page=True)
+    finally:
+        context.close()
