@@ -22,6 +22,7 @@ def say(message: str) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("OHJAUSTAULU_PORT", "8501")))
     parser.add_argument("--address", default="localhost")
+    parser.add_argument("--secrets", help="the sign-in secrets file (TOML with an [auth] section; docs/deployment.md)")
 
 
 def server_environment() -> dict[str, str]:
@@ -35,13 +36,20 @@ def server_environment() -> dict[str, str]:
     return env
 
 
-def run(args: argparse.Namespace) -> int:
-    command = [
+def server_command(args: argparse.Namespace) -> list[str]:
+    """The server's command line: our interpreter, the address, and the sign-in secrets file."""
+    return [
         sys.executable, "-m", "dashboard.serve", "--server.port", str(args.port), "--server.address", args.address,
+        *(["--secrets.files", str(Path(args.secrets).resolve())] if getattr(args, "secrets", None) else []),
     ]
+
+
+def run(args: argparse.Namespace) -> int:
+    command = server_command(args)
     say(f"Ohjaustaulu: http://{args.address}:{args.port}")
     # The server replaces this process: one process to stop, and no idle launcher holding
     # memory. It prepares the database (and creates the sample data on a first run) before
     # it listens, and stops with one plain sentence when the database cannot be used.
     os.chdir(ROOT)
-    os.execve(sys.executable, command, server_environment())  # noqa: S606 - our own interpreter and module, no shell
+    # Our own interpreter and module, no shell.
+    os.execve(sys.executable, command, server_environment())  # noqa: S606  # nosec B606

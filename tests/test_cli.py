@@ -135,3 +135,16 @@ def test_run_refuses_a_production_database_without_its_schema(postgres_server_ur
     assert done.returncode == 2
     assert "ohjaustaulu: " in done.stderr and "db upgrade" in done.stderr
     assert "Traceback" not in done.stderr and "Uvicorn" not in done.stderr
+
+
+def test_run_listens_on_localhost_unless_told_and_takes_the_secrets_file(tmp_path):
+    import argparse
+
+    from dashboard.runner import add_run_arguments, server_command
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    default = server_command(parser.parse_args([]))
+    assert default[default.index("--server.address") + 1] == "localhost" and "--secrets.files" not in default
+    chosen = server_command(parser.parse_args(["--secrets", str(tmp_path / "s.toml"), "--address", "0.0.0.0"]))
+    assert chosen[chosen.index("--secrets.files") + 1] == str((tmp_path / "s.toml").resolve())

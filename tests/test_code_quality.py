@@ -23,3 +23,9 @@ def test_ruff_finds_nothing():
 def test_mypy_finds_nothing():
     done = _run("mypy", "data_access", "dashboard")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_bandit_finds_nothing():
+    """Security lint over the product's code (each reviewed exception is a "nosec" with its reason)."""
+    done = _run("bandit", "-c", "pyproject.toml", "-r", "data_access", "dashboard", "pages", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
