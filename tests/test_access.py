@@ -256,3 +256,50 @@ def test_without_sign_in_a_postgresql_database_is_refused(signed_database, monke
     )
     assert started.returncode == 2 and "shown only to signed-in users" in started.stderr and "Traceback" not in started.stderr
     get_settings.cache_clear()
+
+
+def test_on_postgresql_a_reporting_role_reads_only_the_granted_rows(engine, settings):
+    """Row-level security, the second line: a role that is not the tables' owner sees the
+    rows of the municipalities granted to the person in ``ohjaustaulu.user``, and none without."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row-level security; the scope at the one exit is tested on both")
+    from sample_data.seed import seed_database
+
+    seed_database(engine, contacts=3000, days=20, seed=4)
+    with engine.connect() as conn:
+        place, county = conn.execute(sa.text(
+            "select c.municipality_code, m.region_code from contact c join municipality m on m.code = c.municipality_code "
+            "group by 1, 2 order by count(*) desc limit 1"
+        )).one()
+        expected = {
+            "contact": conn.execute(sa.text("select count(*) from contact where municipality_code = :m"), {"m": place}).scalar(),
+            "referral": conn.execute(sa.text(
+                "select count(*) from referral r join contact c on c.source_system = r.source_system and c.contact_id = r.contact_id "
+                "where c.municipality_code = :m"), {"m": place}).scalar(),
+            "in_county": conn.execute(sa.text(
+                "select count(*) from contact c join municipality m on m.code = c.municipality_code where m.region_code = :r"), {"r": county}).scalar(),
+        }
+    add_user(engine, "raportoija@example.fi", role="analyst")
+    grant(engine, "raportoija@example.fi", municipality=place)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ohjaustaulu_reporting') "
+                             "THEN CREATE ROLE ohjaustaulu_reporting NOLOGIN; END IF; END $$"))
+        conn.execute(sa.text("GRANT SELECT ON contact, referral, feedback, guidance_case, measurement TO ohjaustaulu_reporting"))
+
+    def counts(user: str | None) -> tuple[int, int, int]:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL ROLE ohjaustaulu_reporting"))
+            if user is not None:
+                conn.execute(sa.text("SELECT set_config('ohjaustaulu.user', :u, true)"), {"u": user})
+            seen = tuple(conn.execute(sa.text(f"select count(*) from {t}")).scalar() for t in ("contact", "referral"))
+            with pytest.raises(sa.exc.ProgrammingError):  # the user tables are not the reporting role's
+                conn.execute(sa.text("select count(*) from app_user"))
+            return seen  # type: ignore[return-value]
+
+    assert counts(None) == (0, 0)
+    assert counts("nobody@example.fi") == (0, 0)
+    assert counts("Raportoija@Example.fi") == (expected["contact"], expected["referral"])
+    grant(engine, "raportoija@example.fi", region=county)
+    assert counts("raportoija@example.fi")[0] == expected["in_county"]
+    with engine.connect() as conn:  # the owner (the dashboard, ingest) is not restricted
+        assert conn.execute(sa.text("select count(*) from contact")).scalar() == 3000
