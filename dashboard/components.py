@@ -81,11 +81,16 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
 
 def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
     """The table as CSV, for the roles that may download; each download is in the audit trail."""
-    if not get_context().user.may_download:
+    ctx = get_context()
+    if not ctx.user.may_download:
         return
+    # The file is made when the button is pressed (on a thread of its own, no rerun), and the
+    # audit row with it. A callback instead reran the page, and the rerun cancelled the
+    # download it was recording (seen in Chromium).
     st.download_button(
-        t("common.download_csv", language), data=csv_bytes(table), file_name=f"ohjaustaulu_{key}.csv",
-        mime="text/csv", key=f"download_{key}", icon=":material/download:", on_click=audited_download, args=(key,),
+        t("common.download_csv", language), data=audited_download(ctx, key, lambda: csv_bytes(table)),
+        file_name=f"ohjaustaulu_{key}.csv", mime="text/csv", key=f"download_{key}", icon=":material/download:",
+        on_click="ignore",
     )
 
 

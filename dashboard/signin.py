@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
 from dashboard.i18n import t
-from dashboard.state import DEMO
+from dashboard.state import DEMO, Context
 from data_access.access import User, audit, audit_sign_in, find_user
 from data_access.config import Settings
 from data_access.metrics import Filters
@@ -36,7 +37,7 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
         if not settings.demo_allowed:
             st.error(t("signin.required", language), icon=":material/lock:")
             st.stop()
-        st.sidebar.caption(t("signin.demo", language))
+        st.sidebar.info(t("signin.demo", language), icon=":material/science:")
         return DEMO_USER
     if not st.user.is_logged_in:
         st.title("Ohjaustaulu")
@@ -115,15 +116,20 @@ def audit_page_view(user: User, page: str, filters: Filters, engine: Engine) -> 
     st.session_state["_audited_view"] = seen
 
 
-def audited_download(key: str) -> None:
-    """The download button's callback: who downloaded which table, with the page's filters."""
-    from dashboard.state import get_context
+def audited_download(ctx: Context, key: str, make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """The download button's deferred data: when pressed, an audit row (who downloaded which
+    table with which filters), then the file. Runs outside the page script: it holds what it
+    needs instead of reading the session."""
+    engine, email, filters = ctx.store.engine, ctx.user.email, ctx.filters
 
-    ctx = get_context()
-    try:
-        audit(ctx.store.engine, "download", email=ctx.user.email, page=key, detail={
-            "table": key, "from": ctx.filters.start.isoformat(), "to": ctx.filters.end.isoformat(),
-            "municipalities": list(ctx.filters.municipalities),
-        })
-    except sa.exc.DBAPIError:
-        log.warning("the audit row of a download could not be written", exc_info=True)
+    def made() -> bytes:
+        try:
+            audit(engine, "download", email=email, page=key, detail={
+                "table": key, "from": filters.start.isoformat(), "to": filters.end.isoformat(),
+                "municipalities": list(filters.municipalities),
+            })
+        except sa.exc.DBAPIError:
+            log.warning("the audit row of a download could not be written", exc_info=True)
+        return make()
+
+    return made

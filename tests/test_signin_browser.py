@@ -116,6 +116,7 @@ def test_a_scoped_user_signs_in_sees_only_their_municipality_and_signs_out(brows
     try:
         assert "Kirjautunut: Kunnan Analyytikko (analyytikko)" in page.inner_text("[data-testid='stSidebar']")
         SHOTS.mkdir(exist_ok=True)
+        downloads = 0
         for path, title in PATHS.items():
             page.goto(f"{signed_server['url']}/{path}")
             wait_until_rendered(page, settle_ms=2500)
@@ -125,7 +126,17 @@ def test_a_scoped_user_signs_in_sees_only_their_municipality_and_signs_out(brows
             # Chart data is drawn on a canvas: read it from the page's own data (Vega's view).
             leaked = [other for other in signed_server["others"] if other in text]
             assert not leaked, (path, leaked)
+            # Every download of the page, as the browser saves it.
+            buttons = page.get_by_role("button", name="Lataa CSV")
+            for number in range(buttons.count()):
+                with page.expect_download(timeout=30_000) as saved:
+                    buttons.nth(number).click()
+                content = Path(saved.value.path()).read_text(encoding="utf-8-sig")
+                leaked = [other for other in signed_server["others"] if other in content]
+                assert not leaked, (path, number, leaked)
+                downloads += 1
             page.screenshot(path=str(SHOTS / f"signed_in_kunta_{path or 'yleiskuva'}.png"), full_page=True)
+        assert downloads >= 10, downloads
         page.get_by_role("button", name="Kirjaudu ulos").click()
         page.wait_for_selector("button:has-text('Kirjaudu sisään')", timeout=60_000)
         assert page.locator("[data-testid='stMetric']").count() == 0
@@ -135,6 +146,7 @@ def test_a_scoped_user_signs_in_sees_only_their_municipality_and_signs_out(brows
     # one sign-in, though every page opened above was a session of its own
     assert actions.count(("sign_in", "kunta@example.fi")) == 1 and ("sign_out", "kunta@example.fi") in actions
     assert sum(1 for a in actions if a == ("page", "kunta@example.fi")) >= len(PATHS)
+    assert sum(1 for a in actions if a == ("download", "kunta@example.fi")) >= 10
 
 
 def test_an_unknown_person_is_refused(browser, signed_server):
