@@ -141,3 +141,22 @@ def sign_in_for(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, object] 
         grant(engine, TESTER, region=county)
     engine.dispose()
     return {"is_logged_in": True, "email": TESTER, "name": "Testaaja"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium, one per test module (tests/browsing.py)."""
+    import sys
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.browsing import chromium
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from screenshot import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from data_access.access import add_user, grant
 from data_access.engine import create_db_engine
 from data_access.periods import HELSINKI
-from tests.conftest import IN_CI, TESTER, seeded_database
+from tests.browsing import free_port, sign_in
+from tests.conftest import TESTER, seeded_database
 from tests.factories import add_contacts
 from tests.oidc_provider import Provider, secrets_toml
 
@@ -31,36 +32,6 @@ PAGES = {"": "Yleiskuva", "kanavat": "Yhteydenottokanavat", "ratkaisu": "Ensikon
 REFRESH_SECONDS = 2
 
 
-def _chromium() -> str:
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True)
-    if result.returncode != 0:
-        reason = f"Debian chromium not available: {result.stderr.strip() or result.stdout.strip()}"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from screenshot import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
     """The dashboard served on a free port over a seeded database."""
@@ -68,7 +39,7 @@ def server(request, tmp_path_factory):
     engine = create_db_engine(url)
     with engine.connect() as conn:
         seeded = conn.execute(sa.text("select count(*) from contact")).scalar()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_REFRESH_SECONDS": str(REFRESH_SECONDS)}
     extra: list[str] = []
     provider = None
@@ -109,29 +80,29 @@ def server(request, tmp_path_factory):
 
 # Servers that show figures only to the signed-in: their address and who signs in.
 SIGN_IN: dict[str, str] = {}
-
-
-def sign_in(page, origin: str, email: str) -> None:
-    """Through the provider's page, as a person would: the button, the address, continue."""
-    page.goto(origin)
-    page.get_by_role("button", name="Kirjaudu sisään").click()
-    page.wait_for_selector("#email", timeout=30_000)
-    page.fill("#email", email)
-    page.click("#continue")
-    page.wait_for_url(f"{origin}/**", timeout=30_000)
-    page.wait_for_selector("[data-testid='stSidebar']", timeout=60_000)
+# One signed-in browser context per such server: its pages share the sign-in cookie, as the
+# tabs of one person's browser do (signing in for every page cost seconds each).
+_SIGNED_CONTEXTS: dict[tuple[int, str], object] = {}
 
 
 def _open(browser, url: str):
     sys.path.insert(0, str(ROOT / "scripts"))
     from screenshot import wait_until_rendered
 
-    page = browser.new_page(viewport={"width": 1440, "height": 2400}, locale="fi-FI")
     origin = "/".join(url.split("/")[:3])
+    viewport = {"width": 1440, "height": 2400}
     if origin in SIGN_IN:
-        sign_in(page, origin, SIGN_IN[origin])
+        context = _SIGNED_CONTEXTS.get((id(browser), origin))
+        if context is None:
+            context = _SIGNED_CONTEXTS[(id(browser), origin)] = browser.new_context(viewport=viewport, locale="fi-FI")
+            first = context.new_page()
+            sign_in(first, origin, SIGN_IN[origin])
+            first.close()
+        page = context.new_page()
+    else:
+        page = browser.new_page(viewport=viewport, locale="fi-FI")
     page.goto(url)
-    wait_until_rendered(page)
+    wait_until_rendered(page, settle_ms=3000)
     return page
 
 

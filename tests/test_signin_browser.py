@@ -15,29 +15,15 @@ import sqlalchemy as sa
 
 from data_access.access import add_user, audit_rows, grant
 from data_access.engine import create_db_engine
+from tests.browsing import free_port, sign_in
 from tests.conftest import seeded_database
 from tests.oidc_provider import Provider, secrets_toml
-from tests.test_browser import _chromium, _free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "screenshots"
 PATHS = {"": "Yleiskuva", "kanavat": "Yhteydenottokanavat", "ratkaisu": "Ensikontaktin ratkaisu",
          "ohjaukset": "Ohjaukset", "kuntavertailu": "Kuntavertailu", "laatu": "Tietojen laatu"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from screenshot import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +47,7 @@ def signed_server(request, tmp_path_factory):
         grant(engine, "admin@example.fi", region=county)
 
     provider = Provider().start()
-    port = _free_port()
+    port = free_port()
     secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
     secrets_file.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
     env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_SIGN_IN": "true"}
@@ -88,23 +74,14 @@ def signed_server(request, tmp_path_factory):
 
 
 def _sign_in(browser, server, email: str, *, width: int = 1440):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from screenshot import wait_until_rendered
-
+    """A browser of its own (cookies included), signed in as ``email`` through the provider."""
     context = browser.new_context(viewport={"width": width, "height": 1800}, locale="fi-FI")
     page = context.new_page()
-    page.goto(server["url"])
-    page.get_by_role("button", name="Kirjaudu sisään").click()
-    page.wait_for_selector("#email", timeout=30_000)
-    page.fill("#email", email)
-    page.click("#continue")
-    page.wait_for_url(f"{server['url']}/**", timeout=30_000)
-    page.wait_for_selector("[data-testid='stApp']", timeout=60_000)
+    sign_in(page, server["url"], email)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=90_000
     )
     page.wait_for_timeout(2500)
-    wait_until_rendered(page, settle_ms=1500) if page.locator("h1").count() else None
     return context, page
 
 

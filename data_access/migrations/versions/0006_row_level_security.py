@@ -31,22 +31,27 @@ POLICIES = {
 }
 
 
+VISIBLE_MUNICIPALITIES = """
+    CREATE FUNCTION ohjaustaulu_visible_municipalities() RETURNS SETOF varchar
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = <schema>, pg_temp AS $$
+        SELECT g.municipality_code FROM user_grant g JOIN app_user u ON u.id = g.user_id
+         WHERE u.active AND u.email = lower(current_setting('ohjaustaulu.user', true))
+           AND g.municipality_code IS NOT NULL
+        UNION
+        SELECT m.code FROM user_grant g JOIN app_user u ON u.id = g.user_id
+          JOIN municipality m ON m.region_code = g.region_code
+         WHERE u.active AND u.email = lower(current_setting('ohjaustaulu.user', true))
+    $$
+"""
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    schema = op.get_bind().execute(sa.text("select current_schema()")).scalar()
-    op.execute(f"""
-        CREATE FUNCTION ohjaustaulu_visible_municipalities() RETURNS SETOF varchar
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = "{schema}", pg_temp AS $$
-            SELECT g.municipality_code FROM user_grant g JOIN app_user u ON u.id = g.user_id
-             WHERE u.active AND u.email = lower(current_setting('ohjaustaulu.user', true))
-               AND g.municipality_code IS NOT NULL
-            UNION
-            SELECT m.code FROM user_grant g JOIN app_user u ON u.id = g.user_id
-              JOIN municipality m ON m.region_code = g.region_code
-             WHERE u.active AND u.email = lower(current_setting('ohjaustaulu.user', true))
-        $$
-    """)
+    bind = op.get_bind()
+    schema = bind.dialect.identifier_preparer.quote(bind.execute(sa.text("select current_schema()")).scalar())
+    # A SECURITY DEFINER function runs with its own search path: this schema, nothing the caller sets.
+    op.execute(VISIBLE_MUNICIPALITIES.replace("<schema>", schema))
     for table, condition in POLICIES.items():
         op.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
         op.execute(f'CREATE POLICY granted_places ON "{table}" FOR SELECT USING ({condition})')
