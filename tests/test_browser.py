@@ -5,9 +5,6 @@ overview is open appearing by itself."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +15,7 @@ import sqlalchemy as sa
 from data_access.access import add_user, grant
 from data_access.engine import create_db_engine
 from data_access.periods import HELSINKI
-from tests.browsing import free_port, sign_in
+from tests.browsing import free_port, serve, sign_in
 from tests.conftest import TESTER, seeded_database
 from tests.factories import add_contacts
 from tests.oidc_provider import Provider, secrets_toml
@@ -40,7 +37,7 @@ def server(request, tmp_path_factory):
     with engine.connect() as conn:
         seeded = conn.execute(sa.text("select count(*) from contact")).scalar()
     port = free_port()
-    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_REFRESH_SECONDS": str(REFRESH_SECONDS)}
+    env = {"OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_REFRESH_SECONDS": str(REFRESH_SECONDS)}
     extra: list[str] = []
     provider = None
     if request.param == "postgresql":  # shown only to the signed-in: an administrator of every county
@@ -54,21 +51,7 @@ def server(request, tmp_path_factory):
             for county in conn.execute(sa.text("select code from region")).scalars():
                 grant(engine, TESTER, region=county)
         SIGN_IN[f"http://127.0.0.1:{port}"] = TESTER
-    process = subprocess.Popen(
-        # As `ohjaustaulu run` serves it: the store preloaded and kept by a keeper thread.
-        [sys.executable, "-m", "dashboard.serve", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"dashboard did not start: {process.stdout.read()}")
+    process = serve(port, env, *extra)
     yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "kind": request.param, "seeded": seeded}
     process.terminate()
     process.wait(timeout=20)

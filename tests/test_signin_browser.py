@@ -3,11 +3,7 @@ against a local OpenID Connect provider (tests/oidc_provider.py) that the test s
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ import sqlalchemy as sa
 
 from data_access.access import add_user, audit_rows, grant
 from data_access.engine import create_db_engine
-from tests.browsing import free_port, sign_in
+from tests.browsing import free_port, serve, sign_in
 from tests.conftest import seeded_database
 from tests.oidc_provider import Provider, secrets_toml
 
@@ -50,21 +46,7 @@ def signed_server(request, tmp_path_factory):
     port = free_port()
     secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
     secrets_file.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
-    env = {**os.environ, "OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_SIGN_IN": "true"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--secrets.files", str(secrets_file)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"dashboard did not start: {process.stdout.read()}")
+    process = serve(port, {"OHJAUSTAULU_DATABASE_URL": url, "OHJAUSTAULU_SIGN_IN": "true"}, "--secrets.files", str(secrets_file))
     yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "name": name, "others": others, "provider": provider}
     process.terminate()
     process.wait(timeout=20)
