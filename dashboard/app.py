@@ -55,7 +55,7 @@ with page_run_turn(settings) as queued_seconds:
     set_context(
         Context(
             settings=settings, store=store, language=language, filters=filters, comparison=comparison,
-            scope=user.scope, preset=preset, user=user,
+            preset=preset, user=user,
         )
     )
     sign_out_button(user, language)

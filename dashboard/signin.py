@@ -25,7 +25,6 @@ from data_access.metrics import Filters
 
 log = logging.getLogger(__name__)
 
-DEMO_USER = DEMO
 # A signed-in person's grants are read again after this long: a revoked grant takes effect
 # within a minute without a database read on every live refresh.
 RECHECK_SECONDS = 60.0
@@ -38,7 +37,7 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
             st.error(t("signin.required", language), icon=":material/lock:")
             st.stop()
         st.sidebar.info(t("signin.demo", language), icon=":material/science:")
-        return DEMO_USER
+        return DEMO
     if not st.user.is_logged_in:
         st.title("Ohjaustaulu")
         st.write(t("signin.intro", language))
@@ -76,7 +75,7 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
 
 def sign_out_button(user: User, language: str) -> None:
     """Who is signed in, and the way out (not in demo mode)."""
-    if user is DEMO_USER:
+    if user is DEMO:
         return
     st.sidebar.caption(t("signin.as", language, who=user.name or user.email, role=t(f"role.{user.role}", language)))
     st.sidebar.button(t("signin.sign_out", language), on_click=_sign_out, args=(user,), icon=":material/logout:", key="sign_out")

@@ -52,9 +52,13 @@ class Context:
     language: str
     filters: Filters
     comparison: Filters | None
-    scope: Scope
     preset: str
     user: User = DEMO
+
+    @property
+    def scope(self) -> Scope:
+        """What the user may see: every figure of the page is asked with it."""
+        return self.user.scope
 
 
 _turns: dict[int, threading.BoundedSemaphore] = {}
