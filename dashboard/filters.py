@@ -34,6 +34,12 @@ MULTI = ("municipality", "channel", "service_line", "age_band")
 SINGLE_DEFAULTS = {"period": "last_30_days", "compare": "previous_period", "region": "all"}
 
 
+def browser_language(locale: str | None, default: str) -> str:
+    """Swedish when the browser asks for it; otherwise the configured default (Finnish): an
+    English browser is common among Finnish-speaking staff and is not a choice of language."""
+    return "sv" if (locale or "").lower().startswith("sv") else default
+
+
 def _seed_once(key: str, default: object, valid: Callable[[object], bool], parse: Callable[[list[str]], object]) -> None:
     """Put the URL's value (or the default) in session state before the widget is drawn."""
     if key in st.session_state:
@@ -60,8 +66,10 @@ def _multi(options: tuple[str, ...] | list[str]) -> tuple[Callable, Callable]:
 
 
 def language_selector(default: str) -> str:
+    """The language: the URL's, else Swedish for a browser set to Swedish (a Swedish-speaking
+    person coming back from signing in, which drops the URL's language), else the default."""
     st.session_state["_default_language"] = default
-    _seed_once("lang", default, *_single(LANGUAGES))
+    _seed_once("lang", browser_language(st.context.locale, default), *_single(LANGUAGES))
     chosen: str = st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=lambda code: LANGUAGE_NAMES[code], key="lang")
     return chosen
 

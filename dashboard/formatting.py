@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 from babel.numbers import format_decimal
 
@@ -109,3 +110,12 @@ def suppressed_text(threshold: int, unit: str = "count", *, secondary: bool = Fa
 def hidden_text(record: dict, threshold: int, unit: str = "count") -> str:
     """``suppressed_text`` for a result row."""
     return suppressed_text(threshold, unit, secondary=bool(record.get("secondary")))
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:@])")
+
+
+def plain(text: str) -> str:
+    """A value from outside (a name or address from the identity provider) for a Markdown
+    text, as written: no emphasis, link, math or address link is made of it."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)

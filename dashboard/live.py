@@ -11,7 +11,8 @@ a hit costs microseconds instead of unpickling a copy. Not the stored frame itse
 data version, computes the results that sessions asked for recently before it hands the
 sessions a view of that version (``published_view``). Sessions then neither read the
 database nor move the store themselves: when twenty managers have the overview open, a new
-contact costs one computation of the overview, not twenty competing ones.
+contact costs one computation of the overview, not twenty competing ones. It also deletes
+the audit trail's rows older than the configured time, at start and once a day.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from dashboard.timing import append_timing, tally
+from data_access.access import prune_audit
 from data_access.engine import DatabaseUnavailable
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest, Request
@@ -167,10 +169,12 @@ class Keeper(threading.Thread):
 
     def __init__(
         self, store: FactStore, *, interval: float, remember_seconds: float, budget_seconds: float = 2.0,
-        timing_log: Path | None = None,
+        timing_log: Path | None = None, audit_keep_days: int | None = None,
     ) -> None:
         super().__init__(name="store-keeper", daemon=True)
         self.store = store
+        self.audit_keep_days = audit_keep_days
+        self._pruned_at: float | None = None
         self.timing_log = timing_log
         self.interval = interval
         self.remember_seconds = remember_seconds
@@ -182,6 +186,7 @@ class Keeper(threading.Thread):
         failing = False
         while not self._stop_event.wait(self.interval):
             try:
+                self.prune_audit_daily()
                 self.step()
                 failing = False
             except DatabaseUnavailable:
@@ -206,11 +211,34 @@ class Keeper(threading.Thread):
                 }
                 append_timing(self.timing_log, line)
 
+    def prune_audit_daily(self) -> int:
+        """Delete the audit rows older than the kept time, at the first turn and then once a
+        day (the trail holds no client data, but it says who looked at what and when)."""
+        if self.audit_keep_days is None:
+            return 0
+        if self._pruned_at is not None and time.monotonic() - self._pruned_at < AUDIT_PRUNE_SECONDS:
+            return 0
+        try:
+            deleted = prune_audit(self.store.engine, keep_days=self.audit_keep_days)
+        except Exception:  # the figures matter more: try again in an hour
+            log.exception("deleting old audit rows failed")
+            self._pruned_at = time.monotonic() - AUDIT_PRUNE_SECONDS + 3600
+            return 0
+        self._pruned_at = time.monotonic()
+        if deleted:
+            log.info("deleted %d audit rows older than %d days", deleted, self.audit_keep_days)
+        return deleted
+
     def stop(self) -> None:
         self._stop_event.set()
 
 
-def start_keeper(store: FactStore, *, refresh_seconds: float, timing_log: Path | None = None) -> Keeper:
+AUDIT_PRUNE_SECONDS = 24 * 3600
+
+
+def start_keeper(
+    store: FactStore, *, refresh_seconds: float, timing_log: Path | None = None, audit_keep_days: int | None = None
+) -> Keeper:
     """One keeper per store; polls every half second, sooner for short refresh intervals
     (a new contact is visible within the refresh interval plus polling and preparing)."""
     with _registry_lock:
@@ -220,7 +248,10 @@ def start_keeper(store: FactStore, *, refresh_seconds: float, timing_log: Path |
             # little) is what the next reruns will ask. Computing more kept polars' two worker
             # threads busy for whole intervals at 5 M contacts, and the sessions' own small
             # operations waited behind it until page runs stopped completing.
-            keeper = Keeper(store, interval=min(0.5, refresh_seconds / 4), remember_seconds=refresh_seconds + 5, timing_log=timing_log)
+            keeper = Keeper(
+                store, interval=min(0.5, refresh_seconds / 4), remember_seconds=refresh_seconds + 5, timing_log=timing_log,
+                audit_keep_days=audit_keep_days,
+            )
             _keepers[store] = keeper
             keeper.start()
         return keeper

@@ -7,13 +7,14 @@ receive tidy frames.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
 
-from dashboard.formatting import format_date, format_period, format_value, hidden_text
-from dashboard.i18n import code_label, place_name_column, t
+from dashboard.formatting import format_date, format_moment, format_period, format_value, hidden_text
+from dashboard.i18n import catalogue, code_label, place_name_column, t
 from data_access import codes
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactSource
@@ -283,3 +284,31 @@ def reason_label(reason: str, language: str) -> str:
         if message.startswith(prefix):
             return f"{field}: {t(f'reason.{key}', language)}"
     return reason
+
+
+def audit_detail_text(text: str | None, language: str) -> str:
+    """An audit row's details for a person: the period as dates, then each named value
+    ("Kunnat: 091, 853"). A stored text that is not the expected JSON object is shown as it
+    is: no stored value may break the page."""
+    try:
+        detail = json.loads(text or "{}")
+    except ValueError:
+        return text or ""
+    if not isinstance(detail, dict):
+        return text or ""
+    parts: list[str] = []
+    start, end = detail.pop("from", None), detail.pop("to", None)
+    try:
+        if start is not None and end is not None:
+            parts.append(f"{format_date(dt.date.fromisoformat(str(start)), language)}–{format_date(dt.date.fromisoformat(str(end)), language)}")
+    except ValueError:
+        parts.append(f"{start}–{end}")
+    known = catalogue()
+    for key, value in detail.items():
+        label = t(f"audit.key.{key}", language) if f"audit.key.{key}" in known else str(key)
+        if key == "signed_in_at" and isinstance(value, int | float) and 0 < value < 1e11:  # seconds since 1970
+            shown = format_moment(dt.datetime.fromtimestamp(value, dt.UTC), language)
+        else:
+            shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        parts.append(f"{label}: {shown}")
+    return " · ".join(parts)

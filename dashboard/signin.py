@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from dashboard.formatting import plain
 from dashboard.i18n import t
 from dashboard.state import DEMO, Context
 from data_access.access import User, audit, audit_sign_in, find_user
@@ -62,7 +63,7 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
         if st.session_state.get("_refused") != email:
             audit(engine, "refused", email=email)
             st.session_state["_refused"] = email
-        st.error(t("signin.unknown", language, email=email or "?"), icon=":material/block:")
+        st.error(t("signin.unknown", language, email=plain(email or "?")), icon=":material/block:")
         st.button(t("signin.sign_out", language), on_click=st.logout, icon=":material/logout:")
         st.stop()
     if cached is None or cached[0] != email:
@@ -77,7 +78,7 @@ def sign_out_button(user: User, language: str) -> None:
     """Who is signed in, and the way out (not in demo mode)."""
     if user is DEMO:
         return
-    st.sidebar.caption(t("signin.as", language, who=user.name or user.email, role=t(f"role.{user.role}", language)))
+    st.sidebar.caption(t("signin.as", language, who=plain(user.name or user.email), role=t(f"role.{user.role}", language)))
     st.sidebar.button(t("signin.sign_out", language), on_click=_sign_out, args=(user,), icon=":material/logout:", key="sign_out")
 
 

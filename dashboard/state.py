@@ -111,7 +111,7 @@ def start_preload(engine: Engine | None = None) -> None:
             return
         if settings.timing_log is not None:  # read by benchmarks/start_timeline.py
             append_timing(settings.timing_log, {"preload_started_at": started, "at": time.time()})
-        start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log)
+        start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log, audit_keep_days=settings.audit_keep_days)
 
     thread = threading.Thread(target=load, name="store-preload", daemon=True)
     _preloads[settings.resolved_database_url] = (thread, loaded)

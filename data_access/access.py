@@ -25,7 +25,7 @@ from data_access.models import AppUser, AuditEvent, Municipality, UserGrant, tab
 
 ROLES = ("viewer", "analyst", "admin")
 # What an audit row may say about a request: codes and dates, never client data.
-AUDIT_ACTIONS = ("sign_in", "sign_out", "refused", "page", "download", "export")
+AUDIT_ACTIONS = ("sign_in", "sign_out", "refused", "page", "download", "export", "pruned")
 
 
 class AccessError(ValueError):
@@ -197,9 +197,15 @@ def audit_rows(engine: Engine, *, since: dt.datetime | None = None, limit: int =
 
 
 def prune_audit(engine: Engine, *, keep_days: int, now: dt.datetime | None = None) -> int:
-    """Delete audit rows older than ``keep_days``; returns how many."""
+    """Delete audit rows older than ``keep_days``; returns how many. The deletion is itself
+    a row of the trail (how many, and before when), so that a gap can be told from a purge."""
+    if keep_days < 1:
+        raise ValueError("the audit trail is kept for at least one day")
     events = table_of(AuditEvent)
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)
     with engine.begin() as conn:
         done = conn.execute(sa.delete(events).where(events.c.at < cutoff))
-    return int(done.rowcount or 0)
+    deleted = int(done.rowcount or 0)
+    if deleted:
+        audit(engine, "pruned", email=None, detail={"deleted": deleted, "before": cutoff.date().isoformat(), "keep_days": keep_days})
+    return deleted

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.components import table_with_download
 from dashboard.formatting import format_moment
 from dashboard.i18n import catalogue, t
+from dashboard.presenters import audit_detail_text
 from dashboard.state import audit_trail, get_context
 
 ctx = get_context()
@@ -31,7 +32,7 @@ else:
             t("audit.who", language): [r["email"] or "" for r in rows],
             t("audit.action", language): [_event(r["action"]) for r in rows],
             t("audit.page", language): [r["page"] or "" for r in rows],
-            t("audit.detail", language): [r["detail"] for r in rows],
+            t("audit.detail", language): [audit_detail_text(r["detail"], language) for r in rows],
         },
         schema={name: pl.String for name in (t(f"audit.{k}", language) for k in ("at", "who", "action", "page", "detail"))},
     )

@@ -33,10 +33,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sign_in(page, origin: str, email: str) -> None:
+def sign_in(page, origin: str, email: str, *, button: str = "Kirjaudu sisään") -> None:
     """Through the provider's page, as a person would: the button, the address, continue."""
     page.goto(origin)
-    page.get_by_role("button", name="Kirjaudu sisään").click()
+    page.get_by_role("button", name=button).click()
     page.wait_for_selector("#email", timeout=30_000)
     page.fill("#email", email)
     page.click("#continue")

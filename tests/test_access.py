@@ -68,7 +68,31 @@ def test_audit_rows_are_kept_for_the_configured_time(engine):
     assert [(r["action"], r["email"], r["page"], json.loads(r["detail"])) for r in rows] == [("page", "a@example.fi", "overview", {"from": "2026-11-01"})]
     assert prune_audit(engine, keep_days=30) == 0
     assert prune_audit(engine, keep_days=30, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=31)) == 1
-    assert audit_rows(engine) == []
+    (pruned,) = audit_rows(engine)  # the deletion is itself on the trail
+    assert (pruned["action"], pruned["email"], json.loads(pruned["detail"])["deleted"]) == ("pruned", None, 1)
+
+
+def _old_audit_row(engine, days_ago: int) -> None:
+    from data_access.models import AuditEvent, table_of
+
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table_of(AuditEvent)).values(
+            at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago), email="old@example.fi", action="page", page="overview", detail="{}",
+        ))
+
+
+def test_the_server_deletes_old_audit_rows_by_itself_once_a_day(engine, settings):
+    """No cron job needed: the server's keeper prunes at its first turn and then daily."""
+    from dashboard.live import Keeper
+
+    _old_audit_row(engine, 500)
+    _old_audit_row(engine, 10)
+    keeper = Keeper(make_store(engine, settings), interval=1, remember_seconds=1, audit_keep_days=400)
+    assert keeper.prune_audit_daily() == 1
+    assert sorted(r["action"] for r in audit_rows(engine)) == ["page", "pruned"]
+    _old_audit_row(engine, 450)
+    assert keeper.prune_audit_daily() == 0, "once a day, not at every turn"
+    assert Keeper(make_store(engine, settings), interval=1, remember_seconds=1).prune_audit_daily() == 0, "not asked to"
 
 
 def test_the_metrics_command_as_a_user_gives_only_their_places(engine, settings, tmp_path, monkeypatch):

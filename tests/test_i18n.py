@@ -50,3 +50,15 @@ def test_finnish_number_and_date_formats():
     import datetime as dt
 
     assert format_date(dt.date(2026, 3, 7)) == "7.3.2026"
+
+
+def test_a_swedish_browser_gets_swedish_and_any_other_the_configured_language():
+    """Signing in drops the URL's language on the way back; a Swedish-speaking person's browser
+    says Swedish. An English browser is no choice of language (Finnish staff have them)."""
+    from dashboard.filters import browser_language
+
+    assert browser_language("sv-FI", "fi") == "sv"
+    assert browser_language("sv", "fi") == "sv"
+    assert browser_language("en-US", "fi") == "fi"
+    assert browser_language("fi-FI", "en") == "en"
+    assert browser_language(None, "fi") == "fi"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dashboard.presenters import usual_volume_table
+from dashboard.presenters import audit_detail_text, usual_volume_table
 
 
 def _day(rows: list[tuple[str, float | None, bool]]) -> pl.DataFrame:
@@ -41,3 +41,27 @@ def test_one_change_definition_for_cards_and_tables():
     assert change_text(None, 0.4, unit="share", language="fi") is None  # hidden or missing
     assert change_text(0.5, 0.5, unit="share", language="fi", zero_as_none=True) is None  # a card shows no arrow
     assert change_text(0.5, 0.5, unit="share", language="fi") == f"0,0{nbsp}%-yks."
+
+
+def test_an_audit_rows_details_read_as_words_and_a_strange_stored_value_as_it_is():
+    page_view = '{"from": "2026-11-01", "municipalities": ["091", "853"], "to": "2026-11-30"}'
+    assert audit_detail_text(page_view, "fi") == "1.11.2026–30.11.2026 · Kunnat: 091, 853"
+    assert audit_detail_text(page_view, "en") == "1 Nov 2026–30 Nov 2026 · Municipalities: 091, 853"
+    assert audit_detail_text('{"deleted": 3, "before": "2025-10-27"}', "sv") == "Raderade rader: 3 · Före dagen: 2025-10-27"
+    assert audit_detail_text('{"signed_in_at": 1796133600}', "fi").startswith("Kirjautumisaika: ")
+    assert "1796133600" not in audit_detail_text('{"signed_in_at": 1796133600}', "fi")
+    for stored in ("not json", "[1, 2]", '{"from": "eilen", "to": "tänään"}', '{"x": {"y": 1}}', "", None):
+        assert isinstance(audit_detail_text(stored, "fi"), str)
+    assert audit_detail_text("not json", "fi") == "not json"
+    assert audit_detail_text('{"from": "eilen", "to": "tänään"}', "fi") == "eilen–tänään"
+
+
+def test_a_name_from_the_identity_provider_is_shown_as_written_not_as_markdown():
+    import re
+
+    from dashboard.formatting import plain
+
+    hostile = "**Iso** [klikkaa](javascript:alert(1)) $x$ <b>a</b> anna@example.fi \\"
+    escaped = plain(hostile)
+    assert re.sub(r"\\(.)", r"\1", escaped) == hostile, "nothing lost"
+    assert not re.search(r"(?<!\\)[*\[\]()$<>@]", escaped), "every markup character escaped"

@@ -118,6 +118,29 @@ def test_an_unknown_person_is_refused(browser, signed_server):
     assert ("refused", "vieras@example.com") in [(r["action"], r["email"]) for r in audit_rows(signed_server["engine"])]
 
 
+@pytest.mark.parametrize(("locale", "button", "refusal"), [
+    ("sv-FI", "Logga in", "har ingen behörighet till Ohjaustaulu"),
+    ("en-GB", "Kirjaudu sisään", "ei ole oikeutta Ohjaustauluun"),  # an English browser: Finnish, the default
+])
+def test_the_sign_in_speaks_the_language_chosen_and_a_swedish_browser_stays_swedish(browser, signed_server, locale, button, refusal):
+    """The sign-in screen in each language (by the URL), and back from the provider, whose
+    redirect drops the URL's language, a Swedish browser is answered in Swedish."""
+    SHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale=locale)
+    try:
+        page = context.new_page()
+        for language, name in (("sv", "Logga in"), ("en", "Sign in"), ("fi", "Kirjaudu sisään")):
+            page.goto(f"{signed_server['url']}/?lang={language}")
+            page.get_by_role("button", name=name).wait_for(timeout=60_000)
+            page.screenshot(path=str(SHOTS / f"sign_in_{language}.png"))
+        sign_in(page, signed_server["url"], "okand@example.com", button=button)
+        page.get_by_text(refusal).wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stMetric'], [data-testid='stDataFrame']").count() == 0
+        page.screenshot(path=str(SHOTS / f"refused_{locale}.png"))
+    finally:
+        context.close()
+
+
 def test_the_administrator_reads_the_audit_trail(browser, signed_server):
     sys.path.insert(0, str(ROOT / "scripts"))
     from screenshot import wait_until_rendered
