@@ -12,7 +12,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboard.export import safe_frame
+from dashboard.export import Figures, safe_frame, xlsx_bytes
 from dashboard.formatting import (
     SECONDARY_MARK,
     format_date,
@@ -48,7 +48,8 @@ def csv_bytes(table: pl.DataFrame) -> bytes:
 
 
 def chart_block(
-    chart: alt.TopLevelMixin | dict[str, Any], table: pl.DataFrame, *, key: str, language: str, caption: str | None = None
+    chart: alt.TopLevelMixin | dict[str, Any], table: pl.DataFrame, *, key: str, language: str, caption: str | None = None,
+    figures: Figures | None = None,
 ) -> None:
     """A chart (an Altair chart, or its spec from charts.cached_spec) with its data table
     within reach and a CSV download of exactly that table."""
@@ -61,13 +62,13 @@ def chart_block(
     hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
-    _download(table, key=key, language=language)
+    _download(table, key=key, language=language, figures=figures)
 
 
-def table_with_download(table: pl.DataFrame, *, key: str, language: str) -> None:
+def table_with_download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
     st.dataframe(table, hide_index=True, key=f"table_{key}")
     hidden_legend(table, language=language)
-    _download(table, key=key, language=language)
+    _download(table, key=key, language=language, figures=figures)
 
 
 def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
@@ -79,18 +80,28 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
         st.caption(t("common.suppressed_note", language, threshold=threshold))
 
 
-def _download(table: pl.DataFrame, *, key: str, language: str) -> None:
-    """The table as CSV, for the roles that may download; each download is in the audit trail."""
+def _download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
+    """The figures as CSV and Excel, for the roles that may download; each download is in the
+    audit trail. With ``figures``, numbers as numbers with intervals and n; else the table as
+    shown (the audit trail, the freshness lists)."""
     ctx = get_context()
     if not ctx.user.may_download:
         return
+    make_csv = figures.csv if figures is not None else (lambda: csv_bytes(table))
+    make_xlsx = figures.xlsx if figures is not None else (lambda: xlsx_bytes(table))
     # The file is made when the button is pressed (on a thread of its own, no rerun), and the
     # audit row with it. A callback instead reran the page, and the rerun cancelled the
     # download it was recording (seen in Chromium).
-    st.download_button(
-        t("common.download_csv", language), data=audited_download(ctx, key, lambda: csv_bytes(table)),
+    row = st.container(horizontal=True, gap="small")
+    row.download_button(
+        t("common.download_csv", language), data=audited_download(ctx, key, make_csv),
         file_name=f"ohjaustaulu_{key}.csv", mime="text/csv", key=f"download_{key}", icon=":material/download:",
         on_click="ignore",
+    )
+    row.download_button(
+        t("common.download_xlsx", language), data=audited_download(ctx, f"{key}.xlsx", make_xlsx),
+        file_name=f"ohjaustaulu_{key}.xlsx", mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key=f"download_{key}_xlsx", icon=":material/table_view:", on_click="ignore",
     )
 
 

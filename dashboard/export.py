@@ -1,4 +1,6 @@
-"""Exports of registry results: CSV and JSON for the CLI and downloads.
+"""Exports of registry results: CSV and JSON for the CLI, and the dashboard's downloads of
+the data behind every chart and table (``data_table``: numbers as numbers, with intervals
+and n) as CSV for a Finnish spreadsheet and as XLSX.
 
 Values are machine-readable (dot decimal); small counts read "<threshold", counts hidden to
 protect another read "..", and other hidden values are left empty, with the metric named in
@@ -8,15 +10,17 @@ Text cells that a spreadsheet would run as a formula are prefixed with an apostr
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
 
 import polars as pl
 
-from dashboard.formatting import hidden_text
-from dashboard.presenters import pivot, place_names
-from data_access.metrics import REGISTRY
+from dashboard.formatting import hidden_text, suppressed_text
+from dashboard.i18n import t
+from dashboard.presenters import dimension_title, labels_for, pivot, place_names
+from data_access.metrics import REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactSource
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -124,3 +128,103 @@ def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource) -> s
             }
         )
     return json.dumps({"data_version": store.version, "rows": records}, ensure_ascii=False, indent=1)
+
+
+def data_table(
+    result: pl.DataFrame, *, by: list[str], store: FactSource, language: str, metrics: list[str] | None = None
+) -> pl.DataFrame:
+    """The figures behind a chart or table for a spreadsheet: one row per group; each group's
+    code and name; each metric's value as a number (shares as fractions), with a share's 95 %
+    interval and n beside it; a hidden value is empty, and the last column names what is
+    hidden and why ("Kanava: <5"). Headers in ``language``."""
+    threshold = store.settings.small_cell_threshold
+    keys = metrics or list(dict.fromkeys(result["metric"].to_list()))
+    cells = pivot(result, by=by, metrics=keys)
+    labels = {
+        d: labels_for(store, d, {group[i] for group in cells}, language) for i, d in enumerate(by) if d not in TIME_DIMENSIONS or d == "weekday"
+    }
+    columns: dict[str, list[object]] = {}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {}
+
+    def add(name: str, dtype: pl.DataType | type[pl.DataType], values: list[object]) -> None:
+        columns[name], schema[name] = values, dtype
+
+    groups = sorted(cells, key=lambda group: tuple((v is None, "" if v is None else v) for v in group))
+    for i, dimension in enumerate(by):
+        title = dimension_title(dimension, language)
+        values = [group[i] for group in groups]
+        if dimension in labels:
+            add(f"{title} ({t('export.code', language)})", pl.String, [None if v is None else str(v) for v in values])
+            add(title, pl.String, [labels[dimension].get(v, "") if v is not None else t("common.unknown", language) for v in values])
+        else:  # a time: as the result holds it (a date, an hour)
+            add(title, result.schema[dimension], values)
+    hidden_notes: list[list[str]] = [[] for _ in groups]
+    for key in keys:
+        metric = REGISTRY[key]
+        label = metric.label(language)
+        records = [cells[group].get(key) for group in groups]
+        shown = [r if r is not None and not r["suppressed"] else None for r in records]
+        for row, record in enumerate(records):
+            if record is not None and record["suppressed"]:
+                hidden_notes[row].append(f"{label}: {suppressed_text(threshold, metric.unit, secondary=bool(record.get('secondary')))}")
+        if metric.unit == "count":
+            add(label, pl.Int64, [None if r is None or r["value"] is None else round(r["value"]) for r in shown])
+        else:
+            add(label, pl.Float64, [None if r is None else r["value"] for r in shown])
+        if metric.unit == "share":
+            add(f"{label}, {t('export.ci_low', language)}", pl.Float64, [None if r is None else r["ci_low"] for r in shown])
+            add(f"{label}, {t('export.ci_high', language)}", pl.Float64, [None if r is None else r["ci_high"] for r in shown])
+            add(f"{label}, n", pl.Int64, [None if r is None or r["denominator"] is None else round(r["denominator"]) for r in shown])
+    add(t("export.hidden", language), pl.String, ["; ".join(notes) for notes in hidden_notes])
+    return pl.DataFrame(columns, schema=schema)
+
+
+def spreadsheet_csv(table: pl.DataFrame) -> bytes:
+    """CSV as a Finnish spreadsheet reads it: semicolons, decimal commas (numbers stay
+    numbers), dates as ISO, UTF-8 with BOM, no text cell run as a formula."""
+    buffer = io.BytesIO()
+    floats = [name for name, dtype in table.schema.items() if dtype == pl.Float64]
+    safe_frame(table).with_columns(pl.col(floats).round(6)).write_csv(buffer, separator=";", decimal_comma=True)
+    return "\ufeff".encode() + buffer.getvalue()
+
+
+def xlsx_bytes(table: pl.DataFrame, *, share_columns: list[str] | None = None, sheet: str = "Ohjaustaulu") -> bytes:
+    """The table as an Excel workbook: numbers as numbers with their format (shares as
+    per cent), dates as dates; text is written as text, never as a formula."""
+    buffer = io.BytesIO()
+    formats = {name: "0.0%" for name in share_columns or []}
+    formats.update({name: "0.0" for name, dtype in table.schema.items() if dtype == pl.Float64 and name not in formats})
+    table.write_excel(buffer, worksheet=sheet[:31], column_formats=formats, dtype_formats={pl.Date: "d.m.yyyy"}, autofit=True)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def share_columns(table: pl.DataFrame, metrics: list[str], language: str) -> list[str]:
+    """The columns of ``data_table`` that hold shares (and their interval)."""
+    names = []
+    for key in metrics:
+        if REGISTRY[key].unit == "share":
+            label = REGISTRY[key].label(language)
+            names += [label, f"{label}, {t('export.ci_low', language)}", f"{label}, {t('export.ci_high', language)}"]
+    return [n for n in names if n in table.columns]
+
+
+@dataclasses.dataclass(frozen=True)
+class Figures:
+    """What a chart or table shows, for its downloads: made into a file only when one is
+    asked for (on the download's own thread), from the result as the page had it."""
+
+    result: pl.DataFrame
+    by: tuple[str, ...]
+    metrics: tuple[str, ...]
+    store: FactSource
+    language: str
+
+    def table(self) -> pl.DataFrame:
+        return data_table(self.result, by=list(self.by), store=self.store, language=self.language, metrics=list(self.metrics))
+
+    def csv(self) -> bytes:
+        return spreadsheet_csv(self.table())
+
+    def xlsx(self) -> bytes:
+        table = self.table()
+        return xlsx_bytes(table, share_columns=share_columns(table, list(self.metrics), self.language))

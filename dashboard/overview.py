@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.charts import cached_spec, line_chart
 from dashboard.components import chart_block, empty_state, kpi_column, sparklines
+from dashboard.export import Figures
 from dashboard.formatting import format_date, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import display_table, plot_frame
@@ -97,4 +98,7 @@ def trend_section(ctx: Context) -> None:
                 target_label=t("card.target", language, target=format_value(target, definition.unit, language=language)) if target is not None else "",
                 height=220, grain=by[0],
             )
-            chart_block(chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language)
+            chart_block(
+                chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language,
+                figures=Figures(result.filter(pl.col("metric") == metric), tuple(by), (metric,), ctx.store, language),
+            )

@@ -19,6 +19,7 @@ from dashboard.charts import (
     stacked_share_chart,
 )
 from dashboard.components import chart_block, empty_state, table_with_download
+from dashboard.export import Figures
 from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
 from dashboard.plan import Ask, Fetch, asks, direct
@@ -53,6 +54,11 @@ def grain_selector(ctx: Context) -> str:
     )
     grain_note(ctx, grain)
     return grain
+
+
+def _figures(ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str]) -> Figures:
+    """The figures behind a section, for its CSV and Excel downloads (made when asked for)."""
+    return Figures(result, tuple(by), tuple(metrics), ctx.store, ctx.language)
 
 
 def _has_data(result: pl.DataFrame) -> bool:
@@ -115,7 +121,7 @@ def trend(
         target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language)
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]))
 
 
 def _trend_of_metrics_asks(ctx: Context, metrics: list[str], *, grain: str, **_: Any) -> list[Ask]:
@@ -136,7 +142,7 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str, 
         language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label, grain=grain,
     )
     table = display_table(result, by=[grain], store=ctx.store, language=ctx.language, metrics=metrics)
-    chart_block(chart, table, key=key, language=ctx.language)
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, [grain], metrics))
 
 
 def _breakdown_asks(ctx: Context, metric: str, dimension: str, *, also: list[str] | None = None, **_: Any) -> list[Ask]:
@@ -164,7 +170,7 @@ def breakdown(
         target=target, target_label=target_label,
     )
     table = display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics)
-    chart_block(chart, table, key=key, language=ctx.language)
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, [dimension], metrics))
 
 
 def _channel_mix_asks(ctx: Context, *, grain: str, **_: Any) -> list[Ask]:
@@ -191,7 +197,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str, fetch: Fetch | None = Non
         target=target, target_label=target_label, grain=grain, colours=code_colours("channel", ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
-    chart_block(chart, table, key=key, language=ctx.language)
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, ["contact_share"]))
 
 
 @asks(lambda ctx, **_: [Ask(("contacts",), ("weekday", "hour"))])
@@ -224,7 +230,7 @@ def _heatmap(
         language=ctx.language, y_order=y_order(frame[y_title].unique().drop_nulls().to_list()),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language)
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]))
 
 
 @asks(lambda ctx, metric, **_: [Ask((metric,), ("municipality",)), Ask((metric,))])
@@ -251,7 +257,7 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str, fetch: Fetch | None
         centre_label=t("comparison.area_value", ctx.language, value=format_value(centre, definition.unit, language=ctx.language)),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language, caption=t("comparison.funnel_help", ctx.language))
+    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]), caption=t("comparison.funnel_help", ctx.language))
 
 
 def _comparison_asks(ctx: Context, metrics: list[str], **_: Any) -> list[Ask]:
@@ -288,7 +294,10 @@ def completeness(ctx: Context, dimension: str, *, key: str, fetch: Fetch | None 
     if not _has_data(result):
         empty_state(ctx.language, result)
         return
-    table_with_download(display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language)
+    table_with_download(
+        display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language,
+        figures=_figures(ctx, result, [dimension], metrics),
+    )
 
 
 def _usual_filters(ctx: Context, weeks: int) -> tuple[Filters, dt.date, list[dt.date]]:

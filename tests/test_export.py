@@ -62,3 +62,54 @@ def test_downloads_and_tables_rendered_at_once_do_not_stall_the_process():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "finished"
+
+
+def test_the_data_behind_a_table_downloads_as_numbers_with_interval_and_n_in_csv_and_xlsx(engine, settings):
+    """Not "40,9 %" as text: the share as a number with its interval and n, counts as whole
+    numbers, a hidden figure empty with its mark in the last column; the same in both files,
+    read back. Text that a spreadsheet would run stays text."""
+    import datetime as dt
+    import io
+
+    import openpyxl
+
+    from dashboard.export import data_table, share_columns, spreadsheet_csv, xlsx_bytes
+    from data_access.metrics import Filters, compute
+    from tests.factories import add_contacts, make_store
+
+    day = "2025-11-12T10:00:00"
+    add_contacts(engine, [{"occurred_at": day, "municipality_code": "853", "channel": "phone", "resolved_first_contact": i < 30} for i in range(40)])
+    add_contacts(engine, [{"occurred_at": day, "municipality_code": "020", "channel": "phone", "resolved_first_contact": True} for _ in range(3)])
+    for code, n in (("018", 20), ("019", 25)):  # one of them is hidden too, to protect the small one
+        add_contacts(engine, [{"occurred_at": day, "municipality_code": code, "channel": "phone", "resolved_first_contact": True} for _ in range(n)])
+    metrics = ["contacts", "first_contact_resolution"]
+    store = make_store(engine, settings)
+    result = compute(store, metrics=metrics, filters=Filters(start=dt.date(2025, 11, 1), end=dt.date(2025, 11, 30)), by=["municipality"])
+    table = data_table(result, by=["municipality"], store=store, language="fi", metrics=metrics)
+    rows = {r["Kunta (koodi)"]: r for r in table.iter_rows(named=True)}
+    turku = rows["853"]
+    assert turku["Kunta"] == "Turku" and turku["Yhteydenotot"] == 40
+    share = turku["Ratkaistu ensikontaktissa"]
+    assert share == 0.75 and turku["Ratkaistu ensikontaktissa, n"] == 40
+    assert turku["Ratkaistu ensikontaktissa, 95 %:n luottamusvälin alaraja"] < 0.75 < turku["Ratkaistu ensikontaktissa, 95 %:n luottamusvälin yläraja"]
+    assert table.schema["Yhteydenotot"] == pl.Int64 and table.schema["Ratkaistu ensikontaktissa"] == pl.Float64
+    small = rows["020"]
+    assert small["Yhteydenotot"] is None and small["Ratkaistu ensikontaktissa"] is None
+    assert "Yhteydenotot: <5" in small["Piilotetut luvut"]
+
+    lines = spreadsheet_csv(table).decode("utf-8").lstrip("\ufeff").splitlines()
+    header = lines[0].split(";")
+    turku_line = dict(zip(header, next(line for line in lines if line.startswith("853;")).split(";"), strict=True))
+    assert turku_line["Yhteydenotot"] == "40" and turku_line["Ratkaistu ensikontaktissa"] == "0,75"
+
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(table, share_columns=share_columns(table, metrics, "fi")))).active
+    cells = {c.value: i for i, c in enumerate(next(sheet.iter_rows(max_row=1)))}
+    by_code = {row[cells["Kunta (koodi)"]].value: row for row in sheet.iter_rows(min_row=2)}
+    cell = by_code["853"][cells["Ratkaistu ensikontaktissa"]]
+    assert (cell.value, cell.data_type, cell.number_format) == (0.75, "n", "0.0%")
+    assert by_code["853"][cells["Yhteydenotot"]].value == 40
+    assert by_code["020"][cells["Yhteydenotot"]].value is None
+
+    hostile = pl.DataFrame({"Kunta": ["=HYPERLINK(\"http://x\")", "+1"], "Arvo": [1.5, None]})
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(hostile))).active
+    assert [(c.value, c.data_type) for c in next(sheet.iter_cols(max_col=1, min_row=2))] == [("=HYPERLINK(\"http://x\")", "s"), ("+1", "s")]
