@@ -141,9 +141,11 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
         if user is None:
             raise AccessError(f"no active user {args.as_user!r} (ohjaustaulu users list)")
         scope = user.scope
-    result = answer(store, MetricsRequest.of(metrics, filters, by=by, scope=scope))
+    result = answer(store, MetricsRequest.of(metrics, filters, by=by, scope=scope, publication=args.publication))
+    if args.publication:  # said where a person reads it, not inside the data
+        print("ohjaustaulu: counts perturbed for publication (cell-key method, docs/privacy.md)", file=sys.stderr)
     if args.format == "json":
-        print(metrics_json(result, by=by, store=store))
+        print(metrics_json(result, by=by, store=store, perturbed=args.publication))
     else:
         sys.stdout.write(metrics_csv(result, by=by, store=store, language=args.language, metrics=[get_metric(m).key for m in metrics]))
     return 0
@@ -264,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--format", choices=("csv", "json"), default="csv")
     metrics.add_argument("--language", choices=("fi", "sv", "en"), default="fi", help="language of name columns")
     metrics.add_argument("--as-user", help="only what this user (e-mail) may see")
+    metrics.add_argument(
+        "--publication", action="store_true",
+        help="figures for outside the county (a board paper): every count perturbed by the cell-key method",
+    )
     metrics.set_defaults(handler=cmd_metrics)
 
     users = commands.add_parser("users", help="who may sign in, their role and the places they may see")

@@ -105,8 +105,9 @@ def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactSource, langu
     return buffer.getvalue()
 
 
-def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource) -> str:
-    """Long form: one object per group and metric, with the suppression flag."""
+def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource, perturbed: bool = False) -> str:
+    """Long form: one object per group and metric, with the suppression flag; ``perturbed``
+    says that the counts were perturbed for publication."""
     threshold = store.settings.small_cell_threshold
     records = []
     for record in result.with_columns(pl.col(pl.Date).cast(pl.String)).iter_rows(named=True):
@@ -127,7 +128,7 @@ def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource) -> s
                 "note": record["note"],
             }
         )
-    return json.dumps({"data_version": store.version, "rows": records}, ensure_ascii=False, indent=1)
+    return json.dumps({"data_version": store.version, "perturbed": perturbed, "rows": records}, ensure_ascii=False, indent=1)
 
 
 def data_table(

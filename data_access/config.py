@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -124,6 +124,10 @@ class Settings(BaseSettings):
         default=False,
         description="Require sign-in through OpenID Connect (st.login; the provider in .streamlit/secrets.toml, "
         "docs/deployment.md). Without it the dashboard runs in demo mode, allowed only on an SQLite database.",
+    )
+    publication_key: SecretStr = Field(
+        default=SecretStr("ohjaustaulu-demo"),
+        description="The county's secret behind the perturbation of published figures (cell-key method); set your own in production.",
     )
     audit_keep_days: int = Field(default=400, ge=1, description="Audit trail rows older than this are deleted.")
     default_language: Literal["fi", "sv", "en"] = Field(default="fi", description="Language of the interface.")

@@ -19,6 +19,7 @@ import polars as pl
 from data_access.metrics.cells import Cells, GroupKeys
 from data_access.metrics.definitions import get_metric
 from data_access.metrics.disclosure import protect
+from data_access.metrics.publication import perturb, record_key, seed_of
 from data_access.metrics.types import (
     COLUMN_OF,
     DIMENSIONS,
@@ -41,8 +42,10 @@ def compute(
     filters: Filters | tuple[Filters, ...],
     by: list[str] | tuple[str, ...] = (),
     scope: Scope = Scope(),
+    publication: bool = False,
 ) -> pl.DataFrame:
-    """The one exit: scoped, computed, suppressed.
+    """The one exit: scoped, computed, suppressed; for ``publication`` every count is first
+    perturbed by the cell-key method (publication.py) and shares are made of perturbed counts.
 
     ``filters`` may be several filter sets (the overview's cards: today so far, yesterday, the
     last 7 days and the week before each). The result then starts with a ``period`` column,
@@ -63,7 +66,8 @@ def compute(
     allowed = [_allowed_places(places, f, scope) for f in periods]
     chosen = [get_metric(key) for key in metrics]
     cells: dict[str, Cells] = {}
-    for members, together in _aggregate_together(store, chosen, periods, by, allowed):
+    seed = seed_of(store.settings.publication_key.get_secret_value()) if publication else None
+    for members, together in _aggregate_together(store, chosen, periods, by, allowed, seed=seed):
         if together is None:
             continue
         if by and set(by) <= {"municipality", "region"}:
@@ -71,7 +75,7 @@ def compute(
         period = together[PERIOD].to_numpy().astype(np.int64) if PERIOD in together.columns else np.zeros(together.height, dtype=np.int64)
         keys = GroupKeys(pl.DataFrame([together[d] for d in by]), by, period=period)
         for metric in members:
-            finished = _finish(store, metric, together, keys, periods, allowed)
+            finished = _finish(store, metric, together, keys, periods, allowed, published=seed is not None)
             protect(finished, threshold=store.settings.small_cell_threshold)
             cells[metric.key] = finished
     return _long([cells[m.key] for m in chosen if m.key in cells], by, periods=isinstance(filters, tuple))
@@ -90,7 +94,9 @@ def _allowed_places(places: list[tuple[str, str]], filters: Filters, scope: Scop
     )
 
 
-def _filtered(store: FactSource, metric: Metric, filters: Filters, allowed: list[tuple[str, str]]) -> pl.LazyFrame:
+def _filtered(
+    store: FactSource, metric: Metric, filters: Filters, allowed: list[tuple[str, str]], seed: int | None = None
+) -> pl.LazyFrame:
     frame = period_slice({"contacts": store.contacts, "referrals": store.referrals, "feedback": store.feedback}[metric.source], filters)
     conditions = [pl.col("municipality_code").is_in([code for code, _ in allowed])]
     for values, column in (
@@ -104,7 +110,8 @@ def _filtered(store: FactSource, metric: Metric, filters: Filters, allowed: list
         conditions.append(pl.col("minute_of_day") < filters.until_minute)
     if metric.extra_filter is not None:
         conditions.append(metric.extra_filter())
-    return frame.lazy().filter(*conditions)
+    lazy = frame.lazy().filter(*conditions)
+    return lazy if seed is None else lazy.with_columns(record_key(pl.col("id"), seed))
 
 
 def period_slice(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
@@ -120,7 +127,8 @@ PERIOD = "__period"  # the filter set's index while several are aggregated toget
 
 
 def _aggregate_together(
-    store: FactSource, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[tuple[str, str]]]
+    store: FactSource, chosen: list[Metric], periods: list[Filters], by: list[str], allowed: list[list[tuple[str, str]]],
+    *, seed: int | None = None,
 ) -> list[tuple[list[Metric], pl.DataFrame | None]]:
     """Raw aggregates, one wide frame per set of metrics over the same rows (same source and
     row filter): with several periods the period's index (``PERIOD``) first, then the
@@ -142,10 +150,12 @@ def _aggregate_together(
         if source.is_empty():
             out.append((members, None))
             continue
+        # The sums of record keys are read only when publishing (the frame then has the keys).
         expressions = [
             aggregate.alias(f"{metric.key}__{aggregate.meta.output_name()}")
             for metric in members
             for aggregate in metric.aggregate(store.settings)
+            if seed is not None or not aggregate.meta.output_name().endswith("_key")
         ]
 
         def grouped(lazy: pl.LazyFrame, extra: list[str], expressions: list[pl.Expr] = expressions) -> pl.LazyFrame:
@@ -158,11 +168,11 @@ def _aggregate_together(
             return lazy.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).rename(dict(zip(columns, by, strict=True)))
 
         if len(periods) == 1:
-            out.append((members, grouped(_filtered(store, members[0], periods[0], allowed[0]), []).collect()))
+            out.append((members, grouped(_filtered(store, members[0], periods[0], allowed[0], seed), []).collect()))
             continue
         together = grouped(
             pl.concat([
-                _filtered(store, members[0], filters, allowed[index]).with_columns(pl.lit(index, dtype=pl.Int32).alias(PERIOD))
+                _filtered(store, members[0], filters, allowed[index], seed).with_columns(pl.lit(index, dtype=pl.Int32).alias(PERIOD))
                 for index, filters in enumerate(periods)
             ]),
             [PERIOD],
@@ -170,7 +180,8 @@ def _aggregate_together(
         present = set(together[PERIOD].to_list())
         if not by and len(present) < len(periods):
             # A period without rows: what one call gives over no rows (a count of zero).
-            empty = grouped(source.clear().lazy(), []).collect()
+            empty_rows = source.clear().lazy()
+            empty = grouped(empty_rows if seed is None else empty_rows.with_columns(record_key(pl.col("id"), seed)), []).collect()
             together = pl.concat(
                 [together, *(empty.select(pl.lit(i, dtype=pl.Int32).alias(PERIOD), pl.all()) for i in range(len(periods)) if i not in present)],
                 how="diagonal_relaxed",
@@ -207,7 +218,7 @@ def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
 
 def _finish(
     store: FactSource, metric: Metric, together: pl.DataFrame, keys: GroupKeys, periods: list[Filters],
-    allowed: list[list[tuple[str, str]]],
+    allowed: list[list[tuple[str, str]]], *, published: bool = False,
 ) -> Cells:
     """Values, intervals and notes from one metric's raw aggregates.
 
@@ -220,6 +231,8 @@ def _finish(
     note: list[str | None] = [None] * keys.height
     if metric.unit in ("count", "per_1000"):
         numerator = np.nan_to_num(numerator, nan=0.0)  # a place or period with no rows: a true zero
+    if published:
+        numerator, denominator = _perturbed(store, metric, together, numerator, denominator)
     if metric.share_of_total:
         totals = np.bincount(keys.along_last, weights=np.nan_to_num(numerator, nan=0.0))
         denominator = totals[keys.along_last]
@@ -240,6 +253,23 @@ def _finish(
         note = [None if k else "population_missing" for k in known.tolist()]
         return Cells(metric, keys, numerator, np.where(known, population, np.nan), value, nothing, nothing.copy(), note)
     return Cells(metric, keys, numerator, denominator, _column(together, f"{metric.key}__value"), nothing, nothing.copy(), note)
+
+
+def _perturbed(
+    store: FactSource, metric: Metric, together: pl.DataFrame, numerator: np.ndarray, denominator: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The counts a figure is made of, as published (publication.py): a count's rows, a
+    share's numerator and denominator rows, each by the sum of its own rows' record keys. A
+    share's numerator is never above its denominator. Means and medians keep their values
+    (their counts are the threshold rule's)."""
+    threshold = store.settings.small_cell_threshold
+    has = {f"{metric.key}__numerator_key", f"{metric.key}__denominator_key"} & set(together.columns)
+    if f"{metric.key}__numerator_key" in has:
+        numerator = perturb(numerator, _column(together, f"{metric.key}__numerator_key"), threshold=threshold)
+    if f"{metric.key}__denominator_key" in has:
+        denominator = perturb(denominator, _column(together, f"{metric.key}__denominator_key"), threshold=threshold)
+        numerator = np.fmin(numerator, denominator)
+    return numerator, denominator
 
 
 def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:

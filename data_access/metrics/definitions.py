@@ -10,19 +10,28 @@ import polars as pl
 
 from data_access import codes
 from data_access.config import Settings
+from data_access.metrics.publication import RECORD_KEY
 from data_access.metrics.types import Metric, MetricError
 from data_access.periods import local_now
 
 
 def _count() -> list[pl.Expr]:
-    return [pl.len().cast(pl.Float64).alias("numerator"), pl.lit(None, pl.Float64).alias("denominator")]
+    """Rows; with the sum of their record keys (publication.py), which the computation keeps
+    only when it publishes."""
+    return [
+        pl.len().cast(pl.Float64).alias("numerator"), pl.lit(None, pl.Float64).alias("denominator"),
+        pl.col(RECORD_KEY).sum().alias("numerator_key"),
+    ]
 
 
 def _share(flag: pl.Expr) -> list[pl.Expr]:
-    """Share of rows where ``flag`` is true among rows where it is known."""
+    """Share of rows where ``flag`` is true among rows where it is known; with the sums of the
+    record keys of both sets of rows (kept only when publishing)."""
     return [
         flag.cast(pl.Float64).sum().alias("numerator"),
         flag.is_not_null().sum().cast(pl.Float64).alias("denominator"),
+        pl.col(RECORD_KEY).filter(flag.fill_null(False)).sum().alias("numerator_key"),
+        pl.col(RECORD_KEY).filter(flag.is_not_null()).sum().alias("denominator_key"),
     ]
 
 

@@ -31,7 +31,10 @@ def answer(source: FactSource, request: Request) -> pl.DataFrame:
     threshold = source.settings.small_cell_threshold
     if isinstance(request, MetricsRequest):
         filters = request.periods if request.several else request.periods[0]
-        return compute(source, metrics=list(request.metrics), filters=filters, by=list(request.by), scope=request.scope)
+        return compute(
+            source, metrics=list(request.metrics), filters=filters, by=list(request.by), scope=request.scope,
+            publication=request.publication,
+        )
     if isinstance(request, FreshnessRequest):
         from data_access.quality import newest_records
 

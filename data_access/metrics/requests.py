@@ -29,6 +29,8 @@ class MetricsRequest:
     by: tuple[str, ...] = ()
     scope: Scope = Scope()
     several: bool = False
+    # For what leaves the county: counts perturbed by the cell-key method (publication.py).
+    publication: bool = False
 
     def __post_init__(self) -> None:
         if not self.periods:
@@ -39,14 +41,15 @@ class MetricsRequest:
 
     @classmethod
     def of(
-        cls, metrics: Iterable[str], filters: Filters | tuple[Filters, ...], *, by: Iterable[str] = (), scope: Scope = Scope()
+        cls, metrics: Iterable[str], filters: Filters | tuple[Filters, ...], *, by: Iterable[str] = (), scope: Scope = Scope(),
+        publication: bool = False,
     ) -> MetricsRequest:
         """A request from names: checked against the registry, in one order whatever order
         they were given in (the same metrics asked in another order are the same request)."""
         names = tuple(sorted({MetricName(get_metric(name).key) for name in metrics}))
         several = isinstance(filters, tuple)
         periods = filters if isinstance(filters, tuple) else (filters,)
-        return cls(metrics=names, periods=periods, by=tuple(by), scope=scope, several=several)
+        return cls(metrics=names, periods=periods, by=tuple(by), scope=scope, several=several, publication=publication)
 
     def with_metrics(self, metrics: Iterable[str]) -> MetricsRequest:
         return dataclasses.replace(self, metrics=tuple(sorted({MetricName(get_metric(m).key) for m in metrics})))
@@ -62,9 +65,9 @@ class MetricsRequest:
             **{name: dtype() if isinstance(dtype, type) else dtype for name, dtype in RESULT_SCHEMA.items()},
         }
 
-    def same_rows(self) -> tuple[tuple[Filters, ...], tuple[str, ...], Scope, bool]:
+    def same_rows(self) -> tuple[tuple[Filters, ...], tuple[str, ...], Scope, bool, bool]:
         """What two requests must share to be answered together (all but their metrics)."""
-        return self.periods, self.by, self.scope, self.several
+        return self.periods, self.by, self.scope, self.several, self.publication
 
 
 @dataclass(frozen=True)
