@@ -151,6 +151,31 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """The board report as a PDF (figures perturbed for publication, as a public paper needs)."""
+    import time
+
+    from dashboard.report import ReportRequest, build_report
+
+    if (args.compare_from is None) != (args.compare_to is None):
+        raise ValueError("give both --compare-from and --compare-to, or neither")
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    store = FactStore(engine, settings)
+    store.refresh()
+    region = args.region
+    if region is not None and region not in store.municipalities["region_code"].unique().to_list():
+        raise ValueError(f"unknown wellbeing services county {region!r}")
+    started = time.perf_counter()
+    pdf = build_report(store, ReportRequest(
+        start=args.date_from, end=args.date_to, compare_start=args.compare_from, compare_end=args.compare_to,
+        region=region, language=args.language,
+    ))
+    Path(args.out).write_bytes(pdf)
+    print(f"{args.out}: {len(pdf):,} bytes in {time.perf_counter() - started:.1f} s".replace(",", " "))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     engine = prepare_database(settings)
     profile = load_profile(Path(args.profile) if args.profile else None)
@@ -271,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="figures for outside the county (a board paper): every count perturbed by the cell-key method",
     )
     metrics.set_defaults(handler=cmd_metrics)
+
+    report = commands.add_parser("report", help="the board report as PDF (figures perturbed for publication)")
+    report.add_argument("--from", dest="date_from", type=_date, required=True)
+    report.add_argument("--to", dest="date_to", type=_date, required=True)
+    report.add_argument("--compare-from", type=_date, help="comparison period (default: the months or days just before)")
+    report.add_argument("--compare-to", type=_date)
+    report.add_argument("--region", help="wellbeing services county code (default: every county)")
+    report.add_argument("--lang", "--language", dest="language", choices=("fi", "sv", "en"), default="fi")
+    report.add_argument("--out", required=True, help="the PDF file to write")
+    report.set_defaults(handler=cmd_report)
 
     users = commands.add_parser("users", help="who may sign in, their role and the places they may see")
     users_commands = users.add_subparsers(dest="users_command", required=True)

@@ -1,0 +1,165 @@
+"""The board report: a PDF for a period, made with Typst (``board.typ``).
+
+Board papers are public, so every figure is asked with ``publication`` (the cell-key method,
+docs/privacy.md) and the report says so. The texts and figures go to the template as one JSON
+value (``report_data``), never as markup, so no place name or label can change the layout.
+Charts are the dashboard's own Vega-Lite specs, drawn to SVG on the server by vl-convert.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from dashboard.formatting import format_date, format_moment, format_value
+from dashboard.i18n import t
+from dashboard.presenters import change_text, dimension_title, display_table, label_for, plot_frame
+from data_access.metrics import REGISTRY, Filters, Scope
+from data_access.metrics.exit import answer
+from data_access.metrics.requests import MetricsRequest
+from data_access.periods import comparison_range
+from data_access.snapshot import FactSource
+
+TEMPLATE = Path(__file__).with_name("board.typ")
+SUMMARY_METRICS = ["contacts", "first_contact_resolution", "electronic_share", "same_day_callback_share", "referrals", "queue_median_seconds"]
+CHART_METRICS = ["first_contact_resolution", "electronic_share", "contacts"]
+TABLE_METRICS = ["contacts", "contacts_per_1000", "first_contact_resolution", "electronic_share"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRequest:
+    start: dt.date
+    end: dt.date
+    compare_start: dt.date | None = None
+    compare_end: dt.date | None = None
+    region: str | None = None
+    language: str = "fi"
+    scope: Scope = dataclasses.field(default_factory=Scope.everything)
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(start=self.start, end=self.end, regions=(self.region,) if self.region else ())
+
+    @property
+    def comparison(self) -> Filters | None:
+        """The comparison period: the one given, else the previous period of the same length."""
+        if self.compare_start and self.compare_end:
+            return Filters(start=self.compare_start, end=self.compare_end, regions=self.filters.regions)
+        if self.start.day == 1 and (self.end + dt.timedelta(days=1)).day == 1:  # whole months: the months before
+            months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month + 1
+            index = self.start.year * 12 + self.start.month - 1 - months
+            return Filters(start=dt.date(index // 12, index % 12 + 1, 1), end=self.start - dt.timedelta(days=1), regions=self.filters.regions)
+        previous = comparison_range(self.start, self.end, "previous_period")
+        return None if previous is None else Filters(start=previous[0], end=previous[1], regions=self.filters.regions)
+
+
+def _ask(store: FactSource, request: ReportRequest, metrics: list[str], filters: Filters, by: tuple[str, ...] | list[str] = ()) -> pl.DataFrame:
+    return answer(store, MetricsRequest.of(metrics, filters, by=by, scope=request.scope, publication=True))
+
+
+def _values(result: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {row["metric"]: row for row in result.iter_rows(named=True)}
+
+
+def summary_lines(store: FactSource, request: ReportRequest) -> list[dict[str, str]]:
+    """Each key figure in words: its value, against its target and the comparison period."""
+    language = request.language
+    now = _values(_ask(store, request, SUMMARY_METRICS, request.filters))
+    comparison = request.comparison
+    before = _values(_ask(store, request, SUMMARY_METRICS, comparison)) if comparison else {}
+    threshold = store.settings.small_cell_threshold
+    lines = []
+    for key in SUMMARY_METRICS:
+        metric = REGISTRY[key]
+        record = now.get(key)
+        value = None if record is None or record["suppressed"] else record["value"]
+        shown = format_value(value, metric.unit, language=language) if record is None or not record["suppressed"] else f"<{threshold}"
+        parts = []
+        target = metric.target(store.settings)
+        if target is not None and value is not None:
+            met = value >= target if metric.higher_is_better is not False else value <= target
+            parts.append(t("report.target_met" if met else "report.target_missed", language, target=format_value(target, metric.unit, language=language)))
+        earlier = before.get(key)
+        change = change_text(value, None if earlier is None or earlier["suppressed"] else earlier["value"], unit=metric.unit, language=language)
+        if change is not None:
+            parts.append(t("report.change", language, change=change))
+        lines.append({"label": metric.label(language), "value": shown, "text": "; ".join(parts) or t("report.nothing_to_compare", language)})
+    return lines
+
+
+def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: str) -> str | None:
+    import vl_convert
+
+    from dashboard.charts import line_chart
+
+    result = _ask(store, request, [metric], request.filters, [grain])
+    if result.is_empty() or result["value"].is_null().all():
+        return None
+    definition = REGISTRY[metric]
+    frame = plot_frame(result, metric=metric, by=[grain], store=store, language=request.language)
+    target = definition.target(store.settings)
+    chart = line_chart(
+        frame, x=dimension_title(grain, request.language), y=definition.label(request.language), unit=definition.unit,
+        language=request.language, band=("ci_low", "ci_high") if definition.unit == "share" else None, target=target,
+        target_label=t("card.target", request.language, target=format_value(target, definition.unit, language=request.language)) if target is not None else "",
+        grain=grain, height=300,
+    )
+    spec = chart.to_dict()
+    spec["width"] = 640
+    svg: str = vl_convert.vegalite_to_svg(spec)
+    return svg
+
+
+def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict[str, Any]:
+    """Everything the template shows, as plain values; charts written into ``folder``."""
+    language = request.language
+    comparison = request.comparison
+    place = label_for(store, "region", request.region, language) if request.region else t("report.all_places", language)
+    period = f"{format_date(request.start, language)}–{format_date(request.end, language)}"
+    compared = t("report.compared", language, period=f"{format_date(comparison.start, language)}–{format_date(comparison.end, language)}") if comparison else ""
+    grain = "week" if (request.end - request.start).days > 120 else "day"
+    charts = []
+    for metric in CHART_METRICS:
+        svg = _chart_svg(store, request, metric, grain)
+        if svg is None:
+            continue
+        (folder / f"{metric}.svg").write_text(svg, encoding="utf-8")
+        caption = "report.chart_caption" if REGISTRY[metric].unit == "share" else "report.chart_caption_plain"
+        charts.append({"title": REGISTRY[metric].label(language), "file": f"{metric}.svg", "caption": t(caption, language, period=period)})
+    table = display_table(_ask(store, request, TABLE_METRICS, request.filters, ["municipality"]), by=["municipality"], store=store, language=language, metrics=TABLE_METRICS)
+    used = list(dict.fromkeys(SUMMARY_METRICS + TABLE_METRICS))
+    return {
+        "lang": language,
+        "title": t("report.title", language),
+        "subtitle": f"{place} · {period}{' · ' + compared if compared else ''}",
+        "perturbed": t("report.perturbed", language, threshold=store.settings.small_cell_threshold),
+        "summary_heading": t("report.summary_heading", language),
+        "summary": summary_lines(store, request),
+        "charts": charts,
+        "table_heading": t("report.table_heading", language),
+        "table_note": t("common.suppressed_note", language, threshold=store.settings.small_cell_threshold),
+        "table": {"header": table.columns, "rows": [list(row) for row in table.rows()]},
+        "definitions_heading": t("report.definitions_heading", language),
+        "definitions": [{"label": REGISTRY[m].label(language), "text": REGISTRY[m].definition(language)} for m in used],
+        # Always with the date: a paper is read on other days.
+        "footer": t("report.footer", language, made=format_moment(dt.datetime.now(dt.UTC), language, today=dt.date.min)),
+    }
+
+
+def build_report(store: FactSource, request: ReportRequest) -> bytes:
+    """The board report as PDF bytes."""
+    import typst
+
+    with tempfile.TemporaryDirectory(prefix="ohjaustaulu-report-") as name:
+        folder = Path(name)
+        data = report_data(store, request, folder)
+        source = folder / "board.typ"
+        source.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+        pdf: bytes = typst.compile(str(source), root=str(folder), sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
+        return pdf
