@@ -7,12 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.components import report_button
 from dashboard.filters import filter_sidebar, language_selector
 from dashboard.formatting import format_moment, format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
 from dashboard.signin import audit_page_view, current_user, sign_out_button
-from dashboard.state import Context, get_store, page_run_turn, set_context
+from dashboard.state import Context, get_context, get_store, page_run_turn, set_context
 from dashboard.timing import log_data_time, start_data_time
 from data_access.config import get_settings
 from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
@@ -58,6 +59,7 @@ with page_run_turn(settings) as queued_seconds:
             preset=preset, user=user,
         )
     )
+    report_button(get_context())
     sign_out_button(user, language)
 
     @st.fragment(run_every=settings.refresh_seconds)

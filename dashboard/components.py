@@ -307,3 +307,25 @@ def kpi_row(ctx: Context, metrics: list[str]) -> None:
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
         with column:
             kpi_card(metric, record=now.get(metric), previous=before.get(metric), sparkline=None, ctx=ctx)
+
+
+def report_button(ctx: Context) -> None:
+    """The board report (PDF) of the chosen period and county, for the roles that may
+    download: made when pressed (a few seconds), with its row in the audit trail. Its figures
+    are published ones (cell-key method), as a public paper needs."""
+    if not ctx.user.may_download:
+        return
+    from dashboard.report import ReportRequest, build_report
+
+    filters, comparison = ctx.filters, ctx.comparison
+    request = ReportRequest(
+        start=filters.start, end=filters.end,
+        compare_start=comparison.start if comparison else None, compare_end=comparison.end if comparison else None,
+        region=filters.regions[0] if len(filters.regions) == 1 else None, language=ctx.language, scope=ctx.scope,
+    )
+    store = ctx.store
+    st.sidebar.download_button(
+        t("report.button", ctx.language), data=audited_download(ctx, "board_report", lambda: build_report(store, request)),
+        file_name=f"ohjaustaulu_{filters.start.isoformat()}_{filters.end.isoformat()}.pdf", mime="application/pdf",
+        key="board_report", icon=":material/picture_as_pdf:", on_click="ignore", help=t("report.button_help", ctx.language),
+    )
