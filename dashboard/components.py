@@ -4,6 +4,7 @@ freshness, empty and error states."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 from typing import Any, Literal
@@ -12,7 +13,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboard.export import Figures, safe_frame, xlsx_bytes
+from dashboard.export import Figures, chart_image, safe_frame, xlsx_bytes
 from dashboard.formatting import (
     SECONDARY_MARK,
     format_date,
@@ -62,7 +63,8 @@ def chart_block(
     hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
-    _download(table, key=key, language=language, figures=figures)
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    _download(table, key=key, language=language, figures=figures, spec=spec)
 
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
@@ -80,7 +82,9 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
         st.caption(t("common.suppressed_note", language, threshold=threshold))
 
 
-def _download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
+def _download(
+    table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None, spec: dict[str, Any] | None = None
+) -> None:
     """The figures as CSV and Excel, for the roles that may download; each download is in the
     audit trail. With ``figures``, numbers as numbers with intervals and n; else the table as
     shown (the audit trail, the freshness lists)."""
@@ -103,6 +107,14 @@ def _download(table: pl.DataFrame, *, key: str, language: str, figures: Figures 
         file_name=f"ohjaustaulu_{key}.xlsx", mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"download_{key}_xlsx", icon=":material/table_view:", on_click="ignore",
     )
+    if spec is None or figures is None:
+        return
+    for fmt, mime, icon in (("png", "image/png", ":material/image:"), ("svg", "image/svg+xml", ":material/draw:")):
+        row.download_button(
+            t(f"common.download_{fmt}", language),
+            data=audited_download(ctx, f"{key}.{fmt}", functools.partial(chart_image, spec, title=figures.title, subtitle=figures.subtitle, fmt=fmt)),
+            file_name=f"ohjaustaulu_{key}.{fmt}", mime=mime, key=f"download_{key}_{fmt}", icon=icon, on_click="ignore",
+        )
 
 
 def empty_state(language: str, result: pl.DataFrame | None = None) -> None:

@@ -10,11 +10,10 @@ import streamlit as st
 
 from dashboard.charts import cached_spec, line_chart
 from dashboard.components import chart_block, empty_state, kpi_column, sparklines
-from dashboard.export import Figures
 from dashboard.formatting import format_date, format_time, format_value
 from dashboard.i18n import t
 from dashboard.presenters import display_table, plot_frame
-from dashboard.sections import grain_note, time_filters
+from dashboard.sections import figures_of, grain_note, time_filters
 from dashboard.state import Context, period_records, query
 from data_access.metrics import REGISTRY
 from data_access.periods import local_now, same_weekday_week_earlier, so_far_minute
@@ -100,5 +99,5 @@ def trend_section(ctx: Context) -> None:
             )
             chart_block(
                 chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language,
-                figures=Figures(result.filter(pl.col("metric") == metric), tuple(by), (metric,), ctx.store, language),
+                figures=figures_of(ctx, result.filter(pl.col("metric") == metric), by, [metric]),
             )

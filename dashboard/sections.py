@@ -20,7 +20,7 @@ from dashboard.charts import (
 )
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.export import Figures
-from dashboard.formatting import format_date, format_value
+from dashboard.formatting import format_date, format_moment, format_value
 from dashboard.i18n import code_label, t
 from dashboard.plan import Ask, Fetch, asks, direct
 from dashboard.presenters import (
@@ -56,9 +56,27 @@ def grain_selector(ctx: Context) -> str:
     return grain
 
 
-def _figures(ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str]) -> Figures:
-    """The figures behind a section, for its CSV and Excel downloads (made when asked for)."""
-    return Figures(result, tuple(by), tuple(metrics), ctx.store, ctx.language)
+def figures_of(ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str]) -> Figures:
+    """The figures behind a section, for its downloads (made when asked for): the data as
+    CSV and Excel; the chart as a picture titled with its first metric, and under the title
+    the period, the places and filters, the source and, when something is hidden, the marks."""
+    language, filters = ctx.language, ctx.filters
+    lines = [f"{format_date(filters.start, language)}–{format_date(filters.end, language)}"]
+    seen = ctx.scope.municipalities
+    if filters.municipalities or filters.regions or seen is not None:  # the places chosen, else those the user may see
+        level, codes_ = (
+            ("municipality", filters.municipalities) if filters.municipalities
+            else ("region", filters.regions) if filters.regions else ("municipality", tuple(sorted(seen or ())))
+        )
+        names = sorted(labels_for(ctx.store, level, codes_, language).values())
+        lines.append(", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else ""))
+    for dimension, chosen in (("channel", filters.channels), ("service_line", filters.service_lines), ("age_band", filters.age_bands)):
+        if chosen:
+            lines.append(f"{dimension_title(dimension, language)}: {', '.join(code_label(dimension, c, language) for c in chosen)}")
+    lines.append(t("export.source", language, time=format_moment(ctx.store.as_of, language, today=dt.date.min)))
+    if not result.is_empty() and result["suppressed"].any():
+        lines.append(t("export.hidden_short", language, threshold=ctx.settings.small_cell_threshold))
+    return Figures(result, tuple(by), tuple(metrics), ctx.store, language, title=REGISTRY[metrics[0]].label(language), subtitle=tuple(lines))
 
 
 def _has_data(result: pl.DataFrame) -> bool:
@@ -121,7 +139,7 @@ def trend(
         target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, [metric]))
 
 
 def _trend_of_metrics_asks(ctx: Context, metrics: list[str], *, grain: str, **_: Any) -> list[Ask]:
@@ -142,7 +160,7 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str, 
         language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label, grain=grain,
     )
     table = display_table(result, by=[grain], store=ctx.store, language=ctx.language, metrics=metrics)
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, [grain], metrics))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, [grain], metrics))
 
 
 def _breakdown_asks(ctx: Context, metric: str, dimension: str, *, also: list[str] | None = None, **_: Any) -> list[Ask]:
@@ -170,7 +188,7 @@ def breakdown(
         target=target, target_label=target_label,
     )
     table = display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics)
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, [dimension], metrics))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, [dimension], metrics))
 
 
 def _channel_mix_asks(ctx: Context, *, grain: str, **_: Any) -> list[Ask]:
@@ -197,7 +215,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str, fetch: Fetch | None = Non
         target=target, target_label=target_label, grain=grain, colours=code_colours("channel", ctx.language),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, ["contact_share"]))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, ["contact_share"]))
 
 
 @asks(lambda ctx, **_: [Ask(("contacts",), ("weekday", "hour"))])
@@ -230,7 +248,7 @@ def _heatmap(
         language=ctx.language, y_order=y_order(frame[y_title].unique().drop_nulls().to_list()),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, [metric]))
 
 
 @asks(lambda ctx, metric, **_: [Ask((metric,), ("municipality",)), Ask((metric,))])
@@ -257,7 +275,7 @@ def municipal_funnel(ctx: Context, metric: str, *, key: str, fetch: Fetch | None
         centre_label=t("comparison.area_value", ctx.language, value=format_value(centre, definition.unit, language=ctx.language)),
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language, figures=_figures(ctx, result, by, [metric]), caption=t("comparison.funnel_help", ctx.language))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, [metric]), caption=t("comparison.funnel_help", ctx.language))
 
 
 def _comparison_asks(ctx: Context, metrics: list[str], **_: Any) -> list[Ask]:
@@ -296,7 +314,7 @@ def completeness(ctx: Context, dimension: str, *, key: str, fetch: Fetch | None 
         return
     table_with_download(
         display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics), key=key, language=ctx.language,
-        figures=_figures(ctx, result, [dimension], metrics),
+        figures=figures_of(ctx, result, [dimension], metrics),
     )
 
 

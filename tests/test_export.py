@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -113,3 +114,32 @@ def test_the_data_behind_a_table_downloads_as_numbers_with_interval_and_n_in_csv
     hostile = pl.DataFrame({"Kunta": ["=HYPERLINK(\"http://x\")", "+1"], "Arvo": [1.5, None]})
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(hostile))).active
     assert [(c.value, c.data_type) for c in next(sheet.iter_cols(max_col=1, min_row=2))] == [("=HYPERLINK(\"http://x\")", "s"), ("+1", "s")]
+
+
+def test_a_chart_picture_is_drawn_on_the_server_titled_with_its_period_and_source():
+    """PNG: a real picture, twice 800 px wide, mostly white with the chart drawn on it; SVG:
+    valid XML whose text holds the title, the period, the source and the last axis label."""
+    import datetime as dt
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from dashboard.charts import line_chart
+    from dashboard.export import chart_image
+
+    frame = pl.DataFrame({
+        "Päivä": [dt.date(2026, 11, d) for d in range(1, 11)], "Ratkaistu": [0.4 + 0.01 * d for d in range(10)],
+        "ci_low": [0.35] * 10, "ci_high": [0.5] * 10,
+    })
+    spec = line_chart(frame, x="Päivä", y="Ratkaistu", unit="share", language="fi", band=("ci_low", "ci_high"), target=0.5, target_label="tavoite 50 %").to_dict()
+    subtitle = ["1.11.2026–10.11.2026", "Lähde: Ohjaustaulu, tilanne 11.11.2026 klo 8.00"]
+    png = chart_image(spec, title="Ratkaistu ensikontaktissa", subtitle=subtitle, fmt="png")
+    picture = Image.open(io.BytesIO(png)).convert("L")
+    assert picture.width >= 1600 and picture.height >= 400
+    dark = sum(picture.histogram()[:200])
+    assert 0.005 < dark / (picture.width * picture.height) < 0.5, "something is drawn, on white"
+    svg = chart_image(spec, title="Ratkaistu ensikontaktissa", subtitle=subtitle, fmt="svg").decode("utf-8")
+    text = " ".join(element.text or "" for element in ET.fromstring(svg).iter())  # noqa: S314  # our own picture
+    for expected in ("Ratkaistu ensikontaktissa", *subtitle, "tavoite 50 %", "10.11.2026"):
+        assert expected in text, expected
+    assert "title" not in spec, "the page's own spec is not changed"

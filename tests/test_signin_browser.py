@@ -11,6 +11,7 @@ import openpyxl
 import pypdf
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from data_access.access import add_user, audit_rows, grant
@@ -120,6 +121,13 @@ def test_a_scoped_user_signs_in_sees_only_their_municipality_and_signs_out(brows
                 leaked = [other for other in signed_server["others"] if other in content]
                 assert not leaked, (path, "xlsx", number, leaked)
                 downloads += 1
+            if path == "kanavat":  # a chart's pictures: drawn on the server, titled, only the user's place
+                png = Image.open(io.BytesIO(_saved(page, page.get_by_role("button", name="Kuva PNG").first)))
+                assert png.width >= 1600
+                svg = _saved(page, page.get_by_role("button", name="Kuva SVG").first).decode("utf-8")
+                assert "Yhteydenotot" in svg, "titled"
+                assert signed_server["name"] in svg, "the places it shows named"
+                assert not [other for other in signed_server["others"] if other in svg]
             page.screenshot(path=str(SHOTS / f"signed_in_kunta_{path or 'yleiskuva'}.png"), full_page=True)
         assert downloads >= 20, downloads
         # The board report from the sidebar: the user's own municipality only, and said to be perturbed.
