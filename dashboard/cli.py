@@ -88,14 +88,16 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerow(["email", "name", "role", "active", "places"])
         for row in list_users(engine):
             writer.writerow([safe_cell(row[k] if row[k] is not None else "") for k in ("email", "name", "role", "active", "places")])
-    elif command == "grant":
+    elif command in ("grant", "revoke"):
+        # One municipality or one county, as codes are written in the reference data.
         municipality = normalise_municipality_code(args.municipality) if args.municipality else None
-        grant(engine, args.email, municipality=municipality, region=args.county and args.county.zfill(2))
-        print(f"{normalise_email(args.email)}: may see {'municipality ' + municipality if municipality else 'county ' + args.county.zfill(2)}")
-    elif command == "revoke":
-        municipality = normalise_municipality_code(args.municipality) if args.municipality else None
-        removed = revoke(engine, args.email, municipality=municipality, region=args.county and args.county.zfill(2))
-        print(f"{normalise_email(args.email)}: {removed} grant(s) removed")
+        region = args.county.zfill(2) if args.county else None
+        if command == "grant":
+            grant(engine, args.email, municipality=municipality, region=region)
+            print(f"{normalise_email(args.email)}: may see {'municipality ' + municipality if municipality else 'county ' + str(region)}")
+        else:
+            removed = revoke(engine, args.email, municipality=municipality, region=region)
+            print(f"{normalise_email(args.email)}: {removed} grant(s) removed")
     else:
         remove_user(engine, args.email)
         print(f"{normalise_email(args.email)}: deactivated, no grants")

@@ -4,7 +4,6 @@ freshness, empty and error states."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 import math
 from typing import Any, Literal
@@ -63,8 +62,7 @@ def chart_block(
     hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
-    spec = chart if isinstance(chart, dict) else chart.to_dict()
-    _download(table, key=key, language=language, figures=figures, spec=spec)
+    _download(table, key=key, language=language, figures=figures, chart=chart)
 
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
@@ -83,7 +81,8 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
 
 
 def _download(
-    table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None, spec: dict[str, Any] | None = None
+    table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None,
+    chart: alt.TopLevelMixin | dict[str, Any] | None = None,
 ) -> None:
     """The figures as CSV and Excel, for the roles that may download; each download is in the
     audit trail. With ``figures``, numbers as numbers with intervals and n; else the table as
@@ -107,12 +106,15 @@ def _download(
         file_name=f"ohjaustaulu_{key}.xlsx", mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"download_{key}_xlsx", icon=":material/table_view:", on_click="ignore",
     )
-    if spec is None or figures is None:
+    if chart is None or figures is None:
         return
     for fmt, mime, icon in (("png", "image/png", ":material/image:"), ("svg", "image/svg+xml", ":material/draw:")):
+        def picture(fmt: str = fmt, chart: alt.TopLevelMixin | dict[str, Any] = chart, figures: Figures = figures) -> bytes:
+            """Drawn when pressed, with the subtitle made then too: nothing on the page's run."""
+            return chart_image(chart, fmt=fmt, title=figures.title, subtitle=figures.subtitle())
+
         row.download_button(
-            t(f"common.download_{fmt}", language),
-            data=audited_download(ctx, f"{key}.{fmt}", functools.partial(chart_image, spec, title=figures.title, subtitle=figures.subtitle, fmt=fmt)),
+            t(f"common.download_{fmt}", language), data=audited_download(ctx, f"{key}.{fmt}", picture),
             file_name=f"ohjaustaulu_{key}.{fmt}", mime=mime, key=f"download_{key}_{fmt}", icon=icon, on_click="ignore",
         )
 

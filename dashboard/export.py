@@ -11,6 +11,7 @@ Text cells that a spreadsheet would run as a formula are prefixed with an apostr
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 import re
@@ -18,10 +19,10 @@ from typing import Any
 
 import polars as pl
 
-from dashboard.formatting import hidden_text, suppressed_text
-from dashboard.i18n import t
+from dashboard.formatting import format_date, format_moment, hidden_text, suppressed_text
+from dashboard.i18n import code_label, t
 from dashboard.presenters import dimension_title, labels_for, pivot, place_names
-from data_access.metrics import REGISTRY, TIME_DIMENSIONS
+from data_access.metrics import REGISTRY, TIME_DIMENSIONS, Filters, Scope
 from data_access.snapshot import FactSource
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -220,9 +221,39 @@ class Figures:
     metrics: tuple[str, ...]
     store: FactSource
     language: str
-    # For the chart images: what the chart shows, and the period, filters and source under it.
-    title: str = ""
-    subtitle: tuple[str, ...] = ()
+    # What the page was asked with, for the lines under a chart picture's title.
+    filters: Filters | None = None
+    scope: Scope = dataclasses.field(default_factory=Scope.everything)
+
+    @property
+    def title(self) -> str:
+        """A chart picture's title: the measure it shows (the first)."""
+        return REGISTRY[self.metrics[0]].label(self.language)
+
+    def subtitle(self) -> list[str]:
+        """Under a chart picture's title: the period, the places shown (chosen, else those the
+        user may see), other filters, the source with its time and, when something is hidden,
+        what the marks mean."""
+        language, filters = self.language, self.filters
+        lines: list[str] = []
+        if filters is not None:
+            lines.append(f"{format_date(filters.start, language)}–{format_date(filters.end, language)}")
+            seen = self.scope.municipalities
+            level, codes = (
+                ("municipality", filters.municipalities) if filters.municipalities
+                else ("region", filters.regions) if filters.regions
+                else ("municipality", tuple(sorted(seen))) if seen is not None else ("", ())
+            )
+            if level:
+                names = sorted(labels_for(self.store, level, codes, language).values())
+                lines.append(", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else ""))
+            for dimension, chosen in (("channel", filters.channels), ("service_line", filters.service_lines), ("age_band", filters.age_bands)):
+                if chosen:
+                    lines.append(f"{dimension_title(dimension, language)}: {', '.join(code_label(dimension, c, language) for c in chosen)}")
+        lines.append(t("export.source", language, time=format_moment(self.store.as_of, language, today=dt.date.min)))
+        if not self.result.is_empty() and self.result["suppressed"].any():
+            lines.append(t("export.hidden_short", language, threshold=self.store.settings.small_cell_threshold))
+        return lines
 
     def table(self) -> pl.DataFrame:
         return data_table(self.result, by=list(self.by), store=self.store, language=self.language, metrics=list(self.metrics))
@@ -235,18 +266,22 @@ class Figures:
         return xlsx_bytes(table, share_columns=share_columns(table, list(self.metrics), self.language))
 
 
-def chart_image(spec: dict[str, Any], *, title: str, subtitle: list[str] | tuple[str, ...], fmt: str) -> bytes:
-    """A chart as a picture drawn on the server (vl-convert): PNG (twice the screen's pixels)
-    or SVG, white, 800 px wide, titled, with the period, filters and source under the title,
-    and room for the last axis label."""
+def chart_image(
+    chart: dict[str, Any] | Any, *, fmt: str, title: str = "", subtitle: list[str] | tuple[str, ...] = (), width: int = 800
+) -> bytes:
+    """A chart (a Vega-Lite spec, or an Altair chart) as a picture drawn on the server
+    (vl-convert): PNG (twice the pixels) or SVG, white, ``width`` px wide, with room for the
+    last axis label; titled, with the period, filters and source under the title, when given."""
     import vl_convert
 
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
     picture = json.loads(json.dumps(spec))  # a copy: the spec is shared with the page
-    picture["title"] = {"text": title, "subtitle": list(subtitle), "anchor": "start", "fontSize": 16, "subtitleFontSize": 11, "offset": 12}
+    if title:
+        picture["title"] = {"text": title, "subtitle": list(subtitle), "anchor": "start", "fontSize": 16, "subtitleFontSize": 11, "offset": 12}
     picture["background"] = "white"
     picture["padding"] = {"left": 10, "right": 40, "top": 10, "bottom": 10}
     if not any(k in picture for k in ("hconcat", "vconcat", "concat", "facet")):
-        picture["width"] = 800
+        picture["width"] = width
     if fmt == "png":
         png: bytes = vl_convert.vegalite_to_png(picture, scale=2)
         return png

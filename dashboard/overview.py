@@ -10,9 +10,9 @@ import streamlit as st
 
 from dashboard.charts import cached_spec, line_chart
 from dashboard.components import chart_block, empty_state, kpi_column, sparklines
-from dashboard.formatting import format_date, format_time, format_value
+from dashboard.formatting import format_date, format_time
 from dashboard.i18n import t
-from dashboard.presenters import display_table, plot_frame
+from dashboard.presenters import display_table, plot_frame, target_line
 from dashboard.sections import figures_of, grain_note, time_filters
 from dashboard.state import Context, period_records, query
 from data_access.metrics import REGISTRY
@@ -88,14 +88,12 @@ def trend_section(ctx: Context) -> None:
     for column, metric in zip(columns, TREND_METRICS, strict=True):
         definition = REGISTRY[metric]
         frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=language)
-        target = definition.target(ctx.settings)
+        target, target_label = target_line(metric, ctx.settings, language)
         with column:
             chart = cached_spec(
                 line_chart, frame, x=frame.columns[0], y=definition.label(language), unit=definition.unit, language=language,
                 band=("ci_low", "ci_high") if definition.unit == "share" else None,
-                target=target,
-                target_label=t("card.target", language, target=format_value(target, definition.unit, language=language)) if target is not None else "",
-                height=220, grain=by[0],
+                target=target, target_label=target_label, height=220, grain=by[0],
             )
             chart_block(
                 chart, table.select(table.columns[0], definition.label(language)), key=f"overview_{metric}", language=language,

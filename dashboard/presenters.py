@@ -16,6 +16,7 @@ import polars as pl
 from dashboard.formatting import format_date, format_moment, format_period, format_value, hidden_text
 from dashboard.i18n import catalogue, code_label, place_name_column, t
 from data_access import codes
+from data_access.config import Settings
 from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
 from data_access.snapshot import FactSource
 
@@ -32,6 +33,16 @@ def code_colours(dimension: str | None, language: str) -> tuple[list[str], list[
         return None
     labels = [code_label(dimension, code, language) for code in codes_of[dimension]]
     return labels, PALETTE[: len(labels)]
+
+
+def target_line(metric: str, settings: Settings, language: str) -> tuple[float | None, str]:
+    """A metric's target and the label of its line on a chart ("tavoite 50,0 %"); (None, "")
+    for a metric without one."""
+    definition = REGISTRY[metric]
+    target = definition.target(settings)
+    if target is None:
+        return None, ""
+    return target, t("card.target", language, target=format_value(target, definition.unit, language=language))
 
 
 def metric_label(metric: str, language: str) -> str:

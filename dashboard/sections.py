@@ -20,7 +20,7 @@ from dashboard.charts import (
 )
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.export import Figures
-from dashboard.formatting import format_date, format_moment, format_value
+from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
 from dashboard.plan import Ask, Fetch, asks, direct
 from dashboard.presenters import (
@@ -31,6 +31,7 @@ from dashboard.presenters import (
     labels_for,
     plot_frame,
     plot_frame_metrics,
+    target_line,
     usual_volume_table,
 )
 from dashboard.state import Context, with_period
@@ -57,38 +58,13 @@ def grain_selector(ctx: Context) -> str:
 
 
 def figures_of(ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str]) -> Figures:
-    """The figures behind a section, for its downloads (made when asked for): the data as
-    CSV and Excel; the chart as a picture titled with its first metric, and under the title
-    the period, the places and filters, the source and, when something is hidden, the marks."""
-    language, filters = ctx.language, ctx.filters
-    lines = [f"{format_date(filters.start, language)}–{format_date(filters.end, language)}"]
-    seen = ctx.scope.municipalities
-    if filters.municipalities or filters.regions or seen is not None:  # the places chosen, else those the user may see
-        level, codes_ = (
-            ("municipality", filters.municipalities) if filters.municipalities
-            else ("region", filters.regions) if filters.regions else ("municipality", tuple(sorted(seen or ())))
-        )
-        names = sorted(labels_for(ctx.store, level, codes_, language).values())
-        lines.append(", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else ""))
-    for dimension, chosen in (("channel", filters.channels), ("service_line", filters.service_lines), ("age_band", filters.age_bands)):
-        if chosen:
-            lines.append(f"{dimension_title(dimension, language)}: {', '.join(code_label(dimension, c, language) for c in chosen)}")
-    lines.append(t("export.source", language, time=format_moment(ctx.store.as_of, language, today=dt.date.min)))
-    if not result.is_empty() and result["suppressed"].any():
-        lines.append(t("export.hidden_short", language, threshold=ctx.settings.small_cell_threshold))
-    return Figures(result, tuple(by), tuple(metrics), ctx.store, language, title=REGISTRY[metrics[0]].label(language), subtitle=tuple(lines))
+    """The figures behind a section, for its downloads: files and pictures are made only
+    when a download is pressed."""
+    return Figures(result, tuple(by), tuple(metrics), ctx.store, ctx.language, ctx.filters, ctx.scope)
 
 
 def _has_data(result: pl.DataFrame) -> bool:
     return not result.is_empty() and result["value"].is_not_null().any()
-
-
-def _target_label(ctx: Context, metric: str) -> tuple[float | None, str]:
-    definition = REGISTRY[metric]
-    target = definition.target(ctx.settings)
-    if target is None:
-        return None, ""
-    return target, t("card.target", ctx.language, target=format_value(target, definition.unit, language=ctx.language))
 
 
 def time_filters(ctx: Context, grain: str) -> Filters:
@@ -131,7 +107,7 @@ def trend(
         return
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
-    target, target_label = _target_label(ctx, metric)
+    target, target_label = target_line(metric, ctx.settings, ctx.language)
     chart = cached_spec(
         line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
@@ -154,7 +130,7 @@ def trend_of_metrics(ctx: Context, metrics: list[str], *, grain: str, key: str, 
         empty_state(ctx.language, result)
         return
     frame = plot_frame_metrics(result, metrics=metrics, by=[grain], store=ctx.store, language=ctx.language)
-    target, target_label = _target_label(ctx, metrics[0])
+    target, target_label = target_line(metrics[0], ctx.settings, ctx.language)
     chart = cached_spec(
         line_chart, frame, x=dimension_title(grain, ctx.language), y=t("common.value", ctx.language), unit=REGISTRY[metrics[0]].unit,
         language=ctx.language, colour=t("common.metric", ctx.language), target=target, target_label=target_label, grain=grain,
@@ -180,7 +156,7 @@ def breakdown(
         return
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=[dimension], store=ctx.store, language=ctx.language)
-    target, target_label = _target_label(ctx, metric)
+    target, target_label = target_line(metric, ctx.settings, ctx.language)
     chart = cached_spec(
         bar_chart, frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
         category=dimension_title(dimension, ctx.language), value=definition.label(ctx.language), unit=definition.unit,
@@ -205,7 +181,7 @@ def channel_mix(ctx: Context, *, grain: str, key: str, fetch: Fetch | None = Non
         empty_state(ctx.language, result.filter(pl.col("metric") == "contact_share"))
         return
     frame = plot_frame(result, metric="contact_share", by=by, store=ctx.store, language=ctx.language)
-    target, target_label = _target_label(ctx, "electronic_share")
+    target, target_label = target_line("electronic_share", ctx.settings, ctx.language)
     electronic = [c for c in codes.CHANNELS if c in ctx.settings.electronic_channels]
     others = [c for c in codes.CHANNELS if c not in ctx.settings.electronic_channels]
     chart = cached_spec(

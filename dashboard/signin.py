@@ -95,6 +95,16 @@ def _claim(name: str) -> str | None:
     return str(value) if value else None
 
 
+def _filters_detail(filters: Filters) -> dict[str, object]:
+    """What an audit row says of the filters: the period and the codes chosen."""
+    return {"from": filters.start.isoformat(), "to": filters.end.isoformat(), **{
+        name: list(values) for name, values in (
+            ("municipalities", filters.municipalities), ("regions", filters.regions), ("channels", filters.channels),
+            ("service_lines", filters.service_lines), ("age_bands", filters.age_bands),
+        ) if values
+    }}
+
+
 def audit_page_view(user: User, page: str, filters: Filters, engine: Engine) -> None:
     """A row in the audit trail when the page or its filters change (not on live refreshes).
     Codes and dates only. A database that cannot be written (it went away) loses the row,
@@ -102,14 +112,8 @@ def audit_page_view(user: User, page: str, filters: Filters, engine: Engine) -> 
     seen = (page, filters)
     if st.session_state.get("_audited_view") == seen:
         return
-    detail = {"from": filters.start.isoformat(), "to": filters.end.isoformat(), **{
-        name: list(values) for name, values in (
-            ("municipalities", filters.municipalities), ("regions", filters.regions), ("channels", filters.channels),
-            ("service_lines", filters.service_lines), ("age_bands", filters.age_bands),
-        ) if values
-    }}
     try:
-        audit(engine, "page", email=user.email, page=page, detail=detail)
+        audit(engine, "page", email=user.email, page=page, detail=_filters_detail(filters))
     except sa.exc.DBAPIError:
         log.warning("the audit row of a page view could not be written", exc_info=True)
         return
@@ -124,10 +128,7 @@ def audited_download(ctx: Context, key: str, make: Callable[[], bytes]) -> Calla
 
     def made() -> bytes:
         try:
-            audit(engine, "download", email=email, page=key, detail={
-                "table": key, "from": filters.start.isoformat(), "to": filters.end.isoformat(),
-                "municipalities": list(filters.municipalities),
-            })
+            audit(engine, "download", email=email, page=key, detail={"table": key, **_filters_detail(filters)})
         except sa.exc.DBAPIError:
             log.warning("the audit row of a download could not be written", exc_info=True)
         return make()

@@ -67,7 +67,13 @@ def whole_buckets(start: dt.date, end: dt.date, grain: str) -> tuple[dt.date, dt
 
 
 def comparison_range(start: dt.date, end: dt.date, mode: str) -> tuple[dt.date, dt.date] | None:
+    """The period to compare with: the one just before (whole months: as many whole months
+    before, so November is compared with October, not with 2.10.-31.10.), or a year earlier."""
     if mode == "previous_period":
+        if start.day == 1 and (end + dt.timedelta(days=1)).day == 1:
+            months = (end.year - start.year) * 12 + end.month - start.month + 1
+            first = start.year * 12 + start.month - 1 - months
+            return dt.date(first // 12, first % 12 + 1, 1), start - dt.timedelta(days=1)
         length = (end - start).days + 1
         return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
     if mode == "previous_year":

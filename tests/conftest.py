@@ -119,6 +119,19 @@ def seeded_database(request, tmp_path_factory, *, contacts: int, days: int, seed
     return url, (lambda: _drop_postgres(server, url) if server else None)
 
 
+def seeded_database_fixture(*, contacts: int, days: int, seed: int, doc: str = "") -> object:
+    """A module's seeded database on SQLite and on PostgreSQL (its URL), made once per module."""
+
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+    def fixture(request, tmp_path_factory) -> Iterator[str]:
+        url, cleanup = seeded_database(request, tmp_path_factory, contacts=contacts, days=days, seed=seed)
+        yield url
+        cleanup()
+
+    fixture.__doc__ = doc or None
+    return fixture
+
+
 TESTER = "tester@example.fi"
 
 

@@ -29,7 +29,7 @@ from data_access.config import get_settings
 from data_access.engine import create_db_engine
 from data_access.metrics import Filters, Scope, compute
 from data_access.periods import local_now
-from tests.conftest import seeded_database
+from tests.conftest import seeded_database_fixture
 from tests.factories import make_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,11 +129,7 @@ def test_the_metrics_command_as_a_user_gives_only_their_places(engine, settings,
 # --- the pages, signed in ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def signed_database(request, tmp_path_factory):
-    url, cleanup = seeded_database(request, tmp_path_factory, contacts=8000, days=40, seed=21)
-    yield url
-    cleanup()
+signed_database = seeded_database_fixture(contacts=8000, days=40, seed=21)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from data_access.config import get_settings
 from data_access.engine import create_db_engine
 from data_access.metrics.requests import MetricsRequest
-from tests.conftest import seeded_database, sign_in_for
+from tests.conftest import seeded_database_fixture, sign_in_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -25,12 +25,7 @@ PAGES = {
 }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def app_database(request, tmp_path_factory):
-    """One seeded database per backend for all page tests of this module."""
-    url, cleanup = seeded_database(request, tmp_path_factory, contacts=30_000, days=90, seed=11)
-    yield url
-    cleanup()
+app_database = seeded_database_fixture(contacts=30_000, days=90, seed=11, doc="One seeded database per backend for all page tests of this module.")
 
 
 @pytest.fixture

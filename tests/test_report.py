@@ -83,3 +83,14 @@ def test_a_whole_month_is_compared_with_the_month_before_and_in_swedish(seeded, 
     assert (quarter.comparison.start, quarter.comparison.end) == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
     _, text = _text(build_report(make_store(seeded, settings), request))
     assert "Lägesöversikt över klientstyrningen" in text and "jämförelseperiod 1.2.2026–28.2.2026" in text
+
+
+def test_the_period_just_before_is_whole_months_for_whole_months_and_as_many_days_otherwise():
+    """One rule for the dashboard's comparison and the report's default."""
+    from data_access.periods import comparison_range
+
+    assert comparison_range(dt.date(2026, 11, 1), dt.date(2026, 11, 30), "previous_period") == (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    assert comparison_range(dt.date(2026, 3, 1), dt.date(2026, 3, 31), "previous_period") == (dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    assert comparison_range(dt.date(2026, 1, 1), dt.date(2026, 3, 31), "previous_period") == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
+    assert comparison_range(dt.date(2026, 11, 3), dt.date(2026, 11, 30), "previous_period") == (dt.date(2026, 10, 6), dt.date(2026, 11, 2))
+    assert comparison_range(dt.date(2026, 11, 1), dt.date(2026, 11, 30), "previous_year") == (dt.date(2025, 11, 1), dt.date(2025, 11, 30))

@@ -17,9 +17,10 @@ from typing import Any
 
 import polars as pl
 
+from dashboard.export import chart_image
 from dashboard.formatting import format_date, format_moment, format_value
 from dashboard.i18n import t
-from dashboard.presenters import change_text, dimension_title, display_table, label_for, plot_frame
+from dashboard.presenters import change_text, dimension_title, display_table, label_for, plot_frame, target_line
 from data_access.metrics import REGISTRY, Filters, Scope
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest
@@ -48,13 +49,9 @@ class ReportRequest:
 
     @property
     def comparison(self) -> Filters | None:
-        """The comparison period: the one given, else the previous period of the same length."""
+        """The comparison period: the one given, else the one just before (periods.comparison_range)."""
         if self.compare_start and self.compare_end:
             return Filters(start=self.compare_start, end=self.compare_end, regions=self.filters.regions)
-        if self.start.day == 1 and (self.end + dt.timedelta(days=1)).day == 1:  # whole months: the months before
-            months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month + 1
-            index = self.start.year * 12 + self.start.month - 1 - months
-            return Filters(start=dt.date(index // 12, index % 12 + 1, 1), end=self.start - dt.timedelta(days=1), regions=self.filters.regions)
         previous = comparison_range(self.start, self.end, "previous_period")
         return None if previous is None else Filters(start=previous[0], end=previous[1], regions=self.filters.regions)
 
@@ -93,27 +90,22 @@ def summary_lines(store: FactSource, request: ReportRequest) -> list[dict[str, s
     return lines
 
 
-def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: str) -> str | None:
-    import vl_convert
-
+def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: str) -> bytes | None:
+    """The metric's trend as the dashboard draws it, as SVG (None when there is nothing)."""
     from dashboard.charts import line_chart
 
     result = _ask(store, request, [metric], request.filters, [grain])
     if result.is_empty() or result["value"].is_null().all():
         return None
     definition = REGISTRY[metric]
-    frame = plot_frame(result, metric=metric, by=[grain], store=store, language=request.language)
-    target = definition.target(store.settings)
+    target, target_label = target_line(metric, store.settings, request.language)
     chart = line_chart(
-        frame, x=dimension_title(grain, request.language), y=definition.label(request.language), unit=definition.unit,
+        plot_frame(result, metric=metric, by=[grain], store=store, language=request.language),
+        x=dimension_title(grain, request.language), y=definition.label(request.language), unit=definition.unit,
         language=request.language, band=("ci_low", "ci_high") if definition.unit == "share" else None, target=target,
-        target_label=t("card.target", request.language, target=format_value(target, definition.unit, language=request.language)) if target is not None else "",
-        grain=grain, height=300,
+        target_label=target_label, grain=grain, height=300,
     )
-    spec = chart.to_dict()
-    spec["width"] = 640
-    svg: str = vl_convert.vegalite_to_svg(spec)
-    return svg
+    return chart_image(chart, fmt="svg", width=620)
 
 
 def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict[str, Any]:
@@ -129,7 +121,7 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
         svg = _chart_svg(store, request, metric, grain)
         if svg is None:
             continue
-        (folder / f"{metric}.svg").write_text(svg, encoding="utf-8")
+        (folder / f"{metric}.svg").write_bytes(svg)
         caption = "report.chart_caption" if REGISTRY[metric].unit == "share" else "report.chart_caption_plain"
         charts.append({"title": REGISTRY[metric].label(language), "file": f"{metric}.svg", "caption": t(caption, language, period=period)})
     table = display_table(_ask(store, request, TABLE_METRICS, request.filters, ["municipality"]), by=["municipality"], store=store, language=language, metrics=TABLE_METRICS)
