@@ -161,6 +161,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     if (args.compare_from is None) != (args.compare_to is None):
         raise ValueError("give both --compare-from and --compare-to, or neither")
+    if not Path(args.out).resolve().parent.is_dir():  # before seconds of work, not after
+        raise ValueError(f"no folder for {args.out!r}")
     engine = engine_from_settings(settings)
     check_schema(engine)
     store = FactStore(engine, settings)
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         return args.handler(args, settings)
-    except (AccessError, DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError) as exc:
+    except (AccessError, DatabaseNeedsUpgrade, DatabaseUnavailable, MetricError, ReferenceFileError, ProfileError, FileError, ValueError, OSError) as exc:
         print(f"ohjaustaulu: {exc}", file=sys.stderr)
         return 2
     except sa.exc.DBAPIError as exc:  # a database that went away or a file that is not one

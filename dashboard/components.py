@@ -329,6 +329,9 @@ def report_button(ctx: Context) -> None:
     are published ones (cell-key method), as a public paper needs."""
     if not ctx.user.may_download:
         return
+    if not ctx.settings.publication_ready:
+        st.sidebar.caption(t("report.needs_key", ctx.language))
+        return
     from dashboard.report import ReportRequest, build_report
 
     filters, comparison = ctx.filters, ctx.comparison

@@ -43,6 +43,9 @@ DEFAULT_CARE_GUARANTEE = [
 ]
 
 
+DEMO_PUBLICATION_KEY = "ohjaustaulu-demo"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OHJAUSTAULU_", env_nested_delimiter="__", extra="ignore")
 
@@ -126,7 +129,7 @@ class Settings(BaseSettings):
         "docs/deployment.md). Without it the dashboard runs in demo mode, allowed only on an SQLite database.",
     )
     publication_key: SecretStr = Field(
-        default=SecretStr("ohjaustaulu-demo"),
+        default=SecretStr(DEMO_PUBLICATION_KEY),
         description="The county's secret behind the perturbation of published figures (cell-key method); set your own in production.",
     )
     audit_keep_days: int = Field(default=400, ge=1, description="Audit trail rows older than this are deleted.")
@@ -135,6 +138,19 @@ class Settings(BaseSettings):
         default=300_000, ge=0, description="Contacts generated on first run of the embedded database."
     )
     seed_days: int = Field(default=730, ge=1, description="Days of history generated on first run.")
+
+    @field_validator("publication_key")
+    @classmethod
+    def _publication_key_not_empty(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < 8:
+            raise ValueError("publication_key must be a secret of at least 8 characters (it decides the noise of published figures)")
+        return value
+
+    @property
+    def publication_ready(self) -> bool:
+        """Figures may be published: with the county's own secret, or on the embedded sample
+        data (the demo key is in this repository, so anyone could undo its noise)."""
+        return self.demo_allowed or self.publication_key.get_secret_value() != DEMO_PUBLICATION_KEY
 
     @field_validator("small_cell_threshold")
     @classmethod

@@ -96,9 +96,16 @@ def engine(database_url) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+# A county's own publication secret (the demo key publishes nothing on PostgreSQL).
+COUNTY_SECRET = "a county secret for the tests"  # noqa: S105  # nosec B105  # a test value, not a credential
+
+
 @pytest.fixture
-def settings(database_url, tmp_path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+def settings(database_url, tmp_path, monkeypatch) -> Settings:
+    """The settings of a county's database; its publication secret in the environment too,
+    for the command line."""
+    monkeypatch.setenv("OHJAUSTAULU_PUBLICATION_KEY", COUNTY_SECRET)
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", publication_key=COUNTY_SECRET)
 
 
 

@@ -139,3 +139,26 @@ def test_the_metrics_command_publishes_the_same_perturbed_figures_and_says_so(en
     assert main(args) == 0
     exact = capsys.readouterr()
     assert "perturbed" not in exact.err and json.loads(exact.out)["perturbed"] is False
+
+
+def test_nothing_is_published_with_the_public_demo_key_on_a_county_database_and_a_short_key_is_refused(engine, settings):
+    """The demo key is in this repository: anyone could undo its noise. On PostgreSQL (a
+    county's database) publishing waits for the county's own secret; the embedded sample
+    data may use the demo key."""
+    import pytest
+    from pydantic import ValidationError
+
+    from data_access.config import DEMO_PUBLICATION_KEY, Settings
+    from data_access.metrics import MetricError
+
+    _november_contacts(engine, [(day, "phone") for day in range(1, 21)])
+    demo = Settings(database_url=settings.database_url, data_dir=settings.data_dir, publication_key=DEMO_PUBLICATION_KEY)
+    store = make_store(engine, demo)
+    if settings.database_url.startswith("postgresql"):
+        with pytest.raises(MetricError, match="OHJAUSTAULU_PUBLICATION_KEY"):
+            compute(store, metrics=["contacts"], filters=NOVEMBER, publication=True)
+    else:
+        assert compute(store, metrics=["contacts"], filters=NOVEMBER, publication=True).height == 1
+    assert compute(store, metrics=["contacts"], filters=NOVEMBER).height == 1, "the county's own figures are not held back"
+    with pytest.raises(ValidationError, match="at least 8 characters"):
+        Settings(database_url=settings.database_url, publication_key="  ")

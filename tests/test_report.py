@@ -72,6 +72,8 @@ def test_the_report_command_refuses_what_it_cannot_make_with_one_sentence(seeded
     assert "--compare-to" in capsys.readouterr().err
     assert main(["report", "--from", "2026-11-30", "--to", "2026-11-01", "--out", str(out)]) == 2
     assert not out.exists()
+    assert main(["report", "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(tmp_path / "no such folder" / "r.pdf")]) == 2
+    assert "no folder for" in capsys.readouterr().err
 
 
 def test_a_whole_month_is_compared_with_the_month_before_and_in_swedish(seeded, settings):

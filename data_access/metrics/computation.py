@@ -66,6 +66,8 @@ def compute(
     allowed = [_allowed_places(places, f, scope) for f in periods]
     chosen = [get_metric(key) for key in metrics]
     cells: dict[str, Cells] = {}
+    if publication and not store.settings.publication_ready:
+        raise MetricError("set OHJAUSTAULU_PUBLICATION_KEY to the county's own secret before publishing: the demo key is public")
     seed = seed_of(store.settings.publication_key.get_secret_value()) if publication else None
     for members, together in _aggregate_together(store, chosen, periods, by, allowed, seed=seed):
         if together is None:
