@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard import presentation
 from dashboard.components import report_button
-from dashboard.filters import filter_sidebar, language_selector
+from dashboard.filters import filter_sidebar, language_selector, publication_toggle
 from dashboard.formatting import format_moment, format_time
 from dashboard.i18n import t
 from dashboard.live import published_view
@@ -21,12 +22,17 @@ from data_access.periods import HELSINKI
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
-st.set_page_config(page_title="Ohjaustaulu", page_icon=":material/dashboard:", layout="wide")
+# Presentation mode (dashboard.presentation): no sidebar, one figure per view.
+presenting = st.query_params.get("present") == "1"
+st.set_page_config(
+    page_title="Ohjaustaulu", page_icon=":material/dashboard:", layout="wide",
+    initial_sidebar_state="collapsed" if presenting else "auto",
+)
 settings = get_settings()
 
 # Page runs take turns (state.page_run_turn); the live refresh's fragment runs do not wait.
 with page_run_turn(settings) as queued_seconds:
-    language = language_selector(settings.default_language)
+    language = language_selector(settings.default_language, draw=not presenting)
     start_data_time()
 
     try:
@@ -52,15 +58,26 @@ with page_run_turn(settings) as queued_seconds:
         # The figures below are the last ones read; say so, and since when, on every page.
         last = format_moment(health.answered_at or store.as_of, language)
         st.warning(t("error.database_lost", language, time=last), icon=":material/cloud_off:")
-    filters, comparison, preset = filter_sidebar(store, language, user.scope)
+    filters, comparison, preset = filter_sidebar(store, language, user.scope, draw=not presenting)
+    publication = publication_toggle(language, available=settings.publication_ready, draw=not presenting)
+    if presenting and st.query_params.get("public") == "1" and not publication:
+        # Asked for figures fit to publish, it must not quietly show exact ones.
+        st.error(t("publication.unavailable", language), icon=":material/public_off:")
+        st.stop()
     set_context(
         Context(
             settings=settings, store=store, language=language, filters=filters, comparison=comparison,
-            preset=preset, user=user,
+            preset=preset, user=user, publication=publication,
         )
     )
-    report_button(get_context())
-    sign_out_button(user, language)
+    if publication and not presenting:
+        st.info(t("publication.on", language), icon=":material/public:")
+    if not presenting:
+        st.sidebar.link_button(
+            t("present.open", language), presentation.link(), icon=":material/slideshow:", help=t("present.open_help", language),
+        )
+        report_button(get_context())
+        sign_out_button(user, language)
 
     @st.fragment(run_every=settings.refresh_seconds)
     def live_refresh() -> None:
@@ -79,6 +96,14 @@ with page_run_turn(settings) as queued_seconds:
         elif health.answered_at is not None:
             st.caption(t("freshness.last_updated", language, time=format_moment(health.answered_at, language)))
 
+    if presenting:
+        page = st.navigation([st.Page(PAGES / "present.py", title=t("page.present", language), default=True)], position="hidden")
+        page.run()
+        live_refresh()  # under the figure: its time, and the rerun when new data arrives
+        audit_page_view(user, "present", filters, store.engine)
+        log_data_time(settings, "present", queued_seconds=queued_seconds)
+        st.stop()
+
     with st.sidebar:
         live_refresh()
 
@@ -89,6 +114,7 @@ with page_run_turn(settings) as queued_seconds:
             st.Page(PAGES / "resolution.py", title=t("page.resolution", language), icon=":material/task_alt:", url_path="ratkaisu"),
             st.Page(PAGES / "referrals.py", title=t("page.referrals", language), icon=":material/alt_route:", url_path="ohjaukset"),
             st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
+            st.Page(PAGES / "before_after.py", title=t("page.before_after", language), icon=":material/compare_arrows:", url_path="ennen-jalkeen"),
             st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
             *([st.Page(PAGES / "audit.py", title=t("page.audit", language), icon=":material/policy:", url_path="loki")] if user.is_admin else []),
         ]

@@ -23,6 +23,8 @@ THEME = "ohjaustaulu"
 # Okabe–Ito, extended with two of Paul Tol's muted colours so ten channels stay distinct.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#882255", "#44AA99"]
 TARGET_COLOUR = "#D55E00"
+# The comparison period's line: lighter than the period's own, and dashed (not by colour alone).
+COMPARISON_COLOUR = "#8FA8BF"
 
 LOCALES = {
     "fi": {
@@ -138,13 +140,25 @@ def line_chart(
     frame: pl.DataFrame, *, x: str, y: str, unit: str, language: str, colour: str | None = None,
     band: tuple[str, str] | None = None, target: float | None = None, target_label: str = "",
     grain: str = "day", height: int = 280, colours: tuple[list[str], list[str]] | None = None,
+    series: tuple[str, str, str] | None = None,
 ) -> alt.TopLevelMixin:
-    """A trend over time by ``grain``, optional 95 % band and target line."""
+    """A trend over time by ``grain``, optional 95 % band and target line. With ``series``
+    (the column, the period's label, the comparison period's label) the frame holds both
+    periods on the period's own time axis, and the comparison is drawn as a lighter dashed
+    line without a band."""
     time_format = _time_format(grain, language)
     base = alt.Chart(frame).encode(
         x=alt.X(f"{_f(x)}:T", title=None, timeUnit=TIME_AXES[grain], axis=alt.Axis(format=time_format, labelOverlap="greedy", labelSeparation=8)),
     )
-    colour_enc = {"color": _colour(colour, colours)} if colour else {}
+    colour_enc: dict[str, Any] = {"color": _colour(colour, colours)} if colour else {}
+    if series and not colour:
+        column, *domain = series
+        colour_enc = {
+            "color": alt.Color(f"{_f(column)}:N", title=None, scale=alt.Scale(domain=domain, range=[PALETTE[0], COMPARISON_COLOUR])),
+            # one legend for both: the line in its colour and dash
+            "strokeDash": alt.StrokeDash(f"{_f(column)}:N", title=None, scale=alt.Scale(domain=domain, range=[[1, 0], [6, 3]])),
+        }
+        colour = column
     tooltip = [
         alt.Tooltip(f"{_f(x)}:T", title=x, format=time_format, timeUnit=TIME_AXES[grain]),
         alt.Tooltip(f"{_f(y)}:Q", title=y, format=TOOLTIP_FORMAT[unit]),
@@ -152,7 +166,9 @@ def line_chart(
     ]
     layers = []
     if band:
-        layers.append(base.mark_area(opacity=0.2).encode(y=f"{_f(band[0])}:Q", y2=f"{_f(band[1])}:Q", **colour_enc))
+        banded = base.transform_filter(alt.FieldEqualPredicate(field=_f(series[0]), equal=series[1])) if series else base
+        band_colour = {} if series else colour_enc
+        layers.append(banded.mark_area(opacity=0.2).encode(y=f"{_f(band[0])}:Q", y2=f"{_f(band[1])}:Q", **band_colour))
     layers.append(
         base.mark_line(point=frame.height <= 60).encode(
             y=alt.Y(
@@ -254,6 +270,35 @@ def funnel_plot(
     )
     centre_rule = _target_rule(centre, label=centre_label)
     return localise(alt.layer(lines, points, centre_rule).properties(height=360), language)
+
+
+def difference_chart(frame: pl.DataFrame, *, category: str, value: str, low: str, high: str, language: str) -> alt.TopLevelMixin:
+    """Differences with their 95 % intervals around a zero line: a point and its interval per
+    category, so "no change" reads at once (an interval across zero)."""
+    base = alt.Chart(frame).encode(y=alt.Y(f"{_f(category)}:N", title=None, sort=None))
+    tooltip = [alt.Tooltip(f"{_f(category)}:N", title=category), *(alt.Tooltip(f"{_f(c)}:Q", title=c, format="+,.1f") for c in (value, low, high))]
+    layers = [
+        alt.Chart(pl.DataFrame({"zero": [0.0]})).mark_rule(color="#333333").encode(x="zero:Q"),
+        base.mark_rule(strokeWidth=3, color=PALETTE[0]).encode(x=alt.X(f"{_f(low)}:Q", title=value), x2=f"{_f(high)}:Q", tooltip=tooltip),
+        base.mark_point(filled=True, size=120, color=PALETTE[0]).encode(x=alt.X(f"{_f(value)}:Q", axis=alt.Axis(format="+,.1f")), tooltip=tooltip),
+    ]
+    return localise(alt.layer(*layers).properties(height=max(120, 40 * frame.height)), language)
+
+
+PROJECTOR_CONFIG: dict[str, dict[str, Any]] = {
+    "axis": {"labelFontSize": 18, "titleFontSize": 18, "labelLimit": 320},
+    "legend": {"labelFontSize": 18, "symbolSize": 220, "symbolStrokeWidth": 3},
+    "text": {"fontSize": 18},
+    "line": {"strokeWidth": 3},
+}
+
+
+def for_projector(spec: dict[str, Any]) -> dict[str, Any]:
+    """A chart's spec with type large enough to read from the back of a room."""
+    config = dict(spec.get("config", {}))
+    for part, values in PROJECTOR_CONFIG.items():
+        config[part] = {**config.get(part, {}), **values}
+    return {**spec, "config": config}
 
 
 # Building a chart through Altair (schema validation, deep copies) cost about 0.8 s of the

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from dashboard.formatting import format_date, format_moment, hidden_text, suppressed_text
+from dashboard.formatting import format_moment, format_range, hidden_text, suppressed_text
 from dashboard.i18n import code_label, t
 from dashboard.presenters import dimension_title, labels_for, pivot, place_names
 from data_access.metrics import REGISTRY, TIME_DIMENSIONS, Filters, Scope
@@ -224,6 +224,10 @@ class Figures:
     # What the page was asked with, for the lines under a chart picture's title.
     filters: Filters | None = None
     scope: Scope = dataclasses.field(default_factory=Scope.everything)
+    # The comparison period, when the chart draws it too.
+    comparison: Filters | None = None
+    # Published figures (cell-key method): the files and pictures say so.
+    publication: bool = False
 
     @property
     def title(self) -> str:
@@ -237,7 +241,9 @@ class Figures:
         language, filters = self.language, self.filters
         lines: list[str] = []
         if filters is not None:
-            lines.append(f"{format_date(filters.start, language)}–{format_date(filters.end, language)}")
+            lines.append(format_range(filters.start, filters.end, language))
+            if self.comparison is not None:
+                lines.append(t("export.compared", language, period=format_range(self.comparison.start, self.comparison.end, language)))
             seen = self.scope.municipalities
             level, codes = (
                 ("municipality", filters.municipalities) if filters.municipalities
@@ -253,10 +259,15 @@ class Figures:
         lines.append(t("export.source", language, time=format_moment(self.store.as_of, language, today=dt.date.min)))
         if not self.result.is_empty() and self.result["suppressed"].any():
             lines.append(t("export.hidden_short", language, threshold=self.store.settings.small_cell_threshold))
+        if self.publication:
+            lines.append(t("publication.short", language))
         return lines
 
     def table(self) -> pl.DataFrame:
-        return data_table(self.result, by=list(self.by), store=self.store, language=self.language, metrics=list(self.metrics))
+        table = data_table(self.result, by=list(self.by), store=self.store, language=self.language, metrics=list(self.metrics))
+        if self.publication:  # each row says it: a row copied elsewhere keeps it
+            table = table.with_columns(pl.lit(t("publication.short", self.language)).alias(t("publication.column", self.language)))
+        return table
 
     def csv(self) -> bytes:
         return spreadsheet_csv(self.table())

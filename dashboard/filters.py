@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -65,20 +66,55 @@ def _multi(options: tuple[str, ...] | list[str]) -> tuple[Callable, Callable]:
     return (lambda v: True), (lambda raw: [x for x in dict.fromkeys(raw) if x in options])
 
 
-def language_selector(default: str) -> str:
+def language_selector(default: str, *, draw: bool = True) -> str:
     """The language: the URL's, else Swedish for a browser set to Swedish (a Swedish-speaking
     person coming back from signing in, which drops the URL's language), else the default."""
     st.session_state["_default_language"] = default
     _seed_once("lang", browser_language(st.context.locale, default), *_single(LANGUAGES))
+    if not draw:
+        return str(st.session_state["lang"])
     chosen: str = st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=lambda code: LANGUAGE_NAMES[code], key="lang")
     return chosen
 
 
-def filter_sidebar(store: FactSource, language: str, scope: Scope) -> tuple[Filters, Filters | None, str]:
+class _Unseen:
+    """The filters' widgets when they are not drawn (presentation mode): each gives the value
+    the URL seeded, as the widget would have."""
+
+    def subheader(self, *_: object) -> None:
+        return None
+
+    def caption(self, *_: object) -> None:
+        return None
+
+    def _value(self, *_: object, key: str, **__: object) -> Any:
+        return st.session_state[key]
+
+    selectbox = multiselect = date_input = _value
+
+
+def _seed_public() -> None:
+    _seed_once("public", False, lambda v: isinstance(v, bool), lambda raw: raw[-1] == "1")
+
+
+def publication_toggle(language: str, *, available: bool, draw: bool = True) -> bool:
+    """Published figures (cell-key method) for showing outside the county: the whole view,
+    its downloads and presentation mode. In the URL as ``public=1``."""
+    _seed_public()
+    if not available:
+        st.session_state["public"] = False
+        return False
+    if not draw:
+        return bool(st.session_state["public"])
+    return bool(st.sidebar.toggle(t("publication.toggle", language), key="public", help=t("publication.toggle_help", language)))
+
+
+def filter_sidebar(store: FactSource, language: str, scope: Scope, *, draw: bool = True) -> tuple[Filters, Filters | None, str]:
     """Draw the filters and return (filters, comparison filters or None, period preset). Only
     the counties and municipalities of the user's scope are offered (the figures are scoped
-    at the one exit whatever is chosen)."""
-    sidebar = st.sidebar
+    at the one exit whatever is chosen). Without ``draw`` (presentation mode) nothing is drawn
+    and the URL's filters hold, checked as the widgets would check them."""
+    sidebar = st.sidebar if draw else _Unseen()
     sidebar.subheader(t("filter.heading", language))
     today = local_now().date()
     municipalities = store.municipalities
@@ -94,6 +130,7 @@ def filter_sidebar(store: FactSource, language: str, scope: Scope) -> tuple[Filt
     for key, values in (("channel", codes.CHANNELS), ("service_line", codes.SERVICE_LINES), ("age_band", codes.AGE_BANDS)):
         _seed_once(key, [], *_multi(values))
     _seed_range(today)
+    _seed_public()  # before the URL is written from the state (publication_toggle draws it)
 
     preset = sidebar.selectbox(
         t("filter.period", language), PRESETS, format_func=lambda p: t(f"preset.{p}", language), key="period"
@@ -126,9 +163,9 @@ def filter_sidebar(store: FactSource, language: str, scope: Scope) -> tuple[Filt
         t("filter.municipalities", language), list(names), format_func=lambda code: names[code],
         placeholder=t("filter.all", language), key="municipality",
     )
-    channels = _code_filter("channels", "channel", codes.CHANNELS, language)
-    service_lines = _code_filter("service_lines", "service_line", codes.SERVICE_LINES, language)
-    age_bands = _code_filter("age_bands", "age_band", codes.AGE_BANDS, language)
+    channels = _code_filter(sidebar, "channels", "channel", codes.CHANNELS, language)
+    service_lines = _code_filter(sidebar, "service_lines", "service_line", codes.SERVICE_LINES, language)
+    age_bands = _code_filter(sidebar, "age_bands", "age_band", codes.AGE_BANDS, language)
 
     filters = Filters(
         start=start, end=end,
@@ -136,7 +173,8 @@ def filter_sidebar(store: FactSource, language: str, scope: Scope) -> tuple[Filt
         regions=() if region == "all" else (region,),
         channels=channels, service_lines=service_lines, age_bands=age_bands,
     )
-    _write_url(language=language, preset=preset, start=start, end=end)
+    if draw:
+        _write_url(language=language, preset=preset, start=start, end=end)
     period = comparison_range(start, end, compare)
     comparison = None if period is None else dataclasses.replace(filters, start=period[0], end=period[1])
     return filters, comparison, preset
@@ -154,8 +192,8 @@ def _seed_range(today: dt.date) -> None:
         st.session_state["range"] = default
 
 
-def _code_filter(label_key: str, kind: str, values: tuple[str, ...], language: str) -> tuple[str, ...]:
-    chosen = st.sidebar.multiselect(
+def _code_filter(sidebar: object, label_key: str, kind: str, values: tuple[str, ...], language: str) -> tuple[str, ...]:
+    chosen = sidebar.multiselect(  # type: ignore[attr-defined]  # the sidebar, or _Unseen
         t(f"filter.{label_key}", language), list(values), format_func=lambda c: code_label(kind, c, language),
         placeholder=t("filter.all", language), key=kind,
     )
@@ -175,9 +213,11 @@ def _write_url(*, language: str, preset: str, start: dt.date, end: dt.date) -> N
     for key in MULTI:
         if st.session_state[key]:
             params[key] = list(st.session_state[key])
+    if st.session_state.get("public"):
+        params["public"] = "1"
     current = {key: st.query_params.get_all(key) for key in st.query_params}
     # A page's own choices bound to the URL (grain, tab, funnel metric) are the widgets' to keep.
-    managed = {"lang", "from", "to", *SINGLE_DEFAULTS, *MULTI}
+    managed = {"lang", "from", "to", "public", *SINGLE_DEFAULTS, *MULTI}
     for key, values in current.items():
         if key not in managed:
             params[key] = values if len(values) > 1 else values[0]

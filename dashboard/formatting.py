@@ -58,6 +58,11 @@ def format_date(value: dt.date | None, language: str = "fi") -> str:
     return f"{value.day}.{value.month}.{value.year}"
 
 
+def format_range(start: dt.date, end: dt.date, language: str = "fi") -> str:
+    """A period for people: "1.11.2026–30.11.2026"."""
+    return f"{format_date(start, language)}–{format_date(end, language)}"
+
+
 SHORT_MONTHS = {
     "fi": ["tammi", "helmi", "maalis", "huhti", "touko", "kesä", "heinä", "elo", "syys", "loka", "marras", "joulu"],
     "sv": ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"],

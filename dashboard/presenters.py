@@ -13,11 +13,12 @@ from typing import Any
 
 import polars as pl
 
-from dashboard.formatting import format_date, format_moment, format_period, format_value, hidden_text
+from dashboard.formatting import format_date, format_moment, format_period, format_range, format_value, hidden_text
 from dashboard.i18n import catalogue, code_label, place_name_column, t
 from data_access import codes
 from data_access.config import Settings
-from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS
+from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS, Filters
+from data_access.periods import align_bucket
 from data_access.snapshot import FactSource
 
 CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
@@ -189,6 +190,26 @@ def plot_frame_metrics(
     return pl.concat(frames, how="vertical_relaxed")
 
 
+def with_comparison(
+    frame: pl.DataFrame, earlier: pl.DataFrame, *, grain: str, now: Filters, before: Filters, language: str
+) -> tuple[pl.DataFrame, tuple[str, str, str]]:
+    """One metric's plot frames of the period and of its comparison period in one frame, the
+    comparison's buckets moved onto the period's time axis (periods.align_bucket), and the
+    series for charts.line_chart: the column naming the period and the two labels."""
+    x = frame.columns[0]
+    column = t("chart.series", language)
+    labels = (
+        t("chart.period_series", language, period=format_range(now.start, now.end, language)),
+        t("chart.comparison_series", language, period=format_range(before.start, before.end, language)),
+    )
+    moved = [align_bucket(day, grain, source=before.start, target=now.start) for day in earlier[x].to_list()]
+    earlier = earlier.with_columns(
+        pl.Series(x, moved, dtype=frame.schema[x]), pl.lit(None, pl.Float64).alias("ci_low"), pl.lit(None, pl.Float64).alias("ci_high"),
+    ).filter(pl.col(x).is_between(now.start, now.end))
+    both = pl.concat([frame.with_columns(pl.lit(labels[0]).alias(column)), earlier.with_columns(pl.lit(labels[1]).alias(column))], how="vertical_relaxed")
+    return both, (column, *labels)
+
+
 def change_table(
     current: pl.DataFrame, previous: pl.DataFrame | None, *, by: list[str], metrics: list[str], store: FactSource, language: str
 ) -> pl.DataFrame:
@@ -311,7 +332,7 @@ def audit_detail_text(text: str | None, language: str) -> str:
     start, end = detail.pop("from", None), detail.pop("to", None)
     try:
         if start is not None and end is not None:
-            parts.append(f"{format_date(dt.date.fromisoformat(str(start)), language)}–{format_date(dt.date.fromisoformat(str(end)), language)}")
+            parts.append(format_range(dt.date.fromisoformat(str(start)), dt.date.fromisoformat(str(end)), language))
     except ValueError:
         parts.append(f"{start}–{end}")
     known = catalogue()

@@ -33,6 +33,7 @@ from dashboard.presenters import (
     plot_frame_metrics,
     target_line,
     usual_volume_table,
+    with_comparison,
 )
 from dashboard.state import Context, with_period
 from data_access import codes
@@ -57,10 +58,12 @@ def grain_selector(ctx: Context) -> str:
     return grain
 
 
-def figures_of(ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str]) -> Figures:
+def figures_of(
+    ctx: Context, result: pl.DataFrame, by: list[str], metrics: list[str], *, comparison: Filters | None = None
+) -> Figures:
     """The figures behind a section, for its downloads: files and pictures are made only
     when a download is pressed."""
-    return Figures(result, tuple(by), tuple(metrics), ctx.store, ctx.language, ctx.filters, ctx.scope)
+    return Figures(result, tuple(by), tuple(metrics), ctx.store, ctx.language, ctx.filters, ctx.scope, comparison, ctx.publication)
 
 
 def _has_data(result: pl.DataFrame) -> bool:
@@ -77,6 +80,15 @@ def time_filters(ctx: Context, grain: str) -> Filters:
     return with_period(filters, *whole, until_minute=filters.until_minute)
 
 
+def comparison_time_filters(ctx: Context, grain: str) -> Filters | None:
+    """The comparison period cut to its whole weeks or months, like ``time_filters``; None
+    without a comparison or when no whole one fits."""
+    if ctx.comparison is None:
+        return None
+    whole = whole_buckets(ctx.comparison.start, ctx.comparison.end, grain)
+    return None if whole is None else with_period(ctx.comparison, *whole)
+
+
 def grain_note(ctx: Context, grain: str) -> None:
     """Says, once under the grain choice, which whole weeks or months the trends show."""
     if grain not in ("week", "month"):
@@ -91,31 +103,54 @@ def grain_note(ctx: Context, grain: str) -> None:
 
 
 def _trend_asks(ctx: Context, metric: str, *, grain: str, colour: str | None = None, **_: Any) -> list[Ask]:
-    return [Ask((metric,), (grain, colour) if colour else (grain,), time_filters(ctx, grain))]
+    by = (grain, colour) if colour else (grain,)
+    earlier = None if colour else comparison_time_filters(ctx, grain)
+    return [Ask((metric,), by, time_filters(ctx, grain)), *([Ask((metric,), by, earlier)] if earlier else [])]
+
+
+def trend_figure(
+    ctx: Context, metric: str, *, grain: str, colour: str | None = None, height: int = 280, fetch: Fetch | None = None,
+) -> tuple[dict[str, Any] | None, pl.DataFrame, Figures]:
+    """The chart of a metric over time (None when there is nothing to draw), the result it
+    shows and its figures for downloads. With its 95 % band (shares) and target line; without
+    ``colour``, the comparison period as a lighter line on the same time axis."""
+    by = [grain, colour] if colour else [grain]
+    now, before = time_filters(ctx, grain), None if colour else comparison_time_filters(ctx, grain)
+    fetch = fetch or direct(ctx)
+    result = fetch([metric], by=by, filters=now)
+    if not _has_data(result):
+        return None, result, figures_of(ctx, result, by, [metric])
+    definition = REGISTRY[metric]
+    frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
+    series = None
+    if before is not None:
+        earlier = fetch([metric], by=by, filters=before)
+        if _has_data(earlier):
+            frame, series = with_comparison(
+                frame, plot_frame(earlier, metric=metric, by=by, store=ctx.store, language=ctx.language), grain=grain,
+                now=now, before=before, language=ctx.language,
+            )
+    target, target_label = target_line(metric, ctx.settings, ctx.language)
+    chart = cached_spec(
+        line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
+        language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
+        band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
+        target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language), series=series,
+    )
+    return chart, result, figures_of(ctx, result, by, [metric], comparison=before if series else None)
 
 
 @asks(_trend_asks)
 def trend(
     ctx: Context, metric: str, *, grain: str, key: str, colour: str | None = None, height: int = 280, fetch: Fetch | None = None,
 ) -> None:
-    """A metric over time, with its 95 % band (shares) and target line."""
-    (ask,) = _trend_asks(ctx, metric, grain=grain, colour=colour)
-    by = list(ask.by)
-    result = (fetch or direct(ctx))(ask.metrics, by=ask.by, filters=ask.filters)
-    if not _has_data(result):
+    """A metric over time (``trend_figure``) with its table and downloads."""
+    chart, result, figures = trend_figure(ctx, metric, grain=grain, colour=colour, height=height, fetch=fetch)
+    if chart is None:
         empty_state(ctx.language, result)
         return
-    definition = REGISTRY[metric]
-    frame = plot_frame(result, metric=metric, by=by, store=ctx.store, language=ctx.language)
-    target, target_label = target_line(metric, ctx.settings, ctx.language)
-    chart = cached_spec(
-        line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
-        language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
-        band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
-        target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language),
-    )
-    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=[metric])
-    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, [metric]))
+    table = display_table(result, by=list(figures.by), store=ctx.store, language=ctx.language, metrics=[metric])
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures)
 
 
 def _trend_of_metrics_asks(ctx: Context, metrics: list[str], *, grain: str, **_: Any) -> list[Ask]:
@@ -143,17 +178,17 @@ def _breakdown_asks(ctx: Context, metric: str, dimension: str, *, also: list[str
     return [Ask((metric, *(also or [])), (dimension,))]
 
 
-@asks(_breakdown_asks)
-def breakdown(
-    ctx: Context, metric: str, dimension: str, *, key: str, also: list[str] | None = None, fetch: Fetch | None = None
-) -> None:
-    """A metric by one dimension as bars (with intervals for shares) and a table that may
-    carry related metrics (``also``) beside it."""
+def breakdown_figure(
+    ctx: Context, metric: str, dimension: str, *, also: list[str] | None = None, height: int | None = None, fetch: Fetch | None = None,
+) -> tuple[dict[str, Any] | None, pl.DataFrame, Figures]:
+    """The bars of a metric by one dimension, with intervals for shares and the target line
+    (None when there is nothing to draw); the result (``also``: related metrics asked with it)
+    and its figures for downloads."""
     metrics = [metric, *(also or [])]
     result = (fetch or direct(ctx))(metrics, by=[dimension])
+    figures = figures_of(ctx, result, [dimension], metrics)
     if not _has_data(result.filter(pl.col("metric") == metric)):
-        empty_state(ctx.language, result.filter(pl.col("metric") == metric))
-        return
+        return None, result.filter(pl.col("metric") == metric), figures
     definition = REGISTRY[metric]
     frame = plot_frame(result, metric=metric, by=[dimension], store=ctx.store, language=ctx.language)
     target, target_label = target_line(metric, ctx.settings, ctx.language)
@@ -161,10 +196,23 @@ def breakdown(
         bar_chart, frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
         category=dimension_title(dimension, ctx.language), value=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, interval=("ci_low", "ci_high") if definition.unit == "share" and not definition.share_of_total else None,
-        target=target, target_label=target_label,
+        target=target, target_label=target_label, height=height,
     )
-    table = display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=metrics)
-    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, [dimension], metrics))
+    return chart, result, figures
+
+
+@asks(_breakdown_asks)
+def breakdown(
+    ctx: Context, metric: str, dimension: str, *, key: str, also: list[str] | None = None, fetch: Fetch | None = None
+) -> None:
+    """A metric by one dimension (``breakdown_figure``) and a table that may carry related
+    metrics (``also``) beside it."""
+    chart, result, figures = breakdown_figure(ctx, metric, dimension, also=also, fetch=fetch)
+    if chart is None:
+        empty_state(ctx.language, result)
+        return
+    table = display_table(result, by=[dimension], store=ctx.store, language=ctx.language, metrics=list(figures.metrics))
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures)
 
 
 def _channel_mix_asks(ctx: Context, *, grain: str, **_: Any) -> list[Ask]:

@@ -54,6 +54,9 @@ class Context:
     comparison: Filters | None
     preset: str
     user: User = DEMO
+    # Published figures (cell-key method) on the screen, in downloads and in presentation
+    # mode: what is chosen for showing outside the county (docs/privacy.md).
+    publication: bool = False
 
     @property
     def scope(self) -> Scope:
@@ -205,8 +208,9 @@ def query(
 ) -> pl.DataFrame:
     """Registry results for the context's (or the given) filters at the data version this
     run shows, shared with every session that asks the same. Several filter sets: one
-    request, the result with a ``period`` column first (``metrics.compute``)."""
-    return ask(ctx, MetricsRequest.of(metrics, filters or ctx.filters, by=by, scope=ctx.scope))
+    request, the result with a ``period`` column first (``metrics.compute``). In the
+    context's publication mode the counts are perturbed for publishing (docs/privacy.md)."""
+    return ask(ctx, MetricsRequest.of(metrics, filters or ctx.filters, by=by, scope=ctx.scope, publication=ctx.publication))
 
 
 def period_records(ctx: Context, metrics: list[str], periods: list[Filters]) -> list[dict[str, dict]]:

@@ -66,6 +66,19 @@ def whole_buckets(start: dt.date, end: dt.date, grain: str) -> tuple[dt.date, dt
     return (first, last) if first <= last else None
 
 
+def align_bucket(day: dt.date, grain: str, *, source: dt.date, target: dt.date) -> dt.date:
+    """A bucket of a period starting at ``source`` moved onto the period starting at
+    ``target``, so a comparison period's trend can be drawn over the current one: months move
+    by whole months; days and weeks by whole weeks, so a Monday lies over a Monday (contacts
+    follow the week: 30 days back, Mondays would lie over Saturdays). Days moved past the
+    period's ends are the caller's to drop."""
+    if grain == "month":
+        months = (target.year - source.year) * 12 + target.month - source.month
+        index = day.year * 12 + day.month - 1 + months
+        return dt.date(index // 12, index % 12 + 1, 1)
+    return day + dt.timedelta(weeks=round((target - source).days / 7))
+
+
 def comparison_range(start: dt.date, end: dt.date, mode: str) -> tuple[dt.date, dt.date] | None:
     """The period to compare with: the one just before (whole months: as many whole months
     before, so November is compared with October, not with 2.10.-31.10.), or a year earlier."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -314,8 +315,13 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
         result = compute(store, metrics=["contacts"], filters=Filters(start=day, end=day, until_minute=minute), by=["source_system"])
         return {row["source_system"]: row["value"] for row in result.iter_rows(named=True)}
 
-    def shown(value: float | None) -> str:  # early in the day a count can be small and hidden
-        return "<5" if value is None else format_number(value, language="fi")
+    def shown(source: str) -> str:
+        """Early in the day a count can be small and hidden, or hidden to protect one: as the
+        page asks, by day and source system over the five weeks (sections.volume_against_usual)."""
+        span = Filters(start=today - dt.timedelta(weeks=4), end=today, until_minute=minute)
+        result = compute(store, metrics=["contacts"], filters=span, by=["day", "source_system"])
+        row = next(r for r in result.iter_rows(named=True) if r["source_system"] == source and r["day"] == today)
+        return ".." if row["secondary"] else "<5" if row["value"] is None else format_number(row["value"], language="fi")
 
     now, earlier = counts(today), [counts(today - dt.timedelta(weeks=w)) for w in range(1, 5)]
     column = t("quality.usual", "fi")
@@ -323,7 +329,7 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
     assert len(table) == len(set(now) | {s for day in earlier for s in day}) > 0
     for _, row in table.iterrows():
         source = row[t("dimension.source_system", "fi")]
-        assert row[t("quality.today_so_far", "fi")] == (shown(now[source]) if source in now else "0")
+        assert row[t("quality.today_so_far", "fi")] == (shown(source) if source in now else "0")
         # A day without rows counts as zero; with a hidden day there is no usual to show.
         usual = [day.get(source, 0.0) for day in earlier]
         assert row[column] == ("—" if None in usual else format_number(sum(usual) / len(usual), decimals=1, language="fi"))
@@ -399,3 +405,134 @@ def test_a_chart_whose_figures_are_all_hidden_says_so(app_env):
     assert at.metric[0].value not in ("0", "—", "<5"), "the card counts the referrals"
     # The destinations chart is the page's first: its figures are hidden, not missing.
     assert "piilotettu tietosuojan vuoksi" in infos[0], infos
+
+
+def _presenting(**params: str) -> AppTest:
+    at = new_app()
+    at.query_params["present"] = "1"
+    for key, value in params.items():
+        at.query_params[key] = value
+    return _run(at)
+
+
+def test_presentation_mode_shows_one_titled_figure_at_a_time_without_controls(app_env):
+    at = _presenting()
+    assert at.title[0].value == "Avainluvut"
+    assert not at.sidebar.selectbox and not at.sidebar.multiselect, "no filters in presentation mode"
+    assert [m.label for m in at.metric][:3] == ["Yhteydenotot", "Ratkaistu ensikontaktissa", "Sähköisten kanavien osuus"]
+    subtitle = at.markdown[0].value.replace("\\", "")
+    assert "Vertailujakso" in subtitle and "Lähde: Ohjaustaulu" in subtitle, subtitle
+    at.button(key="present_next").click()
+    _run(at)
+    assert at.title[0].value == "Ratkaistu ensikontaktissa"
+    assert at.query_params["slide"] == "2"
+    (chart,) = at.get("vega_lite_chart")
+    spec = chart.proto.spec
+    assert '"labelFontSize": 18' in spec, "projector type"
+    assert "vertailujakso" in spec, "the comparison period is drawn as a second series"
+    at.button(key="present_leave").click()
+    _run(at)
+    assert at.title[0].value == "Yleiskuva" and at.sidebar.selectbox, "leaving returns to the dashboard"
+
+
+@pytest.mark.parametrize(("asked", "shown"), [("99", "Ensikontaktin ratkaisu hyvinvointialueittain"), ("x", "Avainluvut"), ("-3", "Avainluvut")])
+def test_a_presentation_url_names_a_view_that_exists(app_env, asked, shown):
+    at = _presenting(slide=asked)
+    assert at.title[0].value == shown
+    assert not at.error
+
+
+@pytest.fixture
+def fresh_stores():
+    """Stores made in the test, with its settings (a store computes with the settings it was
+    made with), and none left for the next test."""
+    from dashboard.state import forget_stores
+
+    forget_stores()
+    yield
+    forget_stores()
+
+
+def test_published_figures_in_presentation_mode_say_so_and_hold_no_small_count(app_env, monkeypatch, fresh_stores):
+    monkeypatch.setenv("OHJAUSTAULU_PUBLICATION_KEY", "county-own-key-for-tests")  # nosec B105
+    get_settings.cache_clear()
+    exact = _presenting(lang="en", slide="1")
+    published = _presenting(lang="en", slide="1", public="1")
+    assert "figures perturbed for publishing" in published.markdown[0].value
+    assert "perturbed" not in exact.markdown[0].value
+    at = _presenting(lang="en", slide="5", public="1")
+    (chart,) = at.get("vega_lite_chart")
+    values = [v for frame in _chart_frames(chart) if "Referrals" in frame.columns for v in frame["Referrals"].drop_nulls()]
+    assert values and all(v == 0 or v >= 5 for v in values), values
+
+
+def _chart_frames(chart) -> list[pl.DataFrame]:
+    """The data a chart element carries (Streamlit sends it apart from the spec, as Arrow)."""
+    import pyarrow as pa
+
+    frames = []
+    for dataset in chart.proto.datasets:
+        with pa.ipc.open_stream(dataset.data.data) as reader:
+            frames.append(pl.from_arrow(reader.read_all()))
+    return frames
+
+
+def test_published_figures_are_refused_not_replaced_by_exact_ones_without_the_county_key(app_env, monkeypatch, fresh_stores):
+    monkeypatch.setenv("OHJAUSTAULU_PUBLICATION_KEY", "short")  # nosec B105
+    get_settings.cache_clear()
+    with pytest.raises(Exception, match="at least 8"):
+        get_settings()
+    monkeypatch.delenv("OHJAUSTAULU_PUBLICATION_KEY")
+    get_settings.cache_clear()
+    at = _presenting(public="1")
+    if get_settings().publication_ready:  # SQLite demo: the demo key serves
+        assert at.title[0].value == "Avainluvut"
+        assert "julkaisua varten" in at.markdown[0].value
+    else:
+        assert "julkaisuavainta" in at.error[0].value
+        assert not at.metric and not at.get("vega_lite_chart"), "no figures in place of the published ones"
+
+
+def test_before_and_after_a_pilot_gives_the_registrys_figures_for_whole_weeks_either_side(app_env):
+    """The page's 'before' and 'after' are the registry's figures for the whole weeks on each
+    side of the first day, the change their difference; a hostile date in the URL is not used."""
+    import datetime as dt
+
+    from dashboard.formatting import format_value
+    from data_access.engine import create_db_engine
+    from data_access.metrics import Filters, compute
+    from data_access.metrics.change import before_after_periods
+    from data_access.periods import local_now
+    from tests.factories import make_store
+
+    today = local_now().date()
+    start = today - dt.timedelta(days=30)
+    at = new_app()
+    at.query_params["pilot"] = start.isoformat()
+    at.query_params["weeks"] = "4"
+    _run(at)
+    at.switch_page(str(ROOT / "pages" / "before_after.py"))
+    _run(at)
+    assert at.title[0].value == "Ennen ja jälkeen"
+    table = next(frame.value for frame in at.dataframe if "Muutos" in frame.value.columns)
+    (before, after) = before_after_periods(start, weeks=4, today=today)
+    store = make_store(create_db_engine(app_env), get_settings())
+    for (period_start, period_end), column in ((before, "Ennen"), (after, "Jälkeen")):
+        result = compute(store, metrics=["first_contact_resolution"], filters=Filters(start=period_start, end=period_end))
+        row = table[table["Mittari"] == "Ratkaistu ensikontaktissa"].iloc[0]
+        assert row[column] == format_value(result["value"][0], "share", language="fi")
+    assert len(table) == 6 and at.get("vega_lite_chart")
+
+    hostile = new_app()
+    hostile.query_params["pilot"] = "2026-13-45'); DROP TABLE contacts;--"
+    _run(hostile)
+    hostile.switch_page(str(ROOT / "pages" / "before_after.py"))
+    _run(hostile)
+    assert not hostile.error and hostile.title[0].value == "Ennen ja jälkeen"
+
+    soon = new_app()
+    soon.query_params["pilot"] = (today - dt.timedelta(days=2)).isoformat()
+    _run(soon)
+    soon.switch_page(str(ROOT / "pages" / "before_after.py"))
+    _run(soon)
+    assert any("kokonaista viikkoa" in info.value for info in soon.info)

@@ -143,3 +143,26 @@ def test_a_chart_picture_is_drawn_on_the_server_titled_with_its_period_and_sourc
     for expected in ("Ratkaistu ensikontaktissa", *subtitle, "tavoite 50 %", "10.11.2026"):
         assert expected in text, expected
     assert "title" not in spec, "the page's own spec is not changed"
+
+
+def test_published_downloads_say_so_on_every_row_and_under_the_picture_title(engine, settings):
+    import datetime as dt
+
+    from dashboard.export import Figures
+    from data_access.metrics import Filters, compute
+    from tests.factories import add_contacts, make_store
+
+    add_contacts(engine, [{"occurred_at": "2025-11-12T10:00:00", "municipality_code": "853", "channel": "phone"} for _ in range(3)])
+    add_contacts(engine, [{"occurred_at": "2025-11-12T10:00:00", "municipality_code": "020", "channel": "phone"} for _ in range(40)])
+    store = make_store(engine, settings)
+    filters = Filters(start=dt.date(2025, 11, 1), end=dt.date(2025, 11, 30))
+    comparison = Filters(start=dt.date(2025, 10, 1), end=dt.date(2025, 10, 31))
+    result = compute(store, metrics=["contacts"], filters=filters, by=["municipality"], publication=True)
+    figures = Figures(result, ("municipality",), ("contacts",), store, "en", filters, comparison=comparison, publication=True)
+    table = figures.table()
+    assert table["Published version"].to_list() == ["figures perturbed for publishing"] * table.height
+    assert all(v is None or v == 0 or v >= 5 for v in table["Contacts"].to_list()), "no published count of 1-4"
+    assert "figures perturbed for publishing" in figures.subtitle()
+    assert "Compared with 1 Oct 2025–31 Oct 2025" in figures.subtitle()
+    exact = Figures(result, ("municipality",), ("contacts",), store, "en", filters)
+    assert "Published version" not in exact.table().columns

@@ -65,3 +65,46 @@ def test_a_name_from_the_identity_provider_is_shown_as_written_not_as_markdown()
     escaped = plain(hostile)
     assert re.sub(r"\\(.)", r"\1", escaped) == hostile, "nothing lost"
     assert not re.search(r"(?<!\\)[*\[\]()$<>@]", escaped), "every markup character escaped"
+
+
+def test_a_comparison_period_lies_over_the_period_weekday_over_weekday_and_month_over_month():
+    import datetime as dt
+
+    from data_access.periods import align_bucket
+
+    # 30 days back: a Monday lands on a Monday (4 weeks on), not on the Saturday 30 days on.
+    monday = dt.date(2026, 10, 5)
+    moved = align_bucket(monday, "day", source=dt.date(2026, 10, 4), target=dt.date(2026, 11, 3))
+    assert moved.weekday() == 0 and moved == dt.date(2026, 11, 2)
+    # A year back by days: 52 weeks, the same weekday.
+    assert align_bucket(dt.date(2025, 12, 1), "day", source=dt.date(2025, 12, 1), target=dt.date(2026, 12, 1)) == dt.date(2026, 11, 30)
+    assert align_bucket(dt.date(2025, 11, 1), "month", source=dt.date(2025, 11, 1), target=dt.date(2026, 2, 1)) == dt.date(2026, 2, 1)
+    assert align_bucket(dt.date(2025, 12, 1), "month", source=dt.date(2025, 11, 1), target=dt.date(2026, 2, 1)) == dt.date(2026, 3, 1)
+    assert align_bucket(dt.date(2026, 10, 12), "week", source=dt.date(2026, 10, 5), target=dt.date(2026, 11, 2)) == dt.date(2026, 11, 9)
+
+
+def test_the_comparison_series_keeps_its_values_on_the_periods_axis_without_a_band_or_days_outside():
+    import datetime as dt
+
+    from dashboard.presenters import with_comparison
+    from data_access.metrics import Filters
+
+    now = Filters(start=dt.date(2026, 11, 3), end=dt.date(2026, 12, 2))
+    before = Filters(start=dt.date(2026, 10, 4), end=dt.date(2026, 11, 2))
+
+    def frame(start: dt.date, values: list[float]) -> pl.DataFrame:
+        days = [start + dt.timedelta(days=i) for i in range(len(values))]
+        return pl.DataFrame({"Päivä": days, "Osuus": values, "ci_low": [v - 0.1 for v in values], "ci_high": [v + 0.1 for v in values]})
+
+    both, (column, period, compared) = with_comparison(
+        frame(now.start, [0.5] * 30), frame(before.start, [0.1 * (i % 7) for i in range(30)]), grain="day", now=now, before=before, language="fi",
+    )
+    assert period == "3.11.2026–2.12.2026" and compared == "vertailujakso 4.10.2026–2.11.2026"
+    earlier = both.filter(pl.col(column) == compared)
+    assert earlier["Päivä"].min() >= now.start and earlier["Päivä"].max() <= now.end, "no point outside the period's axis"
+    assert earlier.height == 28, "two days fell outside when moved by whole weeks"
+    assert earlier["ci_low"].is_null().all(), "no band for the comparison"
+    # Each comparison value sits on the same weekday it was measured on.
+    for row in earlier.iter_rows(named=True):
+        original = row["Päivä"] - dt.timedelta(weeks=4)
+        assert row["Osuus"] == 0.1 * ((original - before.start).days % 7)

@@ -12,15 +12,17 @@ import dataclasses
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from dashboard.export import chart_image
-from dashboard.formatting import format_date, format_moment, format_value
+from dashboard.formatting import format_moment, format_range, format_value
 from dashboard.i18n import t
 from dashboard.presenters import change_text, dimension_title, display_table, label_for, plot_frame, target_line
+from data_access.config import Settings
 from data_access.metrics import REGISTRY, Filters, Scope
 from data_access.metrics.exit import answer
 from data_access.metrics.requests import MetricsRequest
@@ -64,30 +66,42 @@ def _values(result: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return {row["metric"]: row for row in result.iter_rows(named=True)}
 
 
-def summary_lines(store: FactSource, request: ReportRequest) -> list[dict[str, str]]:
-    """Each key figure in words: its value, against its target and the comparison period."""
-    language = request.language
-    now = _values(_ask(store, request, SUMMARY_METRICS, request.filters))
-    comparison = request.comparison
-    before = _values(_ask(store, request, SUMMARY_METRICS, comparison)) if comparison else {}
-    threshold = store.settings.small_cell_threshold
+def key_figures(
+    ask: Callable[[list[str], Filters], pl.DataFrame], filters: Filters, comparison: Filters | None, *, settings: Settings, language: str,
+) -> list[dict[str, Any]]:
+    """Each key figure in words: its value, against its target and the comparison period.
+    ``ask`` answers metrics for a filter set (the report's published figures, or the page's)."""
+    now = _values(ask(SUMMARY_METRICS, filters))
+    before = _values(ask(SUMMARY_METRICS, comparison)) if comparison else {}
+    threshold = settings.small_cell_threshold
     lines = []
     for key in SUMMARY_METRICS:
         metric = REGISTRY[key]
         record = now.get(key)
         value = None if record is None or record["suppressed"] else record["value"]
         shown = format_value(value, metric.unit, language=language) if record is None or not record["suppressed"] else f"<{threshold}"
-        parts = []
-        target = metric.target(store.settings)
+        target = metric.target(settings)
+        target_text = None
         if target is not None and value is not None:
             met = value >= target if metric.higher_is_better is not False else value <= target
-            parts.append(t("report.target_met" if met else "report.target_missed", language, target=format_value(target, metric.unit, language=language)))
+            target_text = t("report.target_met" if met else "report.target_missed", language, target=format_value(target, metric.unit, language=language))
         earlier = before.get(key)
         change = change_text(value, None if earlier is None or earlier["suppressed"] else earlier["value"], unit=metric.unit, language=language)
-        if change is not None:
-            parts.append(t("report.change", language, change=change))
-        lines.append({"label": metric.label(language), "value": shown, "text": "; ".join(parts) or t("report.nothing_to_compare", language)})
+        parts = [*([target_text] if target_text else []), *([t("report.change", language, change=change)] if change else [])]
+        lines.append({
+            "key": key, "label": metric.label(language), "value": shown, "target": target_text, "change": change,
+            "text": "; ".join(parts) or t("report.nothing_to_compare", language),
+        })
     return lines
+
+
+def summary_lines(store: FactSource, request: ReportRequest) -> list[dict[str, str]]:
+    """The report's page one: the key figures, published (cell-key method)."""
+    lines = key_figures(
+        lambda metrics, filters: _ask(store, request, metrics, filters), request.filters, request.comparison,
+        settings=store.settings, language=request.language,
+    )
+    return [{name: line[name] for name in ("label", "value", "text")} for line in lines]
 
 
 def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: str) -> bytes | None:
@@ -113,8 +127,8 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
     language = request.language
     comparison = request.comparison
     place = label_for(store, "region", request.region, language) if request.region else t("report.all_places", language)
-    period = f"{format_date(request.start, language)}–{format_date(request.end, language)}"
-    compared = t("report.compared", language, period=f"{format_date(comparison.start, language)}–{format_date(comparison.end, language)}") if comparison else ""
+    period = format_range(request.start, request.end, language)
+    compared = t("report.compared", language, period=format_range(comparison.start, comparison.end, language)) if comparison else ""
     grain = "week" if (request.end - request.start).days > 120 else "day"
     charts = []
     for metric in CHART_METRICS:
@@ -130,7 +144,7 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
         "lang": language,
         "title": t("report.title", language),
         "subtitle": f"{place} · {period}{' · ' + compared if compared else ''}",
-        "perturbed": t("report.perturbed", language, threshold=store.settings.small_cell_threshold),
+        "perturbed": t("report.perturbed", language, largest=store.settings.small_cell_threshold - 1),
         "summary_heading": t("report.summary_heading", language),
         "summary": summary_lines(store, request),
         "charts": charts,
