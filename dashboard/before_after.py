@@ -53,14 +53,17 @@ def _share_row(label: str, before: dict | None, after: dict | None) -> tuple[dic
     )
 
 
-def _daily(result: pl.DataFrame, period: int, days: list[dt.date]) -> list[float] | None:
-    """A period's contacts a day, a day without rows as zero; None when a day is hidden
-    (its count cannot go into an interval that is shown)."""
+def _weekly(result: pl.DataFrame, period: int, days: list[dt.date]) -> list[float] | None:
+    """A period's contacts a day, week by week (each week's count over 7: a whole weekly
+    rhythm in each, so Monday's peak and Sunday's calm do not count as chance variation); a
+    day without rows is zero. None when a day is hidden (its count cannot go into an interval
+    that is shown)."""
     rows = result.filter(pl.col("period") == period)
     if rows["suppressed"].any():
         return None
     counts = dict(zip(rows["day"].to_list(), rows["value"].to_list(), strict=True))
-    return [float(counts.get(day, 0.0) or 0.0) for day in days]
+    daily = [float(counts.get(day, 0.0) or 0.0) for day in days]
+    return [sum(daily[i:i + 7]) / 7 for i in range(0, len(daily), 7)]
 
 
 def before_after_section(ctx: Context, start: dt.date, weeks: int, *, key: str) -> None:
@@ -93,8 +96,8 @@ def before_after_section(ctx: Context, start: dt.date, weeks: int, *, key: str) 
 
     days = [(b_start + dt.timedelta(days=i)) for i in range((b_end - b_start).days + 1)], [(a_start + dt.timedelta(days=i)) for i in range((a_end - a_start).days + 1)]
     daily = query(ctx, ["contacts"], by=["day"], filters=sides)
-    before_days, after_days = _daily(daily, 0, days[0]), _daily(daily, 1, days[1])
-    per_day = mean_difference(before_days, after_days) if before_days is not None and after_days is not None else None
+    before_weeks, after_weeks = _weekly(daily, 0, days[0]), _weekly(daily, 1, days[1])
+    per_day = mean_difference(before_weeks, after_weeks) if before_weeks is not None and after_weeks is not None else None
     rows.append(_volume_row(records, per_day, days, threshold=threshold, language=language))
 
     table = pl.DataFrame(rows).rename({

@@ -275,7 +275,7 @@ def funnel_plot(
 def difference_chart(frame: pl.DataFrame, *, category: str, value: str, low: str, high: str, language: str) -> alt.TopLevelMixin:
     """Differences with their 95 % intervals around a zero line: a point and its interval per
     category, so "no change" reads at once (an interval across zero)."""
-    base = alt.Chart(frame).encode(y=alt.Y(f"{_f(category)}:N", title=None, sort=None))
+    base = alt.Chart(frame).encode(y=alt.Y(f"{_f(category)}:N", title=None, sort=None, axis=alt.Axis(labelLimit=320)))
     tooltip = [alt.Tooltip(f"{_f(category)}:N", title=category), *(alt.Tooltip(f"{_f(c)}:Q", title=c, format="+,.1f") for c in (value, low, high))]
     layers = [
         alt.Chart(pl.DataFrame({"zero": [0.0]})).mark_rule(color="#333333").encode(x="zero:Q"),

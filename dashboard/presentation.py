@@ -65,12 +65,16 @@ def _summary(ctx: Context) -> tuple[str, Figures]:
     for row_start in range(0, len(lines), 3):
         for column, line in zip(st.columns(3), lines[row_start:row_start + 3], strict=False):
             better = REGISTRY[line["key"]].higher_is_better
+            change = line["change"]
+            still = change is None or not change.startswith(("+", "-"))  # rounds to no change: no arrow
             with column.container(border=True):
+                # The label as a heading: a card's own label is too small for the back of a room.
+                st.subheader(line["label"], anchor=False)
                 st.metric(
-                    line["label"], line["value"], delta=line["change"],
-                    delta_color="normal" if better else "inverse" if better is False else "off",
+                    line["label"], line["value"], delta=change or "—", label_visibility="collapsed",
+                    delta_color="off" if still else "normal" if better else "inverse" if better is False else "off",
+                    delta_arrow="off" if still else "auto", delta_description=line["target"] or t("present.no_target", ctx.language),
                 )
-                st.markdown(plain(line["target"] or t("present.no_target", ctx.language)))
     return t("present.summary", ctx.language), figures_of(ctx, result, [], [line["key"] for line in lines], comparison=ctx.comparison)
 
 

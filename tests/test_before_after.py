@@ -55,3 +55,19 @@ def test_the_daily_mean_difference_is_welchs_interval():
 )
 def test_the_periods_are_as_many_whole_weeks_on_each_side_as_have_passed(start, today, expected):
     assert before_after_periods(start, weeks=8, today=today) == expected
+
+
+def test_the_weekly_rhythm_is_not_counted_as_chance_and_a_hidden_day_gives_no_interval():
+    import polars as pl
+
+    from dashboard.before_after import _weekly
+
+    days = [dt.date(2026, 11, 2) + dt.timedelta(days=i) for i in range(14)]
+    week = [100.0, 110.0, 100.0, 90.0, 80.0, 20.0, 10.0]
+    rows = pl.DataFrame({"period": [0] * 14, "day": days, "value": week * 2, "suppressed": [False] * 14})
+    averages = _weekly(rows.filter(pl.col("day") != days[6]), 0, days)  # a Sunday without rows counts as zero
+    assert averages == [sum(week[:6]) / 7, sum(week) / 7]
+    steady = mean_difference(_weekly(rows, 0, days), _weekly(rows, 0, days))
+    assert steady is not None and steady.low == steady.high == 0, "the same weeks: no spread, whatever the weekdays"
+    hidden = rows.with_columns(suppressed=pl.col("day") == days[5])
+    assert _weekly(hidden, 0, days) is None

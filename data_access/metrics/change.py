@@ -5,9 +5,10 @@ periods and its 95 % interval, defined once for the dashboard and the CLI.
   made of the two periods' own Wilson intervals, which the registry already gives; it stays
   within -1..1 and behaves with small counts and shares near 0 or 1, where the Wald interval
   does not (Newcombe 1998, Statistics in Medicine 17:873-890).
-- A daily volume (contacts a day): the difference of the daily means with Welch's interval
-  from the days' own spread, so the weekly rhythm and other day-to-day variation widen it as
-  they should (a Poisson interval, blind to them, would be several times too narrow).
+- A daily volume (contacts a day): the difference of the means with Welch's interval from the
+  spread of the weeks' daily averages, so week-to-week variation widens it as it should (a
+  Poisson interval, blind to it, would be several times too narrow) while the weekly rhythm,
+  whole in every week, does not.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def _t_quantile(df: float, z: float = Z95) -> float:
 
 
 def mean_difference(before: Sequence[float], after: Sequence[float]) -> Difference | None:
-    """``after - before`` of two periods' daily means with Welch's 95 % interval; None with
-    fewer than two days on either side."""
+    """``after - before`` of the means of two samples (the weeks' daily averages) with Welch's
+    95 % interval; None with fewer than two on either side."""
     if len(before) < 2 or len(after) < 2:
         return None
     m1, m2 = sum(before) / len(before), sum(after) / len(after)
