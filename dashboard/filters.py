@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -224,3 +224,38 @@ def _write_url(*, language: str, preset: str, start: dt.date, end: dt.date) -> N
     wanted = {key: value if isinstance(value, list) else [value] for key, value in params.items()}
     if current != wanted:
         st.query_params.from_dict(params)
+
+
+def _keep_in_url(key: str, code: str, default: str) -> None:
+    """A page's own choice in the URL as its code, left out when it is the default."""
+    if code == default:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != code:
+        st.query_params[key] = code
+
+
+def url_segmented(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
+    """A segmented choice of codes whose code, not its label, is in the URL (``?grain=week``):
+    a link opens the same choice in any language. Streamlit's ``bind`` wrote the label
+    (``?grain=Viikko``), which a Swedish reader's page did not know."""
+    _seed_once(key, default, *_single(tuple(options)))
+    chosen = st.segmented_control(label, options, format_func=format_func, key=key, required=True)
+    code = str(chosen or default)
+    _keep_in_url(key, code, default)
+    return code
+
+
+def url_tabs(labels: dict[str, str], *, key: str) -> tuple[list[Any], str]:
+    """Tabs (code -> label) whose open tab's code is in the URL, and that code. The widget
+    holds the label, so a label of another language (the language changed) is set again from
+    the URL's code."""
+    codes = list(labels)
+    if st.session_state.get(key) not in labels.values():
+        wanted = st.query_params.get(key)
+        st.session_state[key] = labels[wanted] if wanted in labels else labels[codes[0]]
+    tabs = st.tabs(list(labels.values()), key=key, on_change="rerun")
+    by_label = {label: code for code, label in labels.items()}
+    code = by_label.get(st.session_state.get(key, ""), codes[0])
+    _keep_in_url(key, code, codes[0])
+    return list(tabs), code

@@ -20,6 +20,7 @@ from dashboard.charts import (
 )
 from dashboard.components import chart_block, empty_state, table_with_download
 from dashboard.export import Figures
+from dashboard.filters import url_segmented
 from dashboard.formatting import format_date, format_value
 from dashboard.i18n import code_label, t
 from dashboard.plan import Ask, Fetch, asks, direct
@@ -50,9 +51,8 @@ def default_grain(ctx: Context) -> str:
 
 def grain_selector(ctx: Context) -> str:
     """Day, week or month for the time charts of a page; the default follows the period length."""
-    grain = st.segmented_control(
-        t("common.grain", ctx.language), GRAINS, default=default_grain(ctx),
-        format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain", required=True, bind="query-params",
+    grain = url_segmented(
+        t("common.grain", ctx.language), GRAINS, default=default_grain(ctx), format_func=lambda g: t(f"dimension.{g}", ctx.language), key="grain",
     )
     grain_note(ctx, grain)
     return grain

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.filters import url_segmented
 from dashboard.i18n import t
 from dashboard.plan import Plan
 from dashboard.presenters import metric_label
@@ -16,10 +17,9 @@ st.caption(t("comparison.intro", language, threshold=ctx.settings.small_cell_thr
 st.subheader(t("comparison.table", language))
 table_area = st.container()
 st.subheader(t("comparison.funnel", language))
-metric = st.segmented_control(
+metric = url_segmented(
     t("common.metric", language), ["first_contact_resolution", "electronic_share"], default="first_contact_resolution",
-    format_func=lambda m: metric_label(m, language),
-    key="funnel_metric", required=True, bind="query-params",
+    format_func=lambda m: metric_label(m, language), key="funnel_metric",
 )
 
 plan = Plan(ctx)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.components import freshness_panel, quality_counts
+from dashboard.filters import url_tabs
 from dashboard.i18n import t
 from dashboard.sections import completeness, volume_against_usual
 from dashboard.state import get_context
@@ -14,9 +15,8 @@ st.caption(t("quality.intro", language, minutes=ctx.settings.quiet_source_minute
 
 st.subheader(t("freshness.heading", language))
 # Only the open tab computes; the tab is in the URL.
-by_source, by_municipality = st.tabs(
-    [t("dimension.source_system", language), t("dimension.municipality", language)], key="quality_freshness_tab", on_change="rerun",
-    bind="query-params",
+(by_source, by_municipality), _ = url_tabs(
+    {"source_system": t("dimension.source_system", language), "municipality": t("dimension.municipality", language)}, key="quality_freshness_tab",
 )
 if by_source.open:
     with by_source:
@@ -29,9 +29,8 @@ st.subheader(t("quality.volume", language))
 volume_against_usual(ctx, key="quality_volume")
 
 st.subheader(t("quality.completeness", language))
-by_source, by_municipality = st.tabs(
-    [t("dimension.source_system", language), t("dimension.municipality", language)], key="quality_completeness_tab", on_change="rerun",
-    bind="query-params",
+(by_source, by_municipality), _ = url_tabs(
+    {"source_system": t("dimension.source_system", language), "municipality": t("dimension.municipality", language)}, key="quality_completeness_tab",
 )
 if by_source.open:
     with by_source:

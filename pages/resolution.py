@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.filters import url_tabs
 from dashboard.i18n import t
 from dashboard.plan import Plan
 from dashboard.sections import breakdown, grain_selector, trend, trend_of_metrics
@@ -17,7 +18,7 @@ trend_area = st.container()
 st.subheader(t("resolution.breakdowns", language))
 dimensions = ["channel", "service_line", "professional_group", "age_band", "unit"]
 # Only the open tab computes (a rerun when another is chosen); the tab is in the URL.
-tabs = st.tabs([t(f"dimension.{d}", language) for d in dimensions], key="resolution_tab", on_change="rerun", bind="query-params")
+tabs, _ = url_tabs({d: t(f"dimension.{d}", language) for d in dimensions}, key="resolution_tab")
 st.subheader(t("resolution.verified", language))
 st.caption(t("resolution.verified_help", language, days=ctx.settings.verified_resolution_days))
 verified_area = st.container()

@@ -536,3 +536,24 @@ def test_before_and_after_a_pilot_gives_the_registrys_figures_for_whole_weeks_ei
     soon.switch_page(str(ROOT / "pages" / "before_after.py"))
     _run(soon)
     assert any("kokonaista viikkoa" in info.value for info in soon.info)
+
+
+def test_the_grain_and_the_open_tab_are_in_the_url_as_codes_whatever_the_language(app_env, asked):
+    at = new_app()
+    for key, value in (("lang", "sv"), ("grain", "week"), ("resolution_tab", "age_band")):
+        at.query_params[key] = value
+    _run(at)
+    at.switch_page(str(ROOT / "pages" / "resolution.py"))
+    asked.clear()
+    _run(at)
+    assert at.title[0].value == "Lösning vid första kontakten"
+    assert at.session_state["grain"] == "week" and at.session_state["resolution_tab"] == "Åldersgrupp"
+    groupings = {r.by for r in asked if isinstance(r, MetricsRequest)}
+    assert ("age_band",) in groupings and ("week",) in groupings and ("channel",) not in groupings
+    assert at.query_params["grain"] == "week" and at.query_params["resolution_tab"] == "age_band"
+    fresh = new_app()
+    fresh.query_params["resolution_tab"] = "<script>"
+    _run(fresh)
+    fresh.switch_page(str(ROOT / "pages" / "resolution.py"))
+    _run(fresh)
+    assert fresh.session_state["resolution_tab"] == "Kanava" and "resolution_tab" not in fresh.query_params
