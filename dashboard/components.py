@@ -12,6 +12,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboard.definitions import entry_link
 from dashboard.export import Figures, chart_image, safe_frame, xlsx_bytes
 from dashboard.formatting import (
     SECONDARY_MARK,
@@ -155,6 +156,7 @@ def _help(metric: str, record: dict | None, ctx: Context) -> str:
         lines.append(t("card.suppressed", ctx.language))
     if record and record.get("note") == "population_missing":
         lines.append(t("card.population_missing", ctx.language))
+    lines.append(entry_link(metric, ctx.language))
     return "\n\n".join(lines)
 
 

@@ -557,3 +557,24 @@ def test_the_grain_and_the_open_tab_are_in_the_url_as_codes_whatever_the_languag
     fresh.switch_page(str(ROOT / "pages" / "resolution.py"))
     _run(fresh)
     assert fresh.session_state["resolution_tab"] == "Kanava" and "resolution_tab" not in fresh.query_params
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_the_measures_page_lists_every_measure_and_code_list_and_each_card_links_to_it(app_env, language):
+    from dashboard.definitions import CODE_LISTS
+    from data_access.metrics import REGISTRY
+
+    at = new_app()
+    at.query_params["lang"] = language
+    _run(at)
+    labels = {m.label(language) for m in REGISTRY.values()}
+    helps = [m.help or "" for m in at.markdown if m.value.strip("*") in labels]
+    assert helps and all(f"mittarit?lang={language}#" in h for h in helps), "every card's '?' links to its entry"
+    at.switch_page(str(ROOT / "pages" / "definitions.py"))
+    _run(at)
+    headings = {h.value for h in at.subheader}
+    assert {m.label(language) for m in REGISTRY.values()} <= headings
+    assert len(at.dataframe) == len(CODE_LISTS)
+    channels = next(frame.value for frame in at.dataframe if "walk_in" in set(frame.value.iloc[:, 0]))
+    assert list(channels.columns)[1:] == ["suomi", "svenska", "English"]
+    assert channels.set_index(channels.columns[0]).loc["walk_in", "suomi"] == "käynti paikan päällä"

@@ -22,15 +22,30 @@ def test_every_key_used_in_code_exists():
     assert not missing, missing
 
 
-def test_every_code_has_a_label_in_every_language():
-    for kind, values in {
-        "channel": codes.CHANNELS, "service_line": codes.SERVICE_LINES, "destination": codes.DESTINATIONS,
-        "initiator": codes.INITIATORS, "age_band": codes.AGE_BANDS, "professional_group": codes.PROFESSIONAL_GROUPS,
-    }.items():
+def test_every_code_of_every_list_has_a_label_in_every_language():
+    """The code lists of the data contract (codes.BY_COLUMN), as the Measures page shows them."""
+    from dashboard.definitions import CODE_LISTS
+
+    assert set(CODE_LISTS) == set(codes.BY_COLUMN), "the Measures page lists every code list"
+    for kind, values in codes.BY_COLUMN.items():
         for value in values:
-            for language in LANGUAGES:
-                assert f"code.{kind}.{value}" in catalogue(), (kind, value)
-                assert code_label(kind, value, language)
+            entry = catalogue().get(f"code.{kind}.{value}")
+            assert entry is not None, (kind, value)
+            assert all(entry.get(language, "").strip() for language in LANGUAGES), (kind, value)
+            assert len({entry[language] for language in LANGUAGES}) > 1 or value in ("chat",), ("untranslated?", kind, value)
+
+
+def test_every_measure_has_its_label_and_definition_in_every_language():
+    from dashboard.definitions import facts
+    from data_access.config import Settings
+    from data_access.metrics import REGISTRY
+
+    settings = Settings()
+    for key, metric in REGISTRY.items():
+        for language in LANGUAGES:
+            assert metric.labels.get(language, "").strip(), (key, language)
+            assert metric.definitions.get(language, "").strip(), (key, language)
+            assert facts(metric, settings, language), (key, language)
 
 
 def test_finnish_is_the_default_and_fallback():
