@@ -238,7 +238,7 @@ def stacked_share_chart(
     return localise(alt.layer(*layers).properties(height=300), language)
 
 
-def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str]) -> alt.TopLevelMixin:
+def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str], unit: str = "count") -> alt.TopLevelMixin:
     """Counts over two categories; rows grow with the number of categories on the y axis."""
     chart = alt.Chart(frame).mark_rect().encode(
         x=alt.X(f"{_f(x)}:O", title=x, axis=alt.Axis(labelAngle=-35, labelLimit=160)),
@@ -246,10 +246,13 @@ def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y
         color=alt.Color(f"{_f(value)}:Q", title=value, scale=alt.Scale(scheme="blues")),
         tooltip=[
             alt.Tooltip(f"{_f(y)}:N", title=y), alt.Tooltip(f"{_f(x)}:O", title=x),
-            alt.Tooltip(f"{_f(value)}:Q", title=value, format=",.0f"),
+            alt.Tooltip(f"{_f(value)}:Q", title=value, format=TOOLTIP_FORMAT[unit]),
         ],
     )
-    return localise(chart.properties(height=max(200, 24 * len(y_order))), language)
+    # Streamlit draws charts with autosize "fit" containing the padding: the height holds the
+    # slanted column labels and the legend too (about 180 px), not the rows alone; without
+    # that room twelve rows were squeezed into 90 px.
+    return localise(chart.properties(height=max(200, 24 * len(y_order)) + 180), language)
 
 
 def funnel_plot(

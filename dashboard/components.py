@@ -50,7 +50,7 @@ def csv_bytes(table: pl.DataFrame) -> bytes:
 
 def chart_block(
     chart: alt.TopLevelMixin | dict[str, Any], table: pl.DataFrame, *, key: str, language: str, caption: str | None = None,
-    figures: Figures | None = None,
+    figures: Figures | None = None, parquet: bool = False,
 ) -> None:
     """A chart (an Altair chart, or its spec from charts.cached_spec) with its data table
     within reach and a CSV download of exactly that table."""
@@ -63,7 +63,7 @@ def chart_block(
     hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
         st.dataframe(table, hide_index=True, key=f"table_{key}")
-    _download(table, key=key, language=language, figures=figures, chart=chart)
+    _download(table, key=key, language=language, figures=figures, chart=chart, parquet=parquet)
 
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
@@ -83,9 +83,9 @@ def hidden_legend(table: pl.DataFrame, *, language: str) -> None:
 
 def _download(
     table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None,
-    chart: alt.TopLevelMixin | dict[str, Any] | None = None,
+    chart: alt.TopLevelMixin | dict[str, Any] | None = None, parquet: bool = False,
 ) -> None:
-    """The figures as CSV and Excel, for the roles that may download; each download is in the
+    """The figures as CSV and Excel (and Parquet, for analysts), for the roles that may download; each download is in the
     audit trail. With ``figures``, numbers as numbers with intervals and n; else the table as
     shown (the audit trail, the freshness lists)."""
     ctx = get_context()
@@ -107,6 +107,12 @@ def _download(
         file_name=f"ohjaustaulu_{key}.xlsx", mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"download_{key}_xlsx", icon=":material/table_view:", on_click="ignore",
     )
+    if parquet and figures is not None:
+        row.download_button(
+            t("common.download_parquet", language), data=audited_download(ctx, f"{key}.parquet", figures.parquet),
+            file_name=f"ohjaustaulu_{key}.parquet", mime="application/vnd.apache.parquet", key=f"download_{key}_parquet",
+            icon=":material/database:", on_click="ignore",
+        )
     if chart is None or figures is None:
         return
     for fmt, mime, icon in (("png", "image/png", ":material/image:"), ("svg", "image/svg+xml", ":material/draw:")):

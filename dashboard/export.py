@@ -272,6 +272,11 @@ class Figures:
     def csv(self) -> bytes:
         return spreadsheet_csv(self.table())
 
+    def parquet(self) -> bytes:
+        buffer = io.BytesIO()
+        self.table().write_parquet(buffer)
+        return buffer.getvalue()
+
     def xlsx(self) -> bytes:
         table = self.table()
         return xlsx_bytes(table, share_columns=share_columns(table, list(self.metrics), self.language))

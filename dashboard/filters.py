@@ -259,3 +259,14 @@ def url_tabs(labels: dict[str, str], *, key: str) -> tuple[list[Any], str]:
     code = by_label.get(st.session_state.get(key, ""), codes[0])
     _keep_in_url(key, code, codes[0])
     return list(tabs), code
+
+
+def url_select(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
+    """A select box of codes whose code is in the URL (as ``url_segmented``)."""
+    _seed_once(key, default, *_single(tuple(options)))
+    if st.session_state[key] not in options:  # the options changed (another measure)
+        st.session_state[key] = default
+    chosen = st.selectbox(label, options, format_func=format_func, key=key)
+    code = str(chosen if chosen is not None else default)
+    _keep_in_url(key, code, default)
+    return code

@@ -9,7 +9,7 @@ import holidays
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 PRESETS = (
-    "today", "yesterday", "last_7_days", "last_30_days", "this_month", "last_month",
+    "today", "yesterday", "last_7_days", "last_30_days", "this_month", "last_month", "last_quarter",
     "this_year", "last_12_months", "custom",
 )
 COMPARISONS = ("previous_period", "previous_year", "none")
@@ -43,6 +43,10 @@ def preset_range(preset: str, *, today: dt.date) -> tuple[dt.date, dt.date]:
     if preset == "last_month":
         last = today.replace(day=1) - dt.timedelta(days=1)
         return last.replace(day=1), last
+    if preset == "last_quarter":
+        first_of_this = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
+        last = first_of_this - dt.timedelta(days=1)
+        return last.replace(month=(last.month - 1) // 3 * 3 + 1, day=1), last
     if preset == "this_year":
         return today.replace(month=1, day=1), today
     if preset == "last_12_months":

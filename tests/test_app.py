@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -578,3 +579,71 @@ def test_the_measures_page_lists_every_measure_and_code_list_and_each_card_links
     channels = next(frame.value for frame in at.dataframe if "walk_in" in set(frame.value.iloc[:, 0]))
     assert list(channels.columns)[1:] == ["suomi", "svenska", "English"]
     assert channels.set_index(channels.columns[0]).loc["walk_in", "suomi"] == "käynti paikan päällä"
+
+
+def _explore(**params: str) -> AppTest:
+    at = new_app()
+    for key, value in params.items():
+        at.query_params[key] = value
+    _run(at)
+    at.switch_page(str(ROOT / "pages" / "explore.py"))
+    return _run(at)
+
+
+@pytest.mark.parametrize(
+    ("measure", "rows", "cols"),
+    [
+        ("contacts", "week", "none"), ("first_contact_resolution", "channel", "none"), ("first_contact_resolution", "reason", "channel"),
+        ("referrals", "destination", "age_band"), ("referrals", "month", "destination"), ("queue_median_seconds", "municipality", "none"),
+        ("nps", "channel", "none"), ("electronic_share", "service_line", "age_band"), ("failure_demand_share", "day", "none"),
+    ],
+)
+def test_the_explorer_answers_a_measure_by_its_dimensions_with_a_fitting_chart(app_env, measure, rows, cols):
+    at = _explore(measure=measure, rows=rows, cols=cols)
+    assert at.title[0].value == "Tutki" and not at.warning, [w.value for w in at.warning]
+    (chart,) = at.get("vega_lite_chart")
+    mark = json.dumps(json.loads(chart.proto.spec))
+    expected = '"line"' if "week" in (rows, cols) or "month" in (rows, cols) or rows == "day" else '"rect"' if cols != "none" else '"bar"'
+    assert expected in mark
+    # The question stays in the URL as codes; the default measure is left out to keep links short.
+    assert at.query_params.get("measure", "first_contact_resolution") == measure and at.query_params.get("rows", "channel") == rows
+    assert at.get("download_button"), "CSV, Excel, Parquet, pictures"
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"rows": "channel", "cols": "channel"}, "sama jaottelu"),
+        ({"rows": "week", "cols": "month"}, "Kahta aikajaottelua"),
+        ({"measure": "contacts", "rows": "day", "cols": "unit", "period": "this_year"}, "liian hieno"),
+        ({"measure": "contacts", "rows": "unit", "cols": "hour", "period": "yesterday"}, "jäisi piiloon"),
+    ],
+)
+def test_the_explorer_refuses_a_question_and_says_why(app_env, params, why):
+    at = _explore(**params)
+    assert any(why in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not at.get("vega_lite_chart") and not at.dataframe, "nothing shown with a refusal"
+
+
+def test_the_explorer_offers_only_what_a_measure_is_recorded_by_and_folds_the_rest_into_others(app_env):
+    from data_access.engine import create_db_engine
+    from data_access.metrics import compute
+    from tests.factories import make_store
+
+    at = _explore(measure="referrals", rows="reason")  # reasons are recorded for contacts only
+    assert "reason" not in at.selectbox(key="rows").options and at.session_state["rows"] != "reason"
+    at = _explore(measure="contacts", rows="municipality", top="5")
+    table = next(frame.value for frame in at.dataframe)
+    assert len(table) == 6 and table.iloc[-1, 0] == "muut yhteensä"
+    filters = at.session_state["_context"].filters
+    store = make_store(create_db_engine(app_env), get_settings())
+    total = compute(store, metrics=["contacts"], filters=filters)["value"][0]
+    by_place = compute(store, metrics=["contacts"], filters=filters, by=["municipality"]).filter(~pl.col("suppressed"))
+    top5 = by_place.sort("value", descending=True).head(5)["value"].sum()
+    assert table.iloc[-1, 1] == format_count(total - top5)
+
+
+def format_count(value: float) -> str:
+    from dashboard.formatting import format_value
+
+    return format_value(value, "count", language="fi")

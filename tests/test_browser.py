@@ -135,15 +135,58 @@ def test_every_page_reads_at_1024_px_in_every_language(browser, server, language
 
 
 def test_a_pages_own_choices_stay_in_the_url(browser, server):
-    """The grain and the open tab are bound to the URL; the filters' own URL writing must not
-    drop them (a shared link opens the same view)."""
+    """The grain and the open tab are in the URL as codes; the filters' own URL writing must
+    not drop them, and a link opens the same view in another language (a shared link)."""
     if server["kind"] != "sqlite":
         pytest.skip("the URL is the page's, whatever the database; checked once, on SQLite")
-    page = _open(browser, f"{server['url']}/ratkaisu?grain=Kuukausi&resolution_tab=Ikäryhmä&region=18")
+    page = _open(browser, f"{server['url']}/ratkaisu?grain=month&resolution_tab=age_band&region=18")
     try:
-        assert "grain=Kuukausi" in page.url and "region=18" in page.url, page.url
-        assert "resolution_tab=Ik%C3%A4ryhm%C3%A4" in page.url or "resolution_tab=Ikäryhmä" in page.url, page.url
+        assert "grain=month" in page.url and "region=18" in page.url and "resolution_tab=age_band" in page.url, page.url
         assert page.get_by_role("tab", name="Ikäryhmä").get_attribute("aria-selected") == "true"
+        page.get_by_role("tab", name="Kanava").click()
+        page.wait_for_function("() => !location.search.includes('resolution_tab=age_band')", timeout=30_000)
+        page.get_by_role("tab", name="Palvelulinja").click()
+        page.wait_for_function("() => location.search.includes('resolution_tab=service_line')", timeout=30_000)
+        shared = page.url.replace("?", "?lang=sv&", 1)
+    finally:
+        page.close()
+    page = _open(browser, shared)
+    try:
+        assert page.get_by_role("tab", name="Tjänstelinje").get_attribute("aria-selected") == "true", page.url
+        assert "grain=month" in page.url
+    finally:
+        page.close()
+
+
+def test_an_explorer_question_is_a_link_that_reopens_it(browser, server):
+    """"Referrals by destination and age band this year", asked in the explorer, is a URL that
+    opens the same question (in Swedish too)."""
+    if server["kind"] != "sqlite":
+        pytest.skip("the URL is the page's, whatever the database; checked once, on SQLite")
+    page = _open(browser, f"{server['url']}/tutki?period=this_year")
+    try:
+        page.get_by_label("Mittari").click()
+        page.get_by_role("option", name="Ohjaukset", exact=True).click()
+        page.wait_for_function("() => location.search.includes('measure=referrals')", timeout=30_000)
+        page.get_by_label("Rivit").click()
+        page.get_by_role("option", name="Ohjauksen kohde").click()
+        page.wait_for_function("() => location.search.includes('rows=destination')", timeout=30_000)
+        page.get_by_label("Sarakkeet").click()
+        page.get_by_role("option", name="Ikäryhmä").click()
+        page.wait_for_function("() => location.search.includes('cols=age_band')", timeout=30_000)
+        shared = page.url.replace("?", "?lang=sv&", 1)
+    finally:
+        page.close()
+    page = _open(browser, shared)
+    try:
+        assert page.locator("h1").first.inner_text() == "Utforska"
+        assert "measure=referrals" in page.url and "rows=destination" in page.url and "cols=age_band" in page.url
+        page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=60_000)
+        # For keyboards and screen readers: the question's controls, then the chart's table
+        # within reach, then its downloads, in that order in the accessibility tree.
+        tree = page.locator("[data-testid='stMain']").aria_snapshot()
+        order = [tree.find(text) for text in ('combobox "Mätare', 'Visa som tabell', 'Ladda ner CSV', 'Ladda ner Parquet')]
+        assert -1 not in order and order == sorted(order), (order, tree[:3000])
     finally:
         page.close()
 
