@@ -66,11 +66,11 @@ LOCALES = {
 DATE_FORMAT = {"fi": "%-d.%-m.%Y", "sv": "%-d.%-m.%Y", "en": "%-d %b %Y"}
 # A month reads as its name and year ("marras 2026", "nov 2026", "Nov 2026"), not as the date
 # of its first day; a week as the date of its Monday.
-TIME_AXES: dict[str, Any] = {"day": "yearmonthdate", "week": "yearmonthdate", "month": "yearmonth"}
+TIME_AXES: dict[str, Any] = {"day": "yearmonthdate", "week": "yearmonthdate", "month": "yearmonth", "quarter": "yearquarter"}
 
 
 def _time_format(grain: str, language: str) -> str:
-    return "%b %Y" if grain == "month" else DATE_FORMAT[language]
+    return "%b %Y" if grain == "month" else "Q%q %Y" if grain == "quarter" else DATE_FORMAT[language]
 
 
 def _colour(field: str, colours: tuple[list[str], list[str]] | None, **options) -> alt.Color:

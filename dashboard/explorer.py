@@ -24,7 +24,7 @@ from dashboard.sections import figures_of, time_filters
 from dashboard.state import Context, query
 from data_access.metrics import DIMENSIONS, REGISTRY
 
-TIMES = ("day", "week", "month")
+TIMES = ("day", "week", "month", "quarter")
 CATEGORIES = (
     "region", "municipality", "channel", "service_line", "initiator", "destination", "reason", "outcome", "age_band",
     "professional_group", "unit", "source_system", "weekday", "hour",

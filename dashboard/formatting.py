@@ -78,6 +78,8 @@ def format_month(value: dt.date, language: str = "fi") -> str:
 def format_period(value: object, grain: str, language: str = "fi") -> object:
     """A time grouping's value for people: a month by name, a day or week by its date."""
     if isinstance(value, dt.date):
+        if grain == "quarter":
+            return f"Q{(value.month - 1) // 3 + 1} {value.year}"
         return format_month(value, language) if grain == "month" else format_date(value, language)
     return value
 

@@ -61,6 +61,10 @@ def whole_buckets(start: dt.date, end: dt.date, grain: str) -> tuple[dt.date, dt
     if grain == "week":
         first = start + dt.timedelta(days=(7 - start.weekday()) % 7)
         last = end - dt.timedelta(days=(end.weekday() + 1) % 7)
+    elif grain == "quarter":
+        first = start if start.day == 1 and start.month % 3 == 1 else _quarter_start(start, next_one=True)
+        following = end + dt.timedelta(days=1)
+        last = end if following.day == 1 and following.month % 3 == 1 else _quarter_start(end) - dt.timedelta(days=1)
     elif grain == "month":
         first = start if start.day == 1 else (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         following = end + dt.timedelta(days=1)
@@ -76,11 +80,16 @@ def align_bucket(day: dt.date, grain: str, *, source: dt.date, target: dt.date) 
     by whole months; days and weeks by whole weeks, so a Monday lies over a Monday (contacts
     follow the week: 30 days back, Mondays would lie over Saturdays). Days moved past the
     period's ends are the caller's to drop."""
-    if grain == "month":
+    if grain in ("month", "quarter"):
         months = (target.year - source.year) * 12 + target.month - source.month
         index = day.year * 12 + day.month - 1 + months
         return dt.date(index // 12, index % 12 + 1, 1)
     return day + dt.timedelta(weeks=round((target - source).days / 7))
+
+
+def _quarter_start(day: dt.date, *, next_one: bool = False) -> dt.date:
+    index = day.year * 12 + (day.month - 1) // 3 * 3 + (3 if next_one else 0)
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def comparison_range(start: dt.date, end: dt.date, mode: str) -> tuple[dt.date, dt.date] | None:

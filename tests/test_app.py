@@ -596,6 +596,7 @@ def _explore(**params: str) -> AppTest:
         ("contacts", "week", "none"), ("first_contact_resolution", "channel", "none"), ("first_contact_resolution", "reason", "channel"),
         ("referrals", "destination", "age_band"), ("referrals", "month", "destination"), ("queue_median_seconds", "municipality", "none"),
         ("nps", "channel", "none"), ("electronic_share", "service_line", "age_band"), ("failure_demand_share", "day", "none"),
+        ("contacts", "quarter", "channel"),
     ],
 )
 def test_the_explorer_answers_a_measure_by_its_dimensions_with_a_fitting_chart(app_env, measure, rows, cols):
@@ -603,7 +604,7 @@ def test_the_explorer_answers_a_measure_by_its_dimensions_with_a_fitting_chart(a
     assert at.title[0].value == "Tutki" and not at.warning, [w.value for w in at.warning]
     (chart,) = at.get("vega_lite_chart")
     mark = json.dumps(json.loads(chart.proto.spec))
-    expected = '"line"' if "week" in (rows, cols) or "month" in (rows, cols) or rows == "day" else '"rect"' if cols != "none" else '"bar"'
+    expected = '"line"' if {"week", "month", "quarter"} & {rows, cols} or rows == "day" else '"rect"' if cols != "none" else '"bar"'
     assert expected in mark
     # The question stays in the URL as codes; the default measure is left out to keep links short.
     assert at.query_params.get("measure", "first_contact_resolution") == measure and at.query_params.get("rows", "channel") == rows

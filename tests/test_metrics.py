@@ -367,3 +367,18 @@ def test_every_answer_has_its_requests_result_type(engine, settings, by, several
         request = MetricsRequest.of(metrics, filters, by=by)
         result = answer(store, request)
         assert dict(result.schema) == request.result_schema(), (by, several)
+
+
+def test_a_quarter_counts_what_its_months_count_by_local_day(engine, settings):
+    """Quarters are cut from the local (Helsinki) day: 31 March 23:30 UTC is 1 April there."""
+    import datetime as dt
+
+    times = ["2025-01-15T10:00:00"] * 6 + ["2025-03-31T20:00:00"] * 5 + ["2025-03-31T23:30:00"] * 7 + ["2025-05-02T10:00:00"] * 8
+    add_contacts(engine, [{"occurred_at": at} for at in times])
+    store = make_store(engine, settings)
+    filters = Filters(start=dt.date(2025, 1, 1), end=dt.date(2025, 6, 30))
+    quarters = compute(store, metrics=["contacts"], filters=filters, by=["quarter"])
+    months = compute(store, metrics=["contacts"], filters=filters, by=["month"])
+    assert dict(zip(quarters["quarter"].to_list(), quarters["value"].to_list(), strict=True)) == {dt.date(2025, 1, 1): 11, dt.date(2025, 4, 1): 15}
+    by_quarter = months.with_columns(pl.col("month").dt.truncate("1q").alias("q")).group_by("q").agg(pl.col("value").sum())
+    assert dict(zip(by_quarter["q"].to_list(), by_quarter["value"].to_list(), strict=True)) == {dt.date(2025, 1, 1): 11, dt.date(2025, 4, 1): 15}

@@ -108,3 +108,14 @@ def test_the_comparison_series_keeps_its_values_on_the_periods_axis_without_a_ba
     for row in earlier.iter_rows(named=True):
         original = row["Päivä"] - dt.timedelta(weeks=4)
         assert row["Osuus"] == 0.1 * ((original - before.start).days % 7)
+
+
+def test_quarters_are_whole_quarters_and_count_what_their_months_count():
+    import datetime as dt
+
+    from data_access.periods import whole_buckets
+
+    assert whole_buckets(dt.date(2026, 1, 1), dt.date(2026, 12, 3), "quarter") == (dt.date(2026, 1, 1), dt.date(2026, 9, 30))
+    assert whole_buckets(dt.date(2026, 2, 1), dt.date(2026, 12, 31), "quarter") == (dt.date(2026, 4, 1), dt.date(2026, 12, 31))
+    assert whole_buckets(dt.date(2026, 11, 2), dt.date(2026, 12, 1), "quarter") is None
+    assert whole_buckets(dt.date(2025, 10, 1), dt.date(2025, 12, 31), "quarter") == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))

@@ -161,9 +161,9 @@ def _aggregate_together(
         ]
 
         def grouped(lazy: pl.LazyFrame, extra: list[str], expressions: list[pl.Expr] = expressions) -> pl.LazyFrame:
-            # Weeks and months are cut from the local day of the rows in the period only.
-            if truncated := [c for c in columns if c in ("week", "month")]:
-                lazy = lazy.with_columns(pl.col("day").dt.truncate({"week": "1w", "month": "1mo"}[c]).alias(c) for c in truncated)
+            # Weeks, months and quarters are cut from the local day of the rows in the period only.
+            if truncated := [c for c in columns if c in ("week", "month", "quarter")]:
+                lazy = lazy.with_columns(pl.col("day").dt.truncate({"week": "1w", "month": "1mo", "quarter": "1q"}[c]).alias(c) for c in truncated)
             keys = [*extra, *columns]
             lazy = lazy.group_by(keys).agg(expressions) if keys else lazy.select(expressions)
             # Code columns are categorical in the store; results carry plain text.

@@ -31,7 +31,7 @@ RESULT_SCHEMA = {
 }
 
 # Grouping dimensions and the frames that carry them.
-TIME_DIMENSIONS = ("day", "week", "month", "hour", "weekday")
+TIME_DIMENSIONS = ("day", "week", "month", "quarter", "hour", "weekday")
 DIMENSIONS: dict[str, tuple[Source, ...]] = {
     "municipality": ("contacts", "referrals", "feedback"),
     "region": ("contacts", "referrals", "feedback"),
@@ -50,7 +50,7 @@ DIMENSIONS: dict[str, tuple[Source, ...]] = {
 # A grouping column's type in a result: days, weeks and months are dates (a week by its
 # Monday, a month by its first day), hours and weekdays small integers, the rest codes as text.
 DIMENSION_TYPES: dict[str, pl.DataType] = {
-    **{d: pl.String() for d in DIMENSIONS}, "day": pl.Date(), "week": pl.Date(), "month": pl.Date(), "hour": pl.Int8(), "weekday": pl.Int8(),
+    **{d: pl.String() for d in DIMENSIONS}, "day": pl.Date(), "week": pl.Date(), "month": pl.Date(), "quarter": pl.Date(), "hour": pl.Int8(), "weekday": pl.Int8(),
 }
 # Dimension name -> column in the fact frames.
 COLUMN_OF = {"municipality": "municipality_code", "region": "region_code", "unit": "unit_code"}
