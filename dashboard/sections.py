@@ -44,6 +44,12 @@ from data_access.periods import local_now, so_far_minute, whole_buckets
 GRAINS = ("day", "week", "month")
 
 
+def has_interval(metric: str) -> bool:
+    """The registry gives a 95 % interval: shares (not of the whole), mean scores and NPS."""
+    definition = REGISTRY[metric]
+    return (definition.unit == "share" and not definition.share_of_total) or definition.unit in ("score", "nps")
+
+
 def default_grain(ctx: Context) -> str:
     days = (ctx.filters.end - ctx.filters.start).days + 1
     return "day" if days <= 92 else "week" if days <= 400 else "month"
@@ -134,7 +140,7 @@ def trend_figure(
     chart = cached_spec(
         line_chart, frame, x=dimension_title(grain, ctx.language), y=definition.label(ctx.language), unit=definition.unit,
         language=ctx.language, colour=dimension_title(colour, ctx.language) if colour else None,
-        band=("ci_low", "ci_high") if definition.unit == "share" and not colour else None,
+        band=("ci_low", "ci_high") if has_interval(metric) and not colour else None,
         target=target, target_label=target_label, height=height, grain=grain, colours=code_colours(colour, ctx.language), series=series,
     )
     return chart, result, figures_of(ctx, result, by, [metric], comparison=before if series else None)
@@ -195,7 +201,7 @@ def breakdown_figure(
     chart = cached_spec(
         bar_chart, frame.filter(pl.col(definition.label(ctx.language)).is_not_null()),
         category=dimension_title(dimension, ctx.language), value=definition.label(ctx.language), unit=definition.unit,
-        language=ctx.language, interval=("ci_low", "ci_high") if definition.unit == "share" and not definition.share_of_total else None,
+        language=ctx.language, interval=("ci_low", "ci_high") if has_interval(metric) else None,
         target=target, target_label=target_label, height=height,
     )
     return chart, result, figures
@@ -249,10 +255,13 @@ def load_heatmap(ctx: Context, *, key: str, fetch: Fetch | None = None) -> None:
     _heatmap(ctx, "contacts", by=["weekday", "hour"], x="hour", y="weekday", key=key, y_order=lambda _labels: order, fetch=fetch)
 
 
-@asks(lambda ctx, source, **_: [Ask(("referrals",), (source, "destination"))])
-def flows(ctx: Context, source: str, *, key: str, fetch: Fetch | None = None) -> None:
-    """Referrals from ``source`` (initiator or channel) to each destination."""
-    _heatmap(ctx, "referrals", by=[source, "destination"], x=source, y="destination", key=key, y_order=sorted, fetch=fetch)
+@asks(lambda ctx, source, metric="referrals", target="destination", **_: [Ask((metric,), (source, target))])
+def flows(
+    ctx: Context, source: str, *, key: str, metric: str = "referrals", target: str = "destination", fetch: Fetch | None = None,
+) -> None:
+    """Referrals from ``source`` (initiator or channel) to each destination; or ``metric`` by
+    ``source`` and ``target`` (contacts by channel and reason)."""
+    _heatmap(ctx, metric, by=[source, target], x=source, y=target, key=key, y_order=sorted, fetch=fetch)
 
 
 def _heatmap(

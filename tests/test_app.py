@@ -24,6 +24,8 @@ PAGES = {
     "referrals.py": "Ohjaukset",
     "comparison.py": "Kuntavertailu",
     "quality.py": "Tietojen laatu",
+    "experience.py": "Asiakaskokemus",
+    "reasons.py": "Yhteydenoton syyt",
 }
 
 
@@ -648,3 +650,15 @@ def format_count(value: float) -> str:
     from dashboard.formatting import format_value
 
     return format_value(value, "count", language="fi")
+
+
+def test_client_experience_shows_each_figure_with_its_answers_and_the_reasons_page_its_failure_demand(app_env):
+    at = _open("experience.py")
+    table = next(frame.value for frame in at.dataframe if "Palautevastaukset" in frame.value.columns)
+    assert {"Kanava", "Suositteluhalukkuus (0–10)", "NPS"} <= set(table.columns)
+    charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert any('"ci_low"' in json.dumps(spec) for spec in charts), "the score's and NPS's intervals are drawn"
+    at = _open("reasons.py")
+    tables = [frame.value for frame in at.dataframe]
+    assert any("Tulosyy" in t.columns and "Häiriökysynnän osuus" in t.columns for t in tables)
+    assert any("Häiriökysynnän osuus" in t.columns and "Kanava" in t.columns for t in tables)

@@ -241,6 +241,26 @@ def test_feedback_mean_and_nps(engine, settings):
     result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps"], filters=MARCH)
     assert _value(result, "recommend_mean")["value"] == pytest.approx(53 / 6)
     assert _value(result, "nps")["value"] == pytest.approx((4 - 1) / 6 * 100)
+    # The intervals, computed here by hand: the mean's from the answers' sample deviation,
+    # the NPS's from each answer scored +1 / 0 / -1.
+    mean = 53 / 6
+    sd = (sum((s - mean) ** 2 for s in scores) / 5) ** 0.5
+    low, high = _value(result, "recommend_mean")["ci_low"], _value(result, "recommend_mean")["ci_high"]
+    assert (low, high) == (pytest.approx(mean - 1.96 * sd / 6**0.5, abs=1e-3), pytest.approx(mean + 1.96 * sd / 6**0.5, abs=1e-3))
+    points = [1 if s >= 9 else -1 if s <= 6 else 0 for s in scores]
+    var = sum(p * p for p in points) / 6 - (sum(points) / 6) ** 2
+    nps = _value(result, "nps")
+    assert nps["ci_high"] - nps["value"] == pytest.approx(1.96 * (var / 6) ** 0.5 * 100, abs=0.05)
+    answers = compute(make_store(engine, settings), metrics=["feedback_answers"], filters=MARCH)
+    assert _value(answers, "feedback_answers")["value"] == 6
+
+
+def test_feedback_figures_with_few_answers_are_hidden_with_their_intervals(engine, settings):
+    add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": s} for s in (10, 3, 9)])
+    result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps", "feedback_answers"], filters=MARCH)
+    for key in ("recommend_mean", "nps", "feedback_answers"):
+        row = _value(result, key)
+        assert row["suppressed"] and row["value"] is None and row["ci_low"] is None and row["ci_high"] is None, (key, row)
 
 
 def test_days_are_helsinki_local_days(engine, settings):

@@ -18,7 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from data_access.metrics.computation import Z95
+from data_access.metrics.types import Z95
 
 
 @dataclasses.dataclass(frozen=True)

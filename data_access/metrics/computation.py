@@ -24,6 +24,7 @@ from data_access.metrics.types import (
     COLUMN_OF,
     DIMENSIONS,
     RESULT_SCHEMA,
+    Z95,
     Filters,
     Metric,
     MetricError,
@@ -31,8 +32,6 @@ from data_access.metrics.types import (
     Source,
 )
 from data_access.snapshot import FactSource
-
-Z95 = 1.959963984540054
 
 
 def compute(
@@ -254,7 +253,11 @@ def _finish(
             value = np.where(known, numerator / population * 1000, np.nan)
         note = [None if k else "population_missing" for k in known.tolist()]
         return Cells(metric, keys, numerator, np.where(known, population, np.nan), value, nothing, nothing.copy(), note)
-    return Cells(metric, keys, numerator, denominator, _column(together, f"{metric.key}__value"), nothing, nothing.copy(), note)
+    value = _column(together, f"{metric.key}__value")
+    if f"{metric.key}__half" in together.columns:  # a mean or a score with its 95 % half-width
+        half = _column(together, f"{metric.key}__half")
+        return Cells(metric, keys, numerator, denominator, value, value - half, value + half, note)
+    return Cells(metric, keys, numerator, denominator, value, nothing, nothing.copy(), note)
 
 
 def _perturbed(

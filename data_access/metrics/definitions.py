@@ -11,7 +11,7 @@ import polars as pl
 from data_access import codes
 from data_access.config import Settings
 from data_access.metrics.publication import RECORD_KEY
-from data_access.metrics.types import Metric, MetricError
+from data_access.metrics.types import Z95, Metric, MetricError
 from data_access.periods import local_now
 
 
@@ -48,12 +48,29 @@ def _quantile(q: float) -> Callable[[Settings], list[pl.Expr]]:
 
 
 def _nps(_settings: Settings) -> list[pl.Expr]:
+    """Promoters less detractors, in points; its 95 % half-width from the variance of each
+    answer scored +1, 0 or -1: (p+ + p-) - (p+ - p-)^2 (normal approximation)."""
+    score = pl.col("recommend_score")
+    n = score.count().cast(pl.Float64)
+    promoters, detractors = (score >= 9).sum() / n, (score <= 6).sum() / n
+    variance = promoters + detractors - (promoters - detractors) ** 2
+    return [
+        ((promoters - detractors) * 100).alias("value"),
+        pl.lit(None, pl.Float64).alias("numerator"),
+        n.alias("denominator"),
+        (Z95 * (variance / n).sqrt() * 100).alias("half"),
+    ]
+
+
+def _mean_score(_settings: Settings) -> list[pl.Expr]:
+    """The mean score with its 95 % half-width (normal approximation, the answers' own spread)."""
     score = pl.col("recommend_score")
     n = score.count().cast(pl.Float64)
     return [
-        (((score >= 9).sum() - (score <= 6).sum()) / n * 100).alias("value"),
+        score.mean().alias("value"),
         pl.lit(None, pl.Float64).alias("numerator"),
         n.alias("denominator"),
+        (Z95 * score.std() / n.sqrt()).alias("half"),
     ]
 
 
@@ -277,11 +294,18 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "Medelvärde av rekommendationsviljan i kundrespons på skalan 0–10.",
                 "en": "Mean of the client feedback recommendation score on a 0–10 scale.",
             },
-            aggregate=lambda s: [
-                pl.col("recommend_score").mean().alias("value"),
-                pl.lit(None, pl.Float64).alias("numerator"),
-                pl.col("recommend_score").count().cast(pl.Float64).alias("denominator"),
-            ],
+            aggregate=_mean_score,
+        ),
+        Metric(
+            key="feedback_answers", unit="count", source="feedback",
+            labels={"fi": "Palautevastaukset", "sv": "Svar på kundenkäten", "en": "Feedback answers"},
+            definitions={
+                "fi": "Asiakaspalautteeseen vastanneiden määrä (suositteluhalukkuuden ja NPS:n pohja).",
+                "sv": "Antal svar på kundenkäten (underlaget för rekommendationen och NPS).",
+                "en": "Number of client feedback answers (what the recommendation score and NPS are based on).",
+            },
+            aggregate=lambda s: _count(),
+            higher_is_better=None,
         ),
         Metric(
             key="nps", unit="nps", source="feedback",
@@ -324,6 +348,7 @@ class MetricName(StrEnum):
     SERVICE_START_WITHIN_GUARANTEE = "service_start_within_guarantee"
     RECOMMEND_MEAN = "recommend_mean"
     NPS = "nps"
+    FEEDBACK_ANSWERS = "feedback_answers"
     COMPLETE_CLIENT_ID = "complete_client_id"
     COMPLETE_RESOLUTION = "complete_resolution"
     COMPLETE_SERVICE_LINE = "complete_service_line"

@@ -18,6 +18,9 @@ from data_access.config import Settings
 Unit = Literal["count", "share", "per_1000", "seconds", "score", "nps"]
 Source = Literal["contacts", "referrals", "feedback"]
 
+# The normal quantile of every 95 % interval.
+Z95 = 1.959963984540054
+
 RESULT_SCHEMA = {
     "metric": pl.String,
     "value": pl.Float64,
