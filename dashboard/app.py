@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import presentation
+from dashboard import definitions, presentation
 from dashboard.components import report_button
 from dashboard.filters import filter_sidebar, language_selector, publication_toggle
 from dashboard.formatting import format_moment, format_time
@@ -119,7 +119,7 @@ with page_run_turn(settings) as queued_seconds:
             st.Page(PAGES / "before_after.py", title=t("page.before_after", language), icon=":material/compare_arrows:", url_path="ennen-jalkeen"),
             st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
             st.Page(PAGES / "explore.py", title=t("page.explore", language), icon=":material/query_stats:", url_path="tutki"),
-            st.Page(PAGES / "definitions.py", title=t("page.definitions", language), icon=":material/menu_book:", url_path="mittarit"),
+            st.Page(PAGES / "definitions.py", title=t("page.definitions", language), icon=":material/menu_book:", url_path=definitions.PAGE_PATH),
             *([st.Page(PAGES / "audit.py", title=t("page.audit", language), icon=":material/policy:", url_path="loki")] if user.is_admin else []),
         ]
     )

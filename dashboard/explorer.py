@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.charts import bar_chart, cached_spec, heatmap, line_chart
-from dashboard.components import chart_block
+from dashboard.components import chart_block, empty_state
 from dashboard.filters import url_segmented, url_select
 from dashboard.formatting import format_value, hidden_text
 from dashboard.i18n import t
@@ -129,23 +129,18 @@ def show(ctx: Context) -> None:
         st.warning(str(refusal), icon=":material/block:")
         return
     if result.is_empty() or result["value"].is_null().all():
-        from dashboard.components import empty_state
-
         empty_state(language, result)
         return
     labels = labels_for(ctx.store, rows, result[rows].unique().to_list(), language) if rows not in TIMES else {}
     by = [rows, *([columns] if columns else [])]
-    if rows in TIMES:
-        shown = result
-    else:
-        groups = top_groups(result, rows, top, order, labels)
-        shown = result.filter(pl.col(rows).is_in(groups))
+    groups = None if rows in TIMES else top_groups(result, rows, top, order, labels)
+    shown = result if groups is None else result.filter(pl.col(rows).is_in(groups))
     metric = REGISTRY[measure]
     table = display_table(shown, by=by, store=ctx.store, language=language, metrics=[measure])
     if columns:
         table = table.pivot(on=dimension_title(columns, language), index=dimension_title(rows, language), values=metric.label(language))
-    if rows not in TIMES and order == "value":
-        position = {labels.get(g, g): i for i, g in enumerate(top_groups(result, rows, top, order, labels))}
+    if groups is not None and order == "value":  # display_table sorts by name
+        position = {labels.get(g, g): i for i, g in enumerate(groups)}
         table = table.with_columns(pl.col(table.columns[0]).replace_strict(position, default=len(position)).alias("_order")).sort("_order").drop("_order")
     if not columns:
         rest = others_text(ctx, result, measure, shown)

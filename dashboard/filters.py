@@ -235,15 +235,30 @@ def _keep_in_url(key: str, code: str, default: str) -> None:
         st.query_params[key] = code
 
 
-def url_segmented(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
-    """A segmented choice of codes whose code, not its label, is in the URL (``?grain=week``):
-    a link opens the same choice in any language. Streamlit's ``bind`` wrote the label
+def _url_choice(
+    widget: Callable[..., Any], label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str],
+    **extra: Any,
+) -> str:
+    """A choice of codes whose code, not its label, is in the URL (``?grain=week``): a link
+    opens the same choice in any language. Streamlit's ``bind`` wrote the label
     (``?grain=Viikko``), which a Swedish reader's page did not know."""
     _seed_once(key, default, *_single(tuple(options)))
-    chosen = st.segmented_control(label, options, format_func=format_func, key=key, required=True)
-    code = str(chosen or default)
+    if st.session_state[key] not in options:  # the options changed (another measure)
+        st.session_state[key] = default
+    chosen = widget(label, options, format_func=format_func, key=key, **extra)
+    code = str(chosen if chosen is not None else default)
     _keep_in_url(key, code, default)
     return code
+
+
+def url_segmented(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
+    """A segmented control of codes, its code in the URL (``_url_choice``)."""
+    return _url_choice(st.segmented_control, label, options, key=key, default=default, format_func=format_func, required=True)
+
+
+def url_select(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
+    """A select box of codes, its code in the URL (``_url_choice``)."""
+    return _url_choice(st.selectbox, label, options, key=key, default=default, format_func=format_func)
 
 
 def url_tabs(labels: dict[str, str], *, key: str) -> tuple[list[Any], str]:
@@ -260,13 +275,3 @@ def url_tabs(labels: dict[str, str], *, key: str) -> tuple[list[Any], str]:
     _keep_in_url(key, code, codes[0])
     return list(tabs), code
 
-
-def url_select(label: str, options: Sequence[str], *, key: str, default: str, format_func: Callable[[str], str]) -> str:
-    """A select box of codes whose code is in the URL (as ``url_segmented``)."""
-    _seed_once(key, default, *_single(tuple(options)))
-    if st.session_state[key] not in options:  # the options changed (another measure)
-        st.session_state[key] = default
-    chosen = st.selectbox(label, options, format_func=format_func, key=key)
-    code = str(chosen if chosen is not None else default)
-    _keep_in_url(key, code, default)
-    return code

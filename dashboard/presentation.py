@@ -51,10 +51,6 @@ def _leave() -> None:
         st.query_params.pop(key, None)
 
 
-def _subtitle(ctx: Context, figures: Figures) -> str:
-    return " · ".join(figures.subtitle())
-
-
 def _summary(ctx: Context) -> tuple[str, Figures]:
     """The key figures against their targets and the comparison period."""
     lines = key_figures(
@@ -99,8 +95,9 @@ def _view(ctx: Context, slide: str, body: Any) -> tuple[str, Figures]:
             _chart(ctx, chart, figures, slide)
             return t("present.destinations", ctx.language), figures
         # Every municipality of a whole country is a wall of bars: counties, until one is chosen.
-        level = "region" if _regions_shown(ctx) > 1 else "municipality"
-        rows = max(_places_shown(ctx, level), 1)
+        places = _places(ctx)
+        level = "region" if places["region_code"].n_unique() > 1 else "municipality"
+        rows = max(places[f"{level}_code"].n_unique(), 1)
         chart, _, figures = breakdown_figure(ctx, "first_contact_resolution", level, height=max(CHART_HEIGHT, ROW_HEIGHT * rows))
         _chart(ctx, chart, figures, slide)
         return t(f"present.by_{level}", ctx.language), figures
@@ -119,21 +116,13 @@ def _places(ctx: Context) -> pl.DataFrame:
     return places
 
 
-def _regions_shown(ctx: Context) -> int:
-    return int(_places(ctx)["region_code"].n_unique())
-
-
-def _places_shown(ctx: Context, level: str) -> int:
-    return int(_places(ctx)[f"{level}_code"].n_unique())
-
-
 def show(ctx: Context) -> None:
     """The view the URL names, with the way to the others."""
     number = slide_number(len(SLIDES))
     title_area, subtitle_area, body = st.empty(), st.empty(), st.container()
     title, figures = _view(ctx, SLIDES[number - 1], body)
     title_area.title(title, anchor=False)
-    subtitle_area.markdown(f"#### {plain(_subtitle(ctx, figures))}")
+    subtitle_area.markdown(f"#### {plain(' · '.join(figures.subtitle()))}")
     back, counter, forward, leave = st.columns([1, 1, 1, 3], vertical_alignment="center")
     back.button(
         t("present.previous", ctx.language), icon=":material/arrow_back:", shortcut="Left", disabled=number == 1,
