@@ -154,7 +154,10 @@ def line_chart(
     if series and not colour:
         column, *domain = series
         colour_enc = {
-            "color": alt.Color(f"{_f(column)}:N", title=None, scale=alt.Scale(domain=domain, range=[PALETTE[0], COMPARISON_COLOUR])),
+            # One to a row: the period's labels are long and half-width charts cut them in a row.
+            "color": alt.Color(
+                f"{_f(column)}:N", title=None, scale=alt.Scale(domain=domain, range=[PALETTE[0], COMPARISON_COLOUR]), legend=alt.Legend(columns=1),
+            ),
             # one legend for both: the line in its colour and dash
             "strokeDash": alt.StrokeDash(f"{_f(column)}:N", title=None, scale=alt.Scale(domain=domain, range=[[1, 0], [6, 3]])),
         }

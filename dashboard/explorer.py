@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard.charts import bar_chart, cached_spec, heatmap, line_chart
 from dashboard.components import chart_block, empty_state
 from dashboard.filters import url_segmented, url_select
-from dashboard.formatting import format_value, hidden_text
+from dashboard.formatting import format_number, format_value, hidden_text
 from dashboard.i18n import t
 from dashboard.presenters import dimension_title, display_table, labels_for, plot_frame
 from dashboard.sections import figures_of, time_filters
@@ -81,7 +81,7 @@ def ask(ctx: Context, measure: str, rows: str, columns: str | None) -> pl.DataFr
     grain = next((d for d in by if d in TIMES), None)
     result = query(ctx, [measure], by=by, filters=time_filters(ctx, grain) if grain else None)
     if result.height > MAX_CELLS:
-        raise Refusal(t("explore.refuse_too_fine", language, cells=result.height))
+        raise Refusal(t("explore.refuse_too_fine", language, cells=format_number(result.height, language=language)))
     if not result.is_empty() and result["suppressed"].mean() > MAX_HIDDEN_SHARE:  # type: ignore[operator]
         raise Refusal(t("explore.refuse_hidden", language, threshold=ctx.settings.small_cell_threshold))
     return result

@@ -123,7 +123,8 @@ def show(ctx: Context) -> None:
     title, figures = _view(ctx, SLIDES[number - 1], body)
     title_area.title(title, anchor=False)
     subtitle_area.markdown(f"#### {plain(' · '.join(figures.subtitle()))}")
-    back, counter, forward, leave = st.columns([1, 1, 1, 3], vertical_alignment="center")
+    # Wide enough for "Föregående" at 1024 px.
+    back, counter, forward, leave = st.columns([2, 1, 2, 3], vertical_alignment="center")
     back.button(
         t("present.previous", ctx.language), icon=":material/arrow_back:", shortcut="Left", disabled=number == 1,
         on_click=_go, args=(number - 1,), key="present_previous",
