@@ -42,6 +42,7 @@ from data_access.engine import (
 )
 from data_access.ingest import FileError, ProfileError, ingest_file, load_profile
 from data_access.ingest.quarantine import quarantine_frame, reprocess
+from data_access.ingest.validate import SPECS
 from data_access.ingest.watch import Watcher, watch
 from data_access.metrics import REGISTRY, Filters, MetricError, Scope, get_metric
 from data_access.metrics.exit import answer
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="load export files (CSV, JSON Lines, JSON, Parquet)")
     ingest.add_argument("files", nargs="+")
-    ingest.add_argument("--kind", choices=("contacts", "referrals", "feedback"))
+    ingest.add_argument("--kind", choices=tuple(SPECS))
     ingest.add_argument("--source-system", help="source system for rows that do not name one")
     ingest.add_argument("--profile", help="mapping profile (TOML), e.g. sample_data/profiles/legacy_fi.toml")
     ingest.add_argument("--json", action="store_true", help="print the batch report as JSON")
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch_cmd = commands.add_parser("watch", help="load files dropped into a folder as they arrive")
     watch_cmd.add_argument("folder")
-    watch_cmd.add_argument("--kind", choices=("contacts", "referrals", "feedback"))
+    watch_cmd.add_argument("--kind", choices=tuple(SPECS))
     watch_cmd.add_argument("--source-system")
     watch_cmd.add_argument("--profile")
     watch_cmd.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the folder")

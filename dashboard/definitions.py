@@ -13,7 +13,10 @@ from data_access.config import Settings
 from data_access.metrics import REGISTRY, Metric
 
 PAGE_PATH = "mittarit"
-CODE_LISTS = ("channel", "service_line", "initiator", "reason", "outcome", "destination", "age_band", "professional_group", "contact_type", "status")
+CODE_LISTS = (
+    "channel", "service_line", "initiator", "reason", "outcome", "destination", "age_band", "professional_group", "contact_type", "status",
+    "process", "instrument", "phase", "domain",
+)
 
 
 def entry_link(metric: str, language: str) -> str:

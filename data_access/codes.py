@@ -45,6 +45,18 @@ OUTCOMES = (
     "failure_demand", "no_action_needed", "other",
 )
 REFERRAL_STATUSES = ("planned", "started", "cancelled")
+# Guidance cases (seed 003's personal guidance, seed 002's multi-service process) and their
+# outcome measurements: WHOQOL-BREF's four domains, Kykyviisari's overall score and five areas.
+PROCESSES = ("personal_guidance", "multi_service", "other")
+INSTRUMENTS = ("whoqol_bref", "kykyviisari", "other")
+PHASES = ("start", "interim", "end")
+DOMAINS_BY_INSTRUMENT = {
+    "whoqol_bref": ("physical", "psychological", "social", "environment"),
+    "kykyviisari": ("overall", "mental", "social", "physical", "skills", "everyday"),
+}
+DOMAINS = tuple(dict.fromkeys(d for domains in DOMAINS_BY_INSTRUMENT.values() for d in domains))
+# Guidance visits per case that seed 003's guideline expects (1-5).
+GUIDELINE_VISITS = (1, 5)
 QUEUED_CHANNELS = ("phone", "callback", "chat")
 # The code list of each coded column, wherever it is stored: ingestion accepts only these
 # values, and the fact store holds each such column as an Enum of its list.
@@ -52,7 +64,11 @@ BY_COLUMN = {
     "channel": CHANNELS, "contact_type": CONTACT_TYPES, "initiator": INITIATORS, "service_line": SERVICE_LINES,
     "reason": REASONS, "professional_group": PROFESSIONAL_GROUPS, "age_band": AGE_BANDS, "outcome": OUTCOMES,
     "destination": DESTINATIONS, "status": REFERRAL_STATUSES,
+    "process": PROCESSES, "instrument": INSTRUMENTS, "phase": PHASES, "domain": DOMAINS,
 }
+# Coded columns that take another column's list: who identified a case is an initiator code,
+# a case's reasons are reason codes (several, separated by '|').
+LIST_OF = {"identified_by": "initiator", "reasons": "reason"}
 
 
 def age_band(age: int) -> str:

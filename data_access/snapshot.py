@@ -87,6 +87,9 @@ def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = 
         elif isinstance(column.type, (sa.Integer, sa.BigInteger)):
             columns.append(column)
             schema[column.name] = pl.Int64()
+        elif isinstance(column.type, sa.Float):
+            columns.append(column)
+            schema[column.name] = pl.Float64()
         else:
             columns.append(column)
             schema[column.name] = pl.String()

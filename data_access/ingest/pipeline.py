@@ -138,7 +138,7 @@ def ingest_file(
             chosen = kind or profile.kind or guess_kind([profile.columns.get(c, c).lower() for c in columns])
             if chosen not in SPECS:
                 raise FileError(
-                    f"{path}: cannot tell what the file holds; give --kind contacts, referrals or feedback"
+                    f"{path}: cannot tell what the file holds; give --kind " + ", ".join(SPECS)
                 )
             spec = SPECS[chosen]
             mapping = canonical_columns(columns, {f.name for f in spec.fields}, profile)

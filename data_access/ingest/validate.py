@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import polars as pl
@@ -17,10 +18,12 @@ import sqlalchemy as sa
 
 from data_access import codes
 from data_access.ingest.profiles import Profile
-from data_access.models import Contact, Feedback, Referral, table_of
+from data_access.models import Contact, Feedback, GuidanceCase, Measurement, Referral, table_of
 
 HELSINKI = "Europe/Helsinki"
-Parse = Literal["text", "code", "upper_code", "municipality", "bool", "int", "score", "timestamp", "age"]
+Parse = Literal[
+    "text", "code", "upper_code", "code_set", "municipality", "bool", "int", "score", "timestamp", "age", "number",
+]
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,8 @@ class FieldSpec:
 
     @property
     def allowed(self) -> tuple[str, ...]:
-        """The code list of a coded field (codes.BY_COLUMN)."""
-        return codes.BY_COLUMN.get(self.name, ())
+        """The code list of a coded field (codes.BY_COLUMN, or the list it shares, codes.LIST_OF)."""
+        return codes.BY_COLUMN.get(codes.LIST_OF.get(self.name, self.name), ())
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class KindSpec:
     table: sa.Table
     key: str
     fields: tuple[FieldSpec, ...]
+    # Rules across fields, over the typed values (a case closed before it opened).
+    checks: tuple[Callable[[dict[str, pl.Expr]], Reason], ...] = ()
 
     @property
     def required(self) -> list[str]:
@@ -106,7 +111,61 @@ SPECS = {
             FieldSpec("updated_at", "timestamp"),
         ),
     ),
+    "cases": KindSpec(
+        "cases", table_of(GuidanceCase), "case_id",
+        (
+            FieldSpec("source_system", required=True),
+            FieldSpec("case_id", required=True),
+            FieldSpec("client_id", required=True),
+            FieldSpec("municipality_code", "municipality", required=True),
+            FieldSpec("opened_at", "timestamp", required=True),
+            FieldSpec("process", "code"),
+            FieldSpec("identified_by", "code"),
+            FieldSpec("reasons", "code_set", max_length=1000),
+            FieldSpec("consent_at", "timestamp"),
+            FieldSpec("plan_at", "timestamp"),
+            FieldSpec("follow_up_due", "timestamp"),
+            FieldSpec("follow_up_at", "timestamp"),
+            FieldSpec("closed_at", "timestamp"),
+            FieldSpec("close_reason", max_length=200),
+            FieldSpec("updated_at", "timestamp"),
+        ),
+        checks=tuple(
+            partial(lambda values, name: _not_before(values, name, "opened_at"), name=name)
+            for name in ("consent_at", "plan_at", "follow_up_due", "follow_up_at", "closed_at")
+        ),
+    ),
+    "measurements": KindSpec(
+        "measurements", table_of(Measurement), "measurement_id",
+        (
+            FieldSpec("source_system", required=True),
+            FieldSpec("measurement_id", required=True),
+            FieldSpec("case_id", required=True),
+            FieldSpec("measured_at", "timestamp", required=True),
+            FieldSpec("instrument", "code", required=True),
+            FieldSpec("phase", "code", required=True),
+            FieldSpec("domain", "code", required=True),
+            FieldSpec("score", "number", required=True),
+            FieldSpec("updated_at", "timestamp"),
+        ),
+        checks=(lambda values: _domain_of_instrument(values),),
+    ),
 }
+
+
+def _not_before(values: dict[str, pl.Expr], name: str, start: str) -> Reason:
+    """A case's later times do not come before it was opened."""
+    return _reason(values[name] < values[start], name, f"before {start}")
+
+
+def _domain_of_instrument(values: dict[str, pl.Expr]) -> Reason:
+    """A WHOQOL-BREF score is for one of its four domains, a Kykyviisari score for one of its
+    six; an 'other' instrument may name any domain."""
+    instrument, domain = values["instrument"], values["domain"]
+    wrong = pl.lit(False)
+    for name, domains in codes.DOMAINS_BY_INSTRUMENT.items():
+        wrong = wrong | ((instrument == name) & ~domain.is_in(list(domains)))
+    return _reason(wrong, "domain", "not a domain of the instrument", show=pl.format("{} / {}", instrument, domain))
 
 
 def guess_kind(columns: list[str]) -> str | None:
@@ -115,6 +174,10 @@ def guess_kind(columns: list[str]) -> str | None:
         return "referrals"
     if "feedback_id" in names or "recommend_score" in names:
         return "feedback"
+    if "measurement_id" in names or "instrument" in names:
+        return "measurements"
+    if "opened_at" in names and "case_id" in names:
+        return "cases"
     if "contact_id" in names and ("channel" in names or "occurred_at" in names):
         return "contacts"
     return None
@@ -206,12 +269,14 @@ class TimeWindow:
         return value.is_between(pl.lit(self.earliest, pl.Datetime("us", "UTC")), pl.lit(latest, pl.Datetime("us", "UTC")))
 
 
-PLANNED_TIMES = {"service_started_at"}
+PLANNED_TIMES = {"service_started_at", "follow_up_due"}
 OUTSIDE_WINDOW = "outside the plausible time window"
 
 
 # The whole numbers a field may hold, by its parse.
 WHOLE_NUMBER_RANGES = {"int": (0, 2**31 - 1), "score": (0, 10), "age": (0, 130)}
+# An outcome measurement's score (WHOQOL-BREF domains 0-100 or 4-20, Kykyviisari 0-10).
+NUMBER_RANGE = (0.0, 100.0)
 # An offset-aware ISO 8601 time with seconds: the form the contract asks for.
 _CANONICAL_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?[+-]\d\d:\d\d$"
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
@@ -244,6 +309,12 @@ def strict_field(
             ok = value.is_in(direct)
         if spec.parse == "bool":
             value = value == "true"
+    elif spec.parse == "code_set":
+        one = "(" + "|".join(spec.allowed) + ")"
+        value, ok = raw, raw.str.contains(rf"^{one}(\|{one})*$") & (raw.str.len_chars() <= spec.max_length)
+    elif spec.parse == "number":
+        value = raw.cast(pl.Float64, strict=False)
+        ok = raw.str.contains(r"^\d+(\.\d+)?$") & value.is_between(*NUMBER_RANGE)
     elif spec.parse == "municipality":
         value, ok = raw, raw.is_in(municipalities)
     elif spec.parse in ("int", "score", "age"):
@@ -280,6 +351,24 @@ def parse_field(
         mapped = _mapped(name, profile)
         value = mapped.str.to_uppercase() if spec.parse == "upper_code" else mapped.str.to_lowercase()
         reasons.append(_reason(value.is_not_null() & ~value.is_in(list(spec.allowed)), name, "unknown value", show=raw))
+    elif spec.parse == "code_set":
+        # Several codes separated by '|', each as a code (the profile's spellings apply to each).
+        mapping = profile.values.get(name) or profile.values.get(codes.LIST_OF.get(name, name), {})
+        items = raw.str.split("|").list.eval(pl.element().str.strip_chars().str.to_lowercase()).list.eval(
+            pl.element().filter(pl.element() != "")
+        )
+        if mapping:
+            items = items.list.eval(pl.element().replace(mapping))
+        unknown = items.list.eval(pl.element().filter(~pl.element().is_in(list(spec.allowed)))).list.join(", ")
+        value = pl.when(items.list.len() > 0).then(items.list.join("|"))
+        reasons.append(_reason(unknown.is_not_null() & (unknown != ""), name, "unknown value", show=unknown))
+        reasons.append(_reason(raw.str.len_chars() > spec.max_length, name, f"longer than {spec.max_length} characters"))
+    elif spec.parse == "number":
+        number = raw.str.replace(",", ".", literal=True).str.replace_all("[\u00a0 ]", "").cast(pl.Float64, strict=False)
+        ok = number.is_not_null() & number.is_between(*NUMBER_RANGE)
+        value = pl.when(ok).then(number)
+        low, high = NUMBER_RANGE
+        reasons.append(_reason(raw.is_not_null() & ~ok, name, f"not a number from {low:g} to {high:g}", show=raw))
     elif spec.parse == "municipality":
         digits = raw.str.replace(r"\.0$", "")
         value = digits.str.zfill(3)
@@ -324,7 +413,10 @@ def validate(
     fast = None
     if strict_first:
         checked = [strict_field(field, profile, municipalities=municipalities, window=window) for field in spec.fields]
-        ok = pl.all_horizontal(*(acceptable for _, acceptable in checked))
+        typed_values = {field.name: value for field, (value, _) in zip(spec.fields, checked, strict=True)}
+        ok = pl.all_horizontal(
+            *(acceptable for _, acceptable in checked), *(~check(typed_values).condition for check in spec.checks)
+        )
         if "_error" in frame.columns:
             ok = ok & pl.col("_error").is_null()
         fast = frame.lazy().select("_line", *(value for value, _ in checked), ok.alias("_ok")).collect()
@@ -338,6 +430,8 @@ def validate(
         value, field_reasons = parse_field(field, profile, municipalities=municipalities, window=window)
         values.append(value)
         reasons.extend(field_reasons)
+    parsed = {field.name: value for field, value in zip(spec.fields, values, strict=True)}
+    reasons.extend(check(parsed) for check in spec.checks)
     # Lazy, so that the common subexpressions (each field's parsed value appears in its value
     # and in its conditions) are computed once. The reason texts are formatted only for the
     # refused rows, in a second pass over them.
