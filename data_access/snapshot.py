@@ -28,11 +28,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data_access import codes, snapshot_file
+from data_access import codes, pathway, snapshot_file
 from data_access.columnar import read_frames
 from data_access.config import Settings
 from data_access.engine import DatabaseUnavailable, database_identity, epoch_seconds, sqlite_file, unavailable
-from data_access.models import Contact, Feedback, Referral, UTCDateTime, table_of
+from data_access.models import Contact, Feedback, GuidanceCase, Measurement, Referral, UTCDateTime, table_of
 from data_access.reference import reference_frames
 
 HELSINKI = "Europe/Helsinki"
@@ -52,23 +52,40 @@ STORED = {
         "id", "source_system", "contact_id", "occurred_at", "municipality_code", "channel",
         "resolved_first_contact", "client_id", "unit_code", "contact_type", "initiator", "service_line",
         "reason", "professional_group", "age_band", "outcome", "queue_seconds", "callback_requested_at",
-        "callback_done_at",
+        "callback_done_at", "case_id",
     ),
     "referral": (
         "id", "source_system", "contact_id", "referred_at", "destination", "service_started_at", "status",
     ),
     "feedback": ("id", "source_system", "answered_at", "channel", "municipality_code", "recommend_score"),
+    "guidance_case": (
+        "id", "source_system", "case_id", "client_id", "municipality_code", "opened_at", "process", "identified_by",
+        "reasons", "consent_at", "plan_at", "follow_up_due", "follow_up_at", "closed_at",
+    ),
+    "measurement": ("id", "source_system", "case_id", "measured_at", "instrument", "phase", "domain", "score"),
 }
+# A contact that is a visit of a guidance case is also kept, narrowly, among the visits
+# (pathway.py); the contacts frame itself does not keep the case.
+VISIT_COLUMNS = ("id", "source_system", "contact_id", "case_id", "occurred_at", "unit_code")
 # Columns of a code list are Enums: one byte a row instead of four (at 5 million contacts
 # and 2.2 million referrals, 165 MB less). Ingestion accepts only these codes.
-CODE_LISTS = codes.BY_COLUMN
+CODE_LISTS = {
+    **codes.BY_COLUMN,
+    **{column: codes.BY_COLUMN[shared] for column, shared in codes.LIST_OF.items() if column != "reasons"},
+}
 # Open sets (and municipalities, from the reference data) are categorical.
 CATEGORICAL = {
     "source_system", "municipality_code", "unit_code", "region_code",
     "client_id",  # sorted by its integer code to find re-contacts, and half the memory of text
 }
-TABLES = {"contact": table_of(Contact), "referral": table_of(Referral), "feedback": table_of(Feedback)}
-TIME_OF = {"contact": "occurred_at", "referral": "referred_at", "feedback": "answered_at"}
+TABLES = {
+    "contact": table_of(Contact), "referral": table_of(Referral), "feedback": table_of(Feedback),
+    "guidance_case": table_of(GuidanceCase), "measurement": table_of(Measurement),
+}
+TIME_OF = {
+    "contact": "occurred_at", "referral": "referred_at", "feedback": "answered_at", "guidance_case": "opened_at",
+    "measurement": "measured_at",
+}
 
 
 def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = None) -> tuple[sa.Select[Any], dict[str, pl.DataType]]:
@@ -228,6 +245,8 @@ class FactSource(Protocol):
     @property
     def feedback(self) -> pl.DataFrame: ...
     @property
+    def pathway(self) -> dict[str, pl.DataFrame]: ...
+    @property
     def municipalities(self) -> pl.DataFrame: ...
     @property
     def populations(self) -> pl.DataFrame: ...
@@ -250,6 +269,7 @@ class StoreView:
         self.key = (store.generation, store.version)
         self.as_of = store.as_of
         self.contacts, self.referrals, self.feedback = store.contacts, store.referrals, store.feedback
+        self.pathway = store.pathway
         self.municipalities, self.populations = store.municipalities, store.populations
 
 
@@ -279,6 +299,9 @@ class FactStore:
         self.contacts = pl.DataFrame()
         self.referrals = pl.DataFrame()
         self.feedback = pl.DataFrame()
+        # Guidance cases: the stored rows, the visits, and what pathway.py derives from them.
+        self.cases, self.measurements, self.visits = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
+        self.pathway: dict[str, pl.DataFrame] = pathway.empty_case_frames()
         self.municipalities = pl.DataFrame()
         self.populations = pl.DataFrame()
         self._loaded = False
@@ -389,10 +412,14 @@ class FactStore:
         window = dt.timedelta(days=self.settings.verified_resolution_days)
         previous_as_of = self.as_of if self.version else None
         self.as_of = dt.datetime.now(dt.UTC)
+        contact_changes = changes["contact"]
+        self.visits = splice(
+            self.visits, contact_changes.select(VISIT_COLUMNS), time="occurred_at", derive=pathway.visit_rows,
+        )
         # A changed contact can make an earlier one of the same client (within the window)
         # a re-contact; contacts that have aged past the window become verifiable.
         self.contacts = splice(
-            self.contacts, changes["contact"], time="occurred_at", derive=self._derive_contacts,
+            self.contacts, contact_changes.drop("case_id"), time="occurred_at", derive=self._derive_contacts,
             lead=window, since=previous_as_of - window if previous_as_of else None,
         )
         if not changes["referral"].is_empty() or not changes["contact"].is_empty() or self.referrals.is_empty():
@@ -410,11 +437,33 @@ class FactStore:
                 self.feedback, changes["feedback"], time="answered_at",
                 derive=lambda frame: _local_calendar(frame, "answered_at"),
             )
+        case_changes, measurement_changes = changes["guidance_case"], changes["measurement"]
+        if not (case_changes.is_empty() and measurement_changes.is_empty()) or not contact_changes.is_empty():
+            self.cases = _replaced(self.cases, case_changes, time="opened_at")
+            self.measurements = _replaced(self.measurements, measurement_changes, time="measured_at")
+            self._derive_pathway()
         self.version = current
+
+    def _derive_pathway(self) -> None:
+        if self.cases.is_empty():
+            self.pathway = pathway.empty_case_frames()
+            return
+        regions = dict(self.municipalities.select("municipality_code", "region_code").iter_rows())
+        measurements = self.measurements if not self.measurements.is_empty() else pl.DataFrame(
+            schema={"id": pl.Int64, "source_system": pl.Categorical, "case_id": pl.String, "measured_at": pl.Datetime("us", "UTC"),
+                    "instrument": pl.Enum(codes.INSTRUMENTS), "phase": pl.Enum(codes.PHASES), "domain": pl.Enum(codes.DOMAINS),
+                    "score": pl.Float64}
+        )
+        visits = self.visits if not self.visits.is_empty() else pl.DataFrame(
+            schema={"source_system": pl.Categorical, "case_id": pl.String, "occurred_at": pl.Datetime("us", "UTC"), "unit_code": pl.Categorical}
+        )
+        self.pathway = pathway.case_frames(self.cases, visits, measurements, regions)
 
     def _clear(self) -> None:
         self.version = 0
         self.contacts, self.referrals, self.feedback = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
+        self.cases, self.measurements, self.visits = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
+        self.pathway = pathway.empty_case_frames()
 
     def _restore(self, current: int) -> bool:
         """Start from the saved snapshot when there is a usable one (snapshot_file.py)."""
@@ -424,7 +473,10 @@ class FactStore:
         )
         if saved is None:
             return False
-        self.contacts, self.referrals, self.feedback = (saved.frames[name] for name in snapshot_file.FRAMES)
+        self.contacts, self.referrals, self.feedback, self.visits, self.cases, self.measurements = (
+            saved.frames[name] for name in snapshot_file.FRAMES
+        )
+        self._derive_pathway()
         self.version = self._saved_version = self.restored_version = saved.version
         self.as_of = saved.as_of
         return True
@@ -432,7 +484,10 @@ class FactStore:
     def _counts_match(self, counts: dict[str, int]) -> bool:
         """Rows deleted outside the application leave no change sequence behind: the saved
         snapshot is used only when every fact table holds as many rows as the frames."""
-        frames = {"contact": self.contacts, "referral": self.referrals, "feedback": self.feedback}
+        frames = {
+            "contact": self.contacts, "referral": self.referrals, "feedback": self.feedback,
+            "guidance_case": self.cases, "measurement": self.measurements,
+        }
         return all(counts[name] == frame.height for name, frame in frames.items())
 
     def _save_if_due(self) -> None:
@@ -441,7 +496,10 @@ class FactStore:
             return
         if self.version - self._saved_version <= BULK_ROWS:
             return
-        frames = {"contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback}
+        frames = {
+            "contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback, "visits": self.visits,
+            "cases": self.cases, "measurements": self.measurements,
+        }
         database_id, version, as_of = self._database_id, self.version, self.as_of
         print_ = snapshot_file.fingerprint(self.settings, self.municipalities)
         self._saved_version = self.version
@@ -487,7 +545,23 @@ class FactStore:
         if raw.height < contacts.height // 10:
             contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].implode()))
         joined = raw.join(contacts.select(*keys, *attributes), on=keys, how="left")
+        if self.visits.is_empty():
+            joined = joined.with_columns(pl.lit(False).alias("from_case"))
+        else:  # made at a visit of a guidance case ("services started after referral from a case")
+            visited = self.visits.select(*keys).unique().with_columns(pl.lit(True).alias("from_case"))
+            joined = joined.join(visited, on=keys, how="left").with_columns(pl.col("from_case").fill_null(False))
         return _local_calendar(joined, "referred_at").with_columns(guarantee_days_expr(self.settings).alias("guarantee_days"))
+
+
+def _replaced(frame: pl.DataFrame, changed: pl.DataFrame, *, time: str) -> pl.DataFrame:
+    """``frame`` with the rows of ``changed`` put in, replacing those with the same id, in time
+    order: for the small frames (cases, measurements) that are derived again whole."""
+    if frame.is_empty():
+        return changed.sort(time, maintain_order=True)
+    if changed.is_empty():
+        return frame
+    kept = frame.filter(~pl.col("id").is_in(changed["id"].implode()))
+    return pl.concat([kept, changed], how="vertical_relaxed").sort(time, maintain_order=True)
 
 
 def _recontact(raw: pl.DataFrame, window: dt.timedelta) -> pl.Series:

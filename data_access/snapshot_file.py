@@ -27,8 +27,8 @@ import polars as pl
 from data_access.config import Settings
 
 # Bump when the columns or meaning of the stored frames change.
-STORE_FORMAT = 6
-FRAMES = ("contacts", "referrals", "feedback")
+STORE_FORMAT = 7
+FRAMES = ("contacts", "referrals", "feedback", "visits", "cases", "measurements")
 log = logging.getLogger(__name__)
 
 

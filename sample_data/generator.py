@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import holidays
 import numpy as np
@@ -70,12 +71,32 @@ DESTINATION_MIX = {
 SCORE_MIX = np.array([0.004, 0.002, 0.003, 0.004, 0.005, 0.01, 0.012, 0.03, 0.09, 0.2, 0.64])
 
 
+# Seed 003's pathway: who identified the client (70 % primary care, 12 % the client or a
+# relative, 13 % social and employment services, 5 % other), why, and the visits (1-5).
+CASE_IDENTIFIED_MIX = {
+    "primary_care": 0.70, "self": 0.08, "relative": 0.04, "social_services": 0.09,
+    "employment_services": 0.04, "specialist_care": 0.02, "other": 0.03,
+}
+CASE_REASON_WEIGHTS = {
+    "many_visits": 3.0, "many_services": 2.5, "multimorbidity": 2.0, "single_health_issue": 0.5,
+    "mental_health_substance": 1.5, "suspected_risk": 0.6, "unclear_employment": 0.8, "cannot_use_services": 1.2,
+    "loneliness_moving": 1.3, "family_problems": 0.6, "financial_problems": 1.0, "difficult_life_situation": 1.4,
+}
+# One case for about this many contacts (300 000 sample contacts: some 2 000 cases in two years).
+CONTACTS_PER_CASE = 150
+# The pilot's WHOQOL-BREF changes (N = 35): physical +6.2, psychological +8.6, social +6.7,
+# environment +9.6 on the 0-100 scale.
+WHOQOL_CHANGE = {"physical": 6.2, "psychological": 8.6, "social": 6.7, "environment": 9.6}
+
+
 @dataclass(frozen=True)
 class SampleData:
     contacts: pl.DataFrame
     referrals: pl.DataFrame
     feedback: pl.DataFrame
     units: pl.DataFrame
+    cases: pl.DataFrame
+    measurements: pl.DataFrame
 
 
 def generate(
@@ -101,13 +122,17 @@ def generate(
     say(f"drawing {contacts:,} contacts over {days} days")
     base = _draw_times_and_places(rng, municipalities, contacts=contacts, days=days, end=end)
     frame = _draw_attributes(rng, base, municipalities)
-    say("drawing referrals and feedback")
+    say("drawing referrals, feedback and guidance cases")
     contacts_frame = frame.drop("t", "muni_effect")
+    cases, visits = _draw_cases(rng, contacts_frame, end=end)
+    contacts_frame = contacts_frame.join(visits, on=["source_system", "contact_id"], how="left")
     return SampleData(
         contacts=contacts_frame,
         referrals=_draw_referrals(rng, contacts_frame),
         feedback=_draw_feedback(rng, contacts_frame),
         units=_units(municipalities),
+        cases=cases,
+        measurements=_draw_measurements(rng, cases, end=end),
     )
 
 
@@ -306,3 +331,144 @@ def _draw_feedback(rng: np.random.Generator, contacts: pl.DataFrame) -> pl.DataF
         answered_at=pl.col("occurred_at") + pl.duration(minutes=pl.Series(rng.integers(5, 600, n))),  # type: ignore[arg-type]
         recommend_score=pl.Series(rng.choice(11, size=n, p=SCORE_MIX / SCORE_MIX.sum()), dtype=pl.Int32),
     ).filter(pl.col("answered_at") <= contacts["occurred_at"].max())
+
+
+def _draw_cases(rng: np.random.Generator, contacts: pl.DataFrame, *, end: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Guidance cases opened at a client's contact, and the contacts that are their visits
+    (``source_system``, ``contact_id``, ``case_id``). Some stall: no consent (15 %), no plan
+    (a further 15 %), a follow-up missed or late; times that lie after ``end`` have not
+    happened (a follow-up may still be due)."""
+    empty_visits = pl.DataFrame(schema={"source_system": pl.String, "contact_id": pl.String, "case_id": pl.String})
+    known = contacts.filter(pl.col("client_id").is_not_null() & (pl.col("source_system") != "omaolo"))
+    # Clients who use several service lines are likelier to be taken into guidance.
+    clients = known.group_by("client_id").agg(
+        pl.col("service_line").n_unique().alias("lines"), pl.len().alias("contacts"),
+    ).sort("client_id")
+    n = min(max(contacts.height // CONTACTS_PER_CASE, 0), clients.height)
+    if n == 0:
+        return pl.DataFrame(schema=CASE_SCHEMA), empty_visits
+    weight = (clients["lines"].to_numpy() ** 2).astype(float)
+    chosen = clients[np.sort(rng.choice(clients.height, size=n, replace=False, p=weight / weight.sum()))]
+    # Opened at one of the client's contacts (the one that identified the need).
+    candidates = known.join(chosen.select("client_id", "lines"), on="client_id", maintain_order="left")
+    candidates = candidates.with_columns(pl.Series("draw", rng.random(candidates.height)))
+    opening = candidates.sort("draw").group_by("client_id", maintain_order=True).first().sort("client_id")
+    m = opening.height
+    multi = (opening["lines"].to_numpy() >= 3) & (rng.random(m) < 0.5)
+    process = np.where(multi, "multi_service", np.where(rng.random(m) < 0.96, "personal_guidance", "other"))
+    reasons = [
+        "|".join(sorted(set(_choice(rng, CASE_REASON_WEIGHTS, int(k)).tolist())))
+        for k in rng.integers(1, 4, size=m)
+    ]
+    consent = rng.random(m) < 0.85
+    plan = consent & (rng.random(m) < 0.85)
+    days_to_plan = rng.lognormal(2.1, 0.6, m)
+    follow_due_days = days_to_plan + rng.uniform(60, 90, m)
+    follow = rng.random(m)
+    follow_done_days = np.where(follow < 0.75, follow_due_days - rng.uniform(0, 14, m), np.where(follow < 0.87, follow_due_days + rng.uniform(1, 25, m), np.nan))
+    closed_days = np.where(
+        ~consent & (rng.random(m) < 0.6), rng.uniform(1, 20, m),  # declined: handed back early
+        np.where(np.isfinite(follow_done_days) & (rng.random(m) < 0.85), follow_done_days + rng.uniform(0, 30, m), np.nan),
+    )
+
+    def after(days: np.ndarray, keep: np.ndarray) -> pl.Expr:
+        minutes = np.where(keep & np.isfinite(days), np.round(days * 1440), np.nan)
+        return pl.col("occurred_at") + pl.duration(minutes=pl.Series(minutes, nan_to_null=True).cast(pl.Int64))  # type: ignore[arg-type]  # a Series works
+
+    cases = opening.select(
+        "source_system", "client_id", "municipality_code", "occurred_at", "contact_id",
+        case_id=pl.format("G{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(6)),
+        process=pl.Series(process),
+        identified_by=pl.Series(_choice(rng, CASE_IDENTIFIED_MIX, m)),
+        reasons=pl.Series(reasons),
+        consent_at=after(rng.uniform(0, 3, m), consent),
+        plan_at=after(days_to_plan, plan),
+        follow_up_due=after(follow_due_days, plan),
+        follow_up_at=after(follow_done_days, plan),
+        closed_at=after(closed_days, np.ones(m, dtype=bool)),
+        close_reason=pl.when(pl.Series(np.isfinite(closed_days))).then(pl.lit("coordination handed back")),
+    ).rename({"occurred_at": "opened_at"})
+    # What lies after the newest contact has not happened yet (a follow-up may still be due).
+    cases = cases.with_columns(
+        *(pl.when(pl.col(c) <= end).then(pl.col(c)).alias(c) for c in ("consent_at", "plan_at", "follow_up_at", "closed_at")),
+        pl.when(pl.col("follow_up_due") <= end + dt.timedelta(days=2 * 365)).then(pl.col("follow_up_due")).alias("follow_up_due"),
+    ).with_columns(
+        # A step that did not happen leaves the later ones undone too.
+        pl.when(pl.col("plan_at").is_not_null()).then(pl.col("follow_up_due")).alias("follow_up_due"),
+        pl.when(pl.col("plan_at").is_not_null()).then(pl.col("follow_up_at")).alias("follow_up_at"),
+        pl.when(pl.col("closed_at").is_null()).then(None).otherwise(pl.col("close_reason")).alias("close_reason"),
+    )
+    # Visits: the client's contacts of the case's source from its opening, 1-5 mostly (a few more).
+    wanted = pl.Series(np.clip(rng.poisson(2.6, m) + 1, 1, 9))
+    visits = (
+        known.select("source_system", "contact_id", "client_id", "occurred_at")
+        .join(
+            cases.select("source_system", "client_id", "case_id", "opened_at", "closed_at", wanted.alias("wanted")),
+            on=["source_system", "client_id"], maintain_order="left",
+        )
+        .filter((pl.col("occurred_at") >= pl.col("opened_at")) & (pl.col("closed_at").is_null() | (pl.col("occurred_at") <= pl.col("closed_at"))))
+        .sort("occurred_at", "contact_id")
+        .with_columns(pl.int_range(pl.len()).over("case_id").alias("nth"))
+        .filter(pl.col("nth") < pl.col("wanted"))
+        .select("source_system", "contact_id", "case_id")
+        .unique(subset=["source_system", "contact_id"], keep="first", maintain_order=True)
+    )
+    return cases.select(list(CASE_SCHEMA)), visits
+
+
+CASE_SCHEMA: dict[str, Any] = {
+    "source_system": pl.String(), "case_id": pl.String(), "client_id": pl.String(), "municipality_code": pl.String(),
+    "opened_at": pl.Datetime("us", "UTC"), "process": pl.String, "identified_by": pl.String, "reasons": pl.String,
+    "consent_at": pl.Datetime("us", "UTC"), "plan_at": pl.Datetime("us", "UTC"), "follow_up_due": pl.Datetime("us", "UTC"),
+    "follow_up_at": pl.Datetime("us", "UTC"), "closed_at": pl.Datetime("us", "UTC"), "close_reason": pl.String,
+}
+
+
+def _draw_measurements(rng: np.random.Generator, cases: pl.DataFrame, *, end: dt.datetime) -> pl.DataFrame:
+    """WHOQOL-BREF (personal guidance) or Kykyviisari (multi-service) at the plan and, for most
+    closed cases, at the close; a client measured only once has no change to show."""
+    measured = cases.filter(pl.col("plan_at").is_not_null() & (pl.col("process") != "other"))
+    if measured.is_empty():
+        return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
+    m = measured.height
+    measured = measured.with_columns(
+        pl.Series("has_start", rng.random(m) < 0.7),
+        pl.Series("has_end", rng.random(m) < 0.75),
+    )
+    rows = []
+    for instrument, process, domains, low, high, spread in (
+        ("whoqol_bref", "personal_guidance", codes.DOMAINS_BY_INSTRUMENT["whoqol_bref"], 0.0, 100.0, 16.0),
+        ("kykyviisari", "multi_service", codes.DOMAINS_BY_INSTRUMENT["kykyviisari"], 0.0, 10.0, 1.8),
+    ):
+        part = measured.filter((pl.col("process") == process) & pl.col("has_start"))
+        k = part.height
+        if not k:
+            continue
+        for domain in domains:
+            start = np.clip(rng.normal(0.55 * high, spread, k), low, high)
+            mean_change = WHOQOL_CHANGE[domain] if instrument == "whoqol_bref" else 0.8
+            change = rng.normal(mean_change, spread * 0.75, k)
+            scale = 1 if instrument == "whoqol_bref" else 10
+            rows.append(part.select(
+                "source_system", "case_id", pl.lit(instrument).alias("instrument"), pl.lit(domain).alias("domain"),
+                pl.col("plan_at").alias("start_at"), pl.col("closed_at").alias("end_at"), "has_end",
+                pl.Series("start", np.round(start * scale) / scale),
+                pl.Series("end", np.round(np.clip(start + change, low, high) * scale) / scale),
+            ))
+    if not rows:
+        return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
+    wide = pl.concat(rows)
+    starts = wide.select("source_system", "case_id", "instrument", "domain", measured_at="start_at", phase=pl.lit("start"), score="start")
+    ends = wide.filter(pl.col("has_end") & pl.col("end_at").is_not_null() & (pl.col("end_at") <= end)).select(
+        "source_system", "case_id", "instrument", "domain", measured_at="end_at", phase=pl.lit("end"), score="end",
+    )
+    both = pl.concat([starts, ends]).sort("measured_at", "case_id", "instrument", "domain")
+    return both.with_columns(
+        measurement_id=pl.format("M{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(7)),
+    ).select(list(MEASUREMENT_SCHEMA))
+
+
+MEASUREMENT_SCHEMA: dict[str, Any] = {
+    "source_system": pl.String, "measurement_id": pl.String, "case_id": pl.String, "measured_at": pl.Datetime("us", "UTC"),
+    "instrument": pl.String, "phase": pl.String, "domain": pl.String, "score": pl.Float64,
+}

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from data_access.bulk import write_frame
 from data_access.config import Settings
 from data_access.engine import reserve_change_seq
-from data_access.models import Contact, Feedback, IngestBatch, Referral, Unit, table_of
+from data_access.models import Contact, Feedback, GuidanceCase, IngestBatch, Measurement, Referral, Unit, table_of
 from data_access.reference import load_shipped_reference, reference_frames
 from sample_data.generator import generate
 
@@ -72,12 +72,14 @@ def write_sample(engine: Engine, data, *, label: str, progress: Callable[[str], 
         ).scalar_one()
         existing_units = set(conn.execute(sa.select(table_of(Unit).c.code)).scalars())
         write_frame(conn, table_of(Unit), data.units.filter(~pl.col("code").is_in(list(existing_units))))
-        total = data.contacts.height + data.referrals.height + data.feedback.height
+        total = data.contacts.height + data.referrals.height + data.feedback.height + data.cases.height + data.measurements.height
         first_seq = reserve_change_seq(conn, total)
         for table, frame in (
             (table_of(Contact), data.contacts),
             (table_of(Referral), data.referrals),
             (table_of(Feedback), data.feedback),
+            (table_of(GuidanceCase), data.cases),
+            (table_of(Measurement), data.measurements),
         ):
             say(f"writing {frame.height:,} rows into {table.name}")
             write_frame(

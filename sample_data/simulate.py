@@ -39,6 +39,7 @@ def simulate(
                 (pl.lit(run) + pl.col("contact_id")).alias("contact_id"),
                 pl.when(pl.col("callback_requested_at").is_not_null()).then(pl.lit(now)).alias("callback_requested_at"),
                 pl.lit(None, pl.Datetime("us", "UTC")).alias("callback_done_at"),
+                pl.lit(None, pl.String).alias("case_id"),  # live contacts are not guidance visits
             )
             referrals = data.referrals.with_columns(
                 (pl.lit(run) + pl.col("contact_id")).alias("contact_id"),
@@ -47,7 +48,9 @@ def simulate(
                 pl.lit(None, pl.Datetime("us", "UTC")).alias("service_started_at"),
                 pl.when(pl.col("status").is_not_null()).then(pl.lit("planned")).alias("status"),
             )
-            sample = dataclasses.replace(data, contacts=contacts, referrals=referrals, feedback=data.feedback.clear(), units=data.units.clear())
+            sample = dataclasses.replace(data, contacts=contacts, referrals=referrals, feedback=data.feedback.clear(), units=data.units.clear(),
+                cases=data.cases.clear(), measurements=data.measurements.clear(),
+            )
             write_sample(engine, sample, label="simulate")
             written += contacts.height
             say(f"{now:%H:%M:%S} +{contacts.height} contacts ({written} in all)")

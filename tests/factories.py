@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from data_access.bulk import write_frame
 from data_access.config import Settings
 from data_access.engine import reserve_change_seq
-from data_access.models import Contact, Feedback, Referral
+from data_access.models import Contact, Feedback, GuidanceCase, Measurement, Referral
 from data_access.snapshot import FactStore
 
 UTC = dt.UTC
@@ -27,7 +27,7 @@ CONTACT_DEFAULTS = {
     "source_system": "test", "municipality_code": "853", "channel": "phone",
     "resolved_first_contact": None, "client_id": None, "initiator": None, "service_line": None,
     "age_band": None, "outcome": None, "queue_seconds": None, "callback_requested_at": None,
-    "callback_done_at": None, "unit_code": None, "professional_group": None,
+    "callback_done_at": None, "unit_code": None, "professional_group": None, "case_id": None,
 }
 CONTACT_SCHEMA = {
     "source_system": pl.String, "contact_id": pl.String, "occurred_at": pl.Datetime("us", "UTC"),
@@ -35,6 +35,7 @@ CONTACT_SCHEMA = {
     "client_id": pl.String, "initiator": pl.String, "service_line": pl.String, "age_band": pl.String,
     "outcome": pl.String, "queue_seconds": pl.Int64, "callback_requested_at": pl.Datetime("us", "UTC"),
     "callback_done_at": pl.Datetime("us", "UTC"), "unit_code": pl.String, "professional_group": pl.String,
+    "case_id": pl.String,
 }
 
 
@@ -86,6 +87,46 @@ def add_feedback(engine: sa.Engine, rows: list[dict]) -> None:
         },
     )
     _write(engine, Feedback.__table__, frame)
+
+
+CASE_TIMES = ("opened_at", "consent_at", "plan_at", "follow_up_due", "follow_up_at", "closed_at")
+CASE_SCHEMA = {
+    "source_system": pl.String, "case_id": pl.String, "client_id": pl.String, "municipality_code": pl.String,
+    "process": pl.String, "identified_by": pl.String, "reasons": pl.String, **{name: pl.Datetime("us", "UTC") for name in CASE_TIMES},
+}
+
+
+def add_cases(engine: sa.Engine, rows: list[dict]) -> None:
+    """Guidance cases given as dicts (times as ISO text or datetimes); the case id names it."""
+    records = []
+    for i, row in enumerate(rows):
+        record = {
+            "source_system": "test", "case_id": f"g{i}", "client_id": f"k{uuid.uuid4().hex[:8]}", "municipality_code": "853",
+            "process": "personal_guidance", "identified_by": None, "reasons": None, **dict.fromkeys(CASE_TIMES[1:]), **row,
+        }
+        for key in CASE_TIMES:
+            if isinstance(record[key], str):
+                record[key] = ts(record[key])
+        records.append(record)
+    _write(engine, GuidanceCase.__table__, pl.DataFrame(records, schema=CASE_SCHEMA))
+
+
+def add_measurements(engine: sa.Engine, rows: list[dict]) -> None:
+    records = [
+        {"source_system": "test", "measurement_id": f"m{uuid.uuid4().hex[:8]}{i}", "instrument": "whoqol_bref", "phase": "start", **row}
+        for i, row in enumerate(rows)
+    ]
+    for record in records:
+        if isinstance(record["measured_at"], str):
+            record["measured_at"] = ts(record["measured_at"])
+    frame = pl.DataFrame(
+        records,
+        schema={
+            "source_system": pl.String, "measurement_id": pl.String, "case_id": pl.String, "measured_at": pl.Datetime("us", "UTC"),
+            "instrument": pl.String, "phase": pl.String, "domain": pl.String, "score": pl.Float64,
+        },
+    )
+    _write(engine, Measurement.__table__, frame)
 
 
 def _write(engine: sa.Engine, table: sa.Table, frame: pl.DataFrame) -> None:

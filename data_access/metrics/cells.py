@@ -70,3 +70,6 @@ class Cells:
     note: list[str | None]
     suppressed: np.ndarray | None = None
     secondary: np.ndarray | None = None
+    # The people a figure is about when its counts are not people (the contacts of
+    # multi-service clients): protected like any count the figure implies.
+    people: np.ndarray | None = None

@@ -101,6 +101,140 @@ def _same_day_callback(_settings: Settings) -> list[pl.Expr]:
     return _share(pl.when(open_today).then(None).otherwise(pl.col("callback_same_day")))
 
 
+def _median_days(column: str) -> Callable[[Settings], list[pl.Expr]]:
+    """The median of a duration in days, with the number of cases it is over."""
+
+    def aggregate(_settings: Settings) -> list[pl.Expr]:
+        days = pl.col(column).drop_nulls()
+        return [days.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), days.count().cast(pl.Float64).alias("denominator")]
+
+    return aggregate
+
+
+def _mean_of(column: str) -> Callable[[Settings], list[pl.Expr]]:
+    """A mean with its 95 % half-width (normal approximation, the values' own spread)."""
+
+    def aggregate(_settings: Settings) -> list[pl.Expr]:
+        values = pl.col(column).drop_nulls()
+        n = values.count().cast(pl.Float64)
+        return [
+            values.mean().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.alias("denominator"),
+            (Z95 * values.std() / n.sqrt()).alias("half"),
+        ]
+
+    return aggregate
+
+
+def _median_with_interval(column: str) -> Callable[[Settings], list[pl.Expr]]:
+    """A median with its distribution-free 95 % interval: the order statistics at ranks
+    n/2 -/+ 1.96 * sqrt(n)/2 (rounded outwards, clipped to the sample), which needs no
+    assumption about the shape of the changes."""
+
+    def aggregate(_settings: Settings) -> list[pl.Expr]:
+        values = pl.col(column).drop_nulls().sort()
+        n = values.count()
+        half = (Z95 * n.cast(pl.Float64).sqrt() / 2)
+        low = ((n.cast(pl.Float64) / 2 - half).floor().cast(pl.Int64) - 1).clip(0, None)
+        high = ((n.cast(pl.Float64) / 2 + half).ceil().cast(pl.Int64)).clip(None, n.cast(pl.Int64) - 1)
+        return [
+            values.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.cast(pl.Float64).alias("denominator"),
+            values.get(low).alias("ci_low"), values.get(high).alias("ci_high"),
+        ]
+
+    return aggregate
+
+
+def _cases_measured(_settings: Settings) -> list[pl.Expr]:
+    """Clients (their cases) with a first and a last measurement: once each, however many
+    domains were measured."""
+    case = pl.struct("source_system", "case_id")
+    return [
+        case.n_unique().cast(pl.Float64).alias("numerator"), pl.lit(None, pl.Float64).alias("denominator"),
+        pl.col(RECORD_KEY).filter(case.is_first_distinct()).sum().alias("numerator_key"),
+    ]
+
+
+def _follow_up_on_time(_settings: Settings) -> list[pl.Expr]:
+    """Done by the day it was due / due and either done or past its day (one due today and
+    not done yet is not late yet, and not judged)."""
+    today = local_now().date()
+    done, due = pl.col("done_day"), pl.col("day")
+    return _share(pl.when(done.is_not_null()).then(done <= due).when(due < today).then(False))
+
+
+def _overdue() -> pl.Expr:
+    return pl.col("done_day").is_null() & (pl.col("day") < local_now().date())
+
+
+def _multi_service_contacts(_settings: Settings) -> list[pl.Expr]:
+    """Contacts of multi-service clients / contacts of all clients in the window; the number
+    of multi-service clients rides along so that a handful of people is never shown."""
+    multi = pl.col("multi_service")
+    return [
+        pl.col("contacts").filter(multi).sum().cast(pl.Float64).alias("numerator"),
+        pl.col("contacts").sum().cast(pl.Float64).alias("denominator"),
+        multi.sum().cast(pl.Float64).alias("people"),
+        pl.col(RECORD_KEY).filter(multi).sum().alias("numerator_key"),
+        pl.col(RECORD_KEY).sum().alias("denominator_key"),
+    ]
+
+
+INSTRUMENT_NAMES = {"whoqol_bref": "WHOQOL-BREF", "kykyviisari": "Kykyviisari"}
+
+
+def _outcome_metrics(instrument: str) -> list[Metric]:
+    name = INSTRUMENT_NAMES[instrument]
+    changed = lambda: (pl.col("instrument") == instrument) & pl.col("change").is_not_null()  # noqa: E731
+    scale = {
+        "whoqol_bref": {"fi": "asteikolla 0–100", "sv": "på skalan 0–100", "en": "on a 0–100 scale"},
+        "kykyviisari": {"fi": "asteikolla 0–10", "sv": "på skalan 0–10", "en": "on a 0–10 scale"},
+    }[instrument]
+    return [
+        Metric(
+            key=f"{instrument}_change_mean", unit="mean", source="outcomes",
+            labels={"fi": f"{name}: muutos, keskiarvo", "sv": f"{name}: förändring, medelvärde", "en": f"{name}: change, mean"},
+            definitions={
+                "fi": f"{name}-pisteiden muutos ({scale['fi']}) ensimmäisestä viimeiseen mittaukseen, keskiarvo asiakkaista, "
+                "joilla on molemmat; osa-alueittain. 95 %:n väli normaalijakauman mukaan. Jaksoon kuuluu muutos, jonka "
+                "viimeinen mittaus on jaksolla.",
+                "sv": f"Förändringen i {name}-poäng ({scale['sv']}) från första till sista mätningen, medelvärde för klienter "
+                "med båda; per område. 95 % intervall enligt normalfördelningen. En förändring hör till perioden där dess "
+                "sista mätning ligger.",
+                "en": f"Change in {name} scores ({scale['en']}) from the first to the last measurement, mean over clients "
+                "with both; by domain. 95 % interval by the normal approximation. A change belongs to the period of its "
+                "last measurement.",
+            },
+            aggregate=_mean_of("change"), extra_filter=changed,
+        ),
+        Metric(
+            key=f"{instrument}_change_median", unit="mean", source="outcomes",
+            labels={"fi": f"{name}: muutos, mediaani", "sv": f"{name}: förändring, median", "en": f"{name}: change, median"},
+            definitions={
+                "fi": f"{name}-pisteiden muutos ensimmäisestä viimeiseen mittaukseen, mediaani; 95 %:n väli "
+                "järjestystunnusluvuista (ei oletusta jakauman muodosta).",
+                "sv": f"Förändringen i {name}-poäng från första till sista mätningen, median; 95 % intervall av "
+                "ordningsstatistikan (inget antagande om fördelningens form).",
+                "en": f"Change in {name} scores from the first to the last measurement, median; 95 % interval from order "
+                "statistics (no assumption about the distribution's shape).",
+            },
+            aggregate=_median_with_interval("change"), extra_filter=changed,
+        ),
+        Metric(
+            key=f"{instrument}_clients", unit="count", source="outcomes",
+            labels={
+                "fi": f"{name}: asiakkaita, joilla alku- ja loppumittaus", "sv": f"{name}: klienter med första och sista mätning",
+                "en": f"{name}: clients with a first and last measurement",
+            },
+            definitions={
+                "fi": f"Asiakkaat (ohjauspolut), joilla on vähintään kaksi {name}-mittausta; muutoksen laskennan pohja.",
+                "sv": f"Klienter (handledningsärenden) med minst två {name}-mätningar; underlaget för förändringen.",
+                "en": f"Clients (guidance cases) with at least two {name} measurements; what the change is computed over.",
+            },
+            aggregate=_cases_measured, extra_filter=changed, higher_is_better=None,
+        ),
+    ]
+
+
 def _onward() -> pl.Expr:
     return pl.col("destination") != codes.NO_REFERRAL_NEEDED
 
@@ -317,6 +451,195 @@ REGISTRY: dict[str, Metric] = {
             },
             aggregate=_nps,
         ),
+        Metric(
+            key="cases_opened", unit="count", source="cases",
+            labels={"fi": "Avatut ohjauspolut", "sv": "Inledda handledningsärenden", "en": "Guidance cases opened"},
+            definitions={
+                "fi": "Asiakkaat, jotka otettiin henkilökohtaiseen ohjaukseen tai monipalveluprosessiin jaksolla (ohjauspolun "
+                "avauspäivän mukaan).",
+                "sv": "Klienter som togs in i personlig handledning eller flerserviceprocessen under perioden (enligt dagen "
+                "ärendet inleddes).",
+                "en": "Clients taken into personal guidance or the multi-service process in the period (by the day the case opened).",
+            },
+            aggregate=lambda s: _count(), higher_is_better=None,
+        ),
+        Metric(
+            key="case_consent_share", unit="share", source="cases",
+            labels={"fi": "Suostumus kirjattu", "sv": "Samtycke registrerat", "en": "Consent recorded"},
+            definitions={
+                "fi": "Ohjauspolut, joissa asiakkaan kirjallinen suostumus tietojen jakamiseen on kirjattu / jaksolla avatut "
+                "ohjauspolut.",
+                "sv": "Handledningsärenden med klientens skriftliga samtycke till informationsutbyte / ärenden inledda under perioden.",
+                "en": "Guidance cases with the client's written consent to share information / cases opened in the period.",
+            },
+            aggregate=lambda s: _share(pl.col("has_consent")),
+        ),
+        Metric(
+            key="case_plan_share", unit="share", source="cases",
+            labels={"fi": "Suunnitelma tehty", "sv": "Plan upprättad", "en": "Plan made"},
+            definitions={
+                "fi": "Ohjauspolut, joille on tehty asiakas- tai hoitosuunnitelma / jaksolla avatut ohjauspolut.",
+                "sv": "Handledningsärenden med en klient- eller vårdplan / ärenden inledda under perioden.",
+                "en": "Guidance cases with a client or care plan / cases opened in the period.",
+            },
+            aggregate=lambda s: _share(pl.col("has_plan")),
+        ),
+        Metric(
+            key="days_to_plan_median", unit="days", source="cases",
+            labels={"fi": "Aika suunnitelmaan, mediaani", "sv": "Tid till plan, median", "en": "Time to plan, median"},
+            definitions={
+                "fi": "Vuorokaudet ohjauspolun avaamisesta suunnitelmaan, mediaani niistä jaksolla avatuista, joille "
+                "suunnitelma on tehty.",
+                "sv": "Dygn från att ärendet inleddes till planen, median för ärenden inledda under perioden som har en plan.",
+                "en": "Days from opening a case to its plan, median over the cases opened in the period that have a plan.",
+            },
+            aggregate=_median_days("days_to_plan"), higher_is_better=False,
+        ),
+        Metric(
+            key="case_reasons", unit="count", source="case_reasons",
+            labels={"fi": "Ohjauspolun syyt", "sv": "Orsaker till handledning", "en": "Reasons for guidance"},
+            definitions={
+                "fi": "Jaksolla avattujen ohjauspolkujen syyt; polulla voi olla useita syitä, joten syitä on enemmän kuin polkuja.",
+                "sv": "Orsakerna till ärenden inledda under perioden; ett ärende kan ha flera orsaker, så orsakerna är fler än ärendena.",
+                "en": "The reasons of the cases opened in the period; a case may have several, so reasons outnumber cases.",
+            },
+            aggregate=lambda s: _count(), higher_is_better=None,
+        ),
+        Metric(
+            key="cases_closed", unit="count", source="case_closures",
+            labels={"fi": "Päättyneet ohjauspolut", "sv": "Avslutade handledningsärenden", "en": "Guidance cases closed"},
+            definitions={
+                "fi": "Ohjauspolut, joissa koordinaatio siirtyi takaisin asiakkaalle tai toiselle ammattilaiselle jaksolla.",
+                "sv": "Ärenden där koordineringen återgick till klienten eller en annan yrkesperson under perioden.",
+                "en": "Cases whose coordination was handed back to the client or another professional in the period.",
+            },
+            aggregate=lambda s: _count(), higher_is_better=None,
+        ),
+        Metric(
+            key="pathway_days_median", unit="days", source="case_closures",
+            labels={"fi": "Aika ohjauspolulla, mediaani", "sv": "Tid i handledning, median", "en": "Time in the pathway, median"},
+            definitions={
+                "fi": "Vuorokaudet avaamisesta päättymiseen, mediaani jaksolla päättyneistä ohjauspoluista.",
+                "sv": "Dygn från att ärendet inleddes till att det avslutades, median för ärenden avslutade under perioden.",
+                "en": "Days from opening to closing, median over the cases closed in the period.",
+            },
+            aggregate=_median_days("pathway_days"), higher_is_better=None,
+        ),
+        Metric(
+            key="visits_per_case_mean", unit="mean", source="case_closures",
+            labels={"fi": "Ohjauskäynnit / polku", "sv": "Handledningsbesök / ärende", "en": "Guidance visits per case"},
+            definitions={
+                "fi": "Jaksolla päättyneiden ohjauspolkujen ohjauskäynnit (yhteydenotot, joiden case_id nimeää polun), "
+                "keskiarvo 95 %:n välillä. Ohje: 1–5 käyntiä.",
+                "sv": "Handledningsbesök (kontakter vars case_id anger ärendet) per ärende avslutat under perioden, medelvärde "
+                "med 95 % intervall. Riktlinje: 1–5 besök.",
+                "en": "Guidance visits (contacts whose case_id names the case) per case closed in the period, mean with a "
+                "95 % interval. Guideline: 1–5 visits.",
+            },
+            aggregate=_mean_of("visits"), higher_is_better=None,
+        ),
+        Metric(
+            key="visits_within_guideline_share", unit="share", source="case_closures",
+            labels={"fi": "Käyntejä ohjeen mukaan (1–5)", "sv": "Besök enligt riktlinjen (1–5)", "en": "Visits within the guideline (1–5)"},
+            definitions={
+                "fi": "Jaksolla päättyneet ohjauspolut, joissa oli 1–5 ohjauskäyntiä / jaksolla päättyneet ohjauspolut.",
+                "sv": "Ärenden avslutade under perioden med 1–5 handledningsbesök / ärenden avslutade under perioden.",
+                "en": "Cases closed in the period with 1–5 guidance visits / cases closed in the period.",
+            },
+            aggregate=lambda s: _share(pl.col("within_guideline")),
+        ),
+        Metric(
+            key="follow_ups_due", unit="count", source="follow_ups",
+            labels={"fi": "Seurantakäynnit erääntyneet", "sv": "Uppföljningsbesök som förföll", "en": "Follow-ups due"},
+            definitions={
+                "fi": "Suunnitellut seurantakäynnit (yleensä 2–3 kk suunnitelmasta), joiden määräpäivä on jaksolla.",
+                "sv": "Planerade uppföljningsbesök (oftast 2–3 mån efter planen) med förfallodag under perioden.",
+                "en": "Planned follow-up visits (normally 2–3 months after the plan) due in the period.",
+            },
+            aggregate=lambda s: _count(), higher_is_better=None,
+        ),
+        Metric(
+            key="follow_up_on_time_share", unit="share", source="follow_ups",
+            labels={"fi": "Seuranta ajallaan", "sv": "Uppföljning i tid", "en": "Follow-up on time"},
+            definitions={
+                "fi": "Määräpäivään mennessä tehdyt seurantakäynnit / jaksolla erääntyneet, jotka on tehty tai joiden päivä on "
+                "ohi. Tänään erääntyvää tekemätöntä ei vielä lasketa myöhästyneeksi.",
+                "sv": "Uppföljningsbesök gjorda senast på förfallodagen / besök som förföll under perioden och är gjorda eller "
+                "vars dag har passerat. Ett ogjort besök som förfaller i dag är inte försenat än.",
+                "en": "Follow-ups done by their due day / follow-ups due in the period that are done or past their day. One "
+                "due today and not done yet is not late yet.",
+            },
+            aggregate=_follow_up_on_time,
+        ),
+        Metric(
+            key="follow_ups_overdue", unit="count", source="follow_ups",
+            labels={"fi": "Seurannat myöhässä", "sv": "Försenade uppföljningar", "en": "Follow-ups overdue"},
+            definitions={
+                "fi": "Seurantakäynnit, joiden määräpäivä on ohi eikä käyntiä ole kirjattu (tilanne nyt).",
+                "sv": "Uppföljningsbesök vars förfallodag har passerat utan registrerat besök (läget nu).",
+                "en": "Follow-ups past their due day with no visit recorded (as things stand now).",
+            },
+            aggregate=lambda s: _count(), extra_filter=_overdue, higher_is_better=False,
+        ),
+        Metric(
+            key="case_services_started", unit="count", source="referrals",
+            labels={"fi": "Palvelut alkaneet ohjauspolulta", "sv": "Tjänster som började från handledningen", "en": "Services started from a case"},
+            definitions={
+                "fi": "Ohjauspolun käynnillä tehdyt ohjaukset eteenpäin, joissa palvelun alkaminen on kirjattu (ohjauspäivän mukaan).",
+                "sv": "Hänvisningar vidare från ett handledningsbesök där tjänstens start är registrerad (enligt hänvisningsdagen).",
+                "en": "Onward referrals made at a guidance visit whose service start is recorded (by the referral's day).",
+            },
+            aggregate=lambda s: _count(),
+            extra_filter=lambda: _onward() & pl.col("from_case") & pl.col("days_to_start").is_not_null(),
+            higher_is_better=None,
+        ),
+        *_outcome_metrics("whoqol_bref"),
+        *_outcome_metrics("kykyviisari"),
+        Metric(
+            key="multi_service_clients", unit="count", source="clients",
+            labels={"fi": "Monipalveluasiakkaat", "sv": "Flerserviceklienter", "en": "Multi-service clients"},
+            definitions={
+                "fi": "Asiakkaat, joilla on yhteydenottoja vähintään kolmella palvelulinjalla 12 kuukauden aikana jakson "
+                "päättymiseen asti (raja ja ikkuna ovat asetuksia). Kunta ja ikäryhmä viimeisimmästä yhteydenotosta.",
+                "sv": "Klienter med kontakter inom minst tre tjänstelinjer under de 12 månader som slutar med periodens sista "
+                "dag (gränsen och fönstret är inställningar). Kommun och åldersgrupp enligt den senaste kontakten.",
+                "en": "Clients with contacts in at least three service lines over the 12 months ending on the period's last "
+                "day (the threshold and window are settings). Municipality and age band from the latest contact.",
+            },
+            aggregate=lambda s: _count(), extra_filter=lambda: pl.col("multi_service"), higher_is_better=None,
+        ),
+        Metric(
+            key="multi_service_per_1000", unit="per_1000", source="clients",
+            labels={"fi": "Monipalveluasiakkaat / 1 000 asukasta", "sv": "Flerserviceklienter / 1 000 invånare", "en": "Multi-service clients per 1,000 residents"},
+            definitions={
+                "fi": "Monipalveluasiakkaat tuhatta asukasta kohden (väkiluku kuten yhteydenotoissa / 1 000 asukasta).",
+                "sv": "Flerserviceklienter per tusen invånare (invånarantal som för kontakter / 1 000 invånare).",
+                "en": "Multi-service clients per thousand residents (population as for contacts per 1,000 residents).",
+            },
+            aggregate=lambda s: _count(), extra_filter=lambda: pl.col("multi_service"), higher_is_better=None,
+        ),
+        Metric(
+            key="multi_service_contact_share", unit="share", source="clients",
+            labels={"fi": "Monipalveluasiakkaiden osuus yhteydenotoista", "sv": "Flerserviceklienternas andel av kontakterna", "en": "Multi-service clients' share of contacts"},
+            definitions={
+                "fi": "Monipalveluasiakkaiden yhteydenotot / kaikkien asiakkaiden (asiakastunniste kirjattu) yhteydenotot "
+                "samassa 12 kuukauden ikkunassa.",
+                "sv": "Flerserviceklienternas kontakter / alla klienters kontakter (med klientnyckel) i samma 12-månadersfönster.",
+                "en": "Contacts of multi-service clients / contacts of all clients (with a client key) in the same 12-month window.",
+            },
+            aggregate=_multi_service_contacts, higher_is_better=None,
+        ),
+        Metric(
+            key="multi_service_in_process_share", unit="share", source="clients",
+            labels={"fi": "Ohjattu monipalveluprosessiin", "sv": "Hänvisade till flerserviceprocessen", "en": "Directed to the multi-service process"},
+            definitions={
+                "fi": "Monipalveluasiakkaat, joille on avattu monipalveluprosessin ohjauspolku jakson loppuun mennessä / "
+                "monipalveluasiakkaat.",
+                "sv": "Flerserviceklienter med ett ärende i flerserviceprocessen inlett senast periodens sista dag / flerserviceklienter.",
+                "en": "Multi-service clients with a multi-service process case opened by the period's end / multi-service clients.",
+            },
+            aggregate=lambda s: _share(pl.col("in_process")), extra_filter=lambda: pl.col("multi_service"),
+        ),
     ]
 }
 
@@ -353,3 +676,26 @@ class MetricName(StrEnum):
     COMPLETE_RESOLUTION = "complete_resolution"
     COMPLETE_SERVICE_LINE = "complete_service_line"
     COMPLETE_INITIATOR = "complete_initiator"
+    CASES_OPENED = "cases_opened"
+    CASE_CONSENT_SHARE = "case_consent_share"
+    CASE_PLAN_SHARE = "case_plan_share"
+    DAYS_TO_PLAN_MEDIAN = "days_to_plan_median"
+    CASE_REASONS = "case_reasons"
+    CASES_CLOSED = "cases_closed"
+    PATHWAY_DAYS_MEDIAN = "pathway_days_median"
+    VISITS_PER_CASE_MEAN = "visits_per_case_mean"
+    VISITS_WITHIN_GUIDELINE_SHARE = "visits_within_guideline_share"
+    FOLLOW_UPS_DUE = "follow_ups_due"
+    FOLLOW_UP_ON_TIME_SHARE = "follow_up_on_time_share"
+    FOLLOW_UPS_OVERDUE = "follow_ups_overdue"
+    CASE_SERVICES_STARTED = "case_services_started"
+    WHOQOL_BREF_CHANGE_MEAN = "whoqol_bref_change_mean"
+    WHOQOL_BREF_CHANGE_MEDIAN = "whoqol_bref_change_median"
+    WHOQOL_BREF_CLIENTS = "whoqol_bref_clients"
+    KYKYVIISARI_CHANGE_MEAN = "kykyviisari_change_mean"
+    KYKYVIISARI_CHANGE_MEDIAN = "kykyviisari_change_median"
+    KYKYVIISARI_CLIENTS = "kykyviisari_clients"
+    MULTI_SERVICE_CLIENTS = "multi_service_clients"
+    MULTI_SERVICE_PER_1000 = "multi_service_per_1000"
+    MULTI_SERVICE_CONTACT_SHARE = "multi_service_contact_share"
+    MULTI_SERVICE_IN_PROCESS_SHARE = "multi_service_in_process_share"

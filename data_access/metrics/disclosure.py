@@ -38,13 +38,14 @@ MAX_ROUNDS = 50
 def implied_counts(cells: Cells) -> list[np.ndarray]:
     """The counts each of the metric's figures shows or implies (NaN where there is none)."""
     metric = cells.metric
+    people = [] if cells.people is None else [cells.people]
     if metric.unit in ("count", "per_1000") or metric.share_of_total:
         # A share of the line's total shows its count (share x the public total) and nothing
         # more; protected as that count alone, it hides exactly the cells the count hides.
-        return [cells.numerator]
+        return [cells.numerator, *people]
     if metric.unit == "share":
-        return [cells.numerator, cells.denominator, cells.denominator - cells.numerator]
-    return [cells.denominator]  # a mean, quantile or NPS: its number of answers
+        return [cells.numerator, cells.denominator, cells.denominator - cells.numerator, *people]
+    return [cells.denominator, *people]  # a mean, quantile or NPS: its number of answers
 
 
 def small(values: np.ndarray, *, threshold: int) -> np.ndarray:

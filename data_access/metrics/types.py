@@ -15,8 +15,14 @@ import polars as pl
 
 from data_access.config import Settings
 
-Unit = Literal["count", "share", "per_1000", "seconds", "score", "nps"]
-Source = Literal["contacts", "referrals", "feedback"]
+Unit = Literal["count", "share", "per_1000", "seconds", "score", "nps", "days", "mean"]
+Source = Literal[
+    "contacts", "referrals", "feedback",
+    # Guidance cases and multi-service clients (pathway.py).
+    "cases", "case_reasons", "case_closures", "follow_ups", "outcomes", "clients",
+]
+FACT_SOURCES: tuple[Source, ...] = ("contacts", "referrals", "feedback")
+CASE_SOURCES: tuple[Source, ...] = ("cases", "case_reasons", "case_closures", "follow_ups", "outcomes")
 
 # The normal quantile of every 95 % interval.
 Z95 = 1.959963984540054
@@ -36,19 +42,23 @@ RESULT_SCHEMA = {
 # Grouping dimensions and the frames that carry them.
 TIME_DIMENSIONS = ("day", "week", "month", "quarter", "hour", "weekday")
 DIMENSIONS: dict[str, tuple[Source, ...]] = {
-    "municipality": ("contacts", "referrals", "feedback"),
-    "region": ("contacts", "referrals", "feedback"),
+    "municipality": (*FACT_SOURCES, *CASE_SOURCES, "clients"),
+    "region": (*FACT_SOURCES, *CASE_SOURCES, "clients"),
     "channel": ("contacts", "referrals", "feedback"),
     "service_line": ("contacts", "referrals"),
-    "age_band": ("contacts", "referrals"),
+    "age_band": ("contacts", "referrals", "clients"),
     "professional_group": ("contacts", "referrals"),
-    "unit": ("contacts", "referrals"),
+    "unit": ("contacts", "referrals", "cases", "case_closures", "follow_ups"),
     "initiator": ("contacts", "referrals"),
-    "reason": ("contacts",),
+    "reason": ("contacts", "case_reasons"),
     "outcome": ("contacts",),
-    "source_system": ("contacts", "referrals", "feedback"),
+    "source_system": (*FACT_SOURCES, *CASE_SOURCES),
     "destination": ("referrals",),
-    **{name: ("contacts", "referrals", "feedback") for name in TIME_DIMENSIONS},
+    "process": CASE_SOURCES,
+    "identified_by": ("cases", "case_reasons", "case_closures"),
+    "domain": ("outcomes",),
+    **{name: (*FACT_SOURCES, *CASE_SOURCES) for name in ("day", "week", "month", "quarter")},
+    **{name: FACT_SOURCES for name in ("hour", "weekday")},
 }
 # A grouping column's type in a result: days, weeks and months are dates (a week by its
 # Monday, a month by its first day), hours and weekdays small integers, the rest codes as text.
