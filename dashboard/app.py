@@ -116,6 +116,8 @@ with page_run_turn(settings) as queued_seconds:
             st.Page(PAGES / "comparison.py", title=t("page.comparison", language), icon=":material/compare:", url_path="kuntavertailu"),
             st.Page(PAGES / "experience.py", title=t("page.experience", language), icon=":material/sentiment_satisfied:", url_path="asiakaskokemus"),
             st.Page(PAGES / "reasons.py", title=t("page.reasons", language), icon=":material/help_center:", url_path="syyt"),
+            st.Page(PAGES / "multi_service.py", title=t("page.multi_service", language), icon=":material/hub:", url_path="monipalveluasiakkaat"),
+            st.Page(PAGES / "pathway.py", title=t("page.pathway", language), icon=":material/route:", url_path="ohjauspolku"),
             st.Page(PAGES / "before_after.py", title=t("page.before_after", language), icon=":material/compare_arrows:", url_path="ennen-jalkeen"),
             st.Page(PAGES / "quality.py", title=t("page.quality", language), icon=":material/fact_check:", url_path="laatu"),
             st.Page(PAGES / "explore.py", title=t("page.explore", language), icon=":material/query_stats:", url_path="tutki"),

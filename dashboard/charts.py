@@ -80,8 +80,8 @@ def _colour(field: str, colours: tuple[list[str], list[str]] | None, **options) 
         return alt.Color(f"{_f(field)}:N", title=None, **options)
     labels, hexes = colours
     return alt.Color(f"{_f(field)}:N", title=None, scale=alt.Scale(domain=labels, range=hexes), **options)
-AXIS_FORMAT = {"share": ".0%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.1f", "nps": ",.0f"}
-TOOLTIP_FORMAT = {"share": ".1%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.2f", "nps": ",.0f"}
+AXIS_FORMAT = {"share": ".0%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.1f", "nps": ",.0f", "days": ",.0f", "mean": ",.1f"}
+TOOLTIP_FORMAT = {"share": ".1%", "count": ",.0f", "per_1000": ",.1f", "seconds": ",.0f", "score": ",.2f", "nps": ",.0f", "days": ",.1f", "mean": ",.2f"}
 
 
 @alt.theme.register(THEME, enable=True)

@@ -148,7 +148,7 @@ def _help(metric: str, record: dict | None, ctx: Context) -> str:
     if target is not None:
         lines.append(t("card.target", ctx.language, target=value_text({"value": target, "suppressed": False}, metric=metric, threshold=0, language=ctx.language)))
     if record and not record["suppressed"]:
-        if record["denominator"] is not None and REGISTRY[metric].unit in ("share", "seconds", "score", "nps"):
+        if record["denominator"] is not None and REGISTRY[metric].unit in ("share", "seconds", "score", "nps", "days", "mean"):
             lines.append(t("card.n", ctx.language, n=format_number(record["denominator"], language=ctx.language)))
         if record["ci_low"] is not None:
             lines.append(

@@ -35,13 +35,18 @@ def format_value(value: float | None, unit: str, *, language: str = "fi") -> str
         return f"{format_number(value * 100, decimals=1, language=language)}{NBSP}%"
     if unit == "count":
         return format_number(value, language=language)
-    if unit in ("per_1000", "score"):
+    if unit in ("per_1000", "score", "mean"):
         return format_number(value, decimals=1, language=language)
+    if unit == "days":
+        return f"{format_number(value, decimals=1, language=language)}{NBSP}{DAYS[language] if language in DAYS else DAYS['fi']}"
     if unit == "nps":
         return format_number(value, decimals=0, language=language)
     if unit == "seconds":
         return format_seconds(value, language=language)
     return format_number(value, decimals=2, language=language)
+
+
+DAYS = {"fi": "vrk", "sv": "dygn", "en": "days"}
 
 
 def format_seconds(seconds: float, *, language: str = "fi") -> str:

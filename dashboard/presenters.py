@@ -21,7 +21,10 @@ from data_access.metrics import COLUMN_OF, REGISTRY, TIME_DIMENSIONS, Filters
 from data_access.periods import align_bucket
 from data_access.snapshot import FactSource
 
-CODE_DIMENSIONS = {"channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome"}
+CODE_DIMENSIONS = {
+    "channel", "service_line", "age_band", "initiator", "destination", "professional_group", "weekday", "reason", "outcome",
+    "process", "identified_by", "domain",
+}
 
 
 def code_colours(dimension: str | None, language: str) -> tuple[list[str], list[str]] | None:

@@ -47,7 +47,7 @@ GRAINS = ("day", "week", "month")
 def has_interval(metric: str) -> bool:
     """The registry gives a 95 % interval: shares (not of the whole), mean scores and NPS."""
     definition = REGISTRY[metric]
-    return (definition.unit == "share" and not definition.share_of_total) or definition.unit in ("score", "nps")
+    return (definition.unit == "share" and not definition.share_of_total) or definition.unit in ("score", "nps", "mean")
 
 
 def default_grain(ctx: Context) -> str:
@@ -243,6 +243,29 @@ def channel_mix(ctx: Context, *, grain: str, key: str, fetch: Fetch | None = Non
         colour=dimension_title("channel", ctx.language), language=ctx.language,
         colour_order=[code_label("channel", c, ctx.language) for c in electronic + others],
         target=target, target_label=target_label, grain=grain, colours=code_colours("channel", ctx.language),
+    )
+    table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
+    chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, ["contact_share"]))
+
+
+def _mix_asks(ctx: Context, dimension: str, *, grain: str, **_: Any) -> list[Ask]:
+    return [Ask(("contact_share",), (grain, dimension), time_filters(ctx, grain))]
+
+
+@asks(_mix_asks)
+def mix_over_time(ctx: Context, dimension: str, *, grain: str, key: str, fetch: Fetch | None = None) -> None:
+    """Each code's share of the contacts over time (reasons, say), stacked in the code list's
+    order: twelve lines cannot be read, twelve bands of one bar can."""
+    by = [grain, dimension]
+    result = (fetch or direct(ctx))(["contact_share"], by=by, filters=time_filters(ctx, grain))
+    if not _has_data(result):
+        empty_state(ctx.language, result)
+        return
+    frame = plot_frame(result, metric="contact_share", by=by, store=ctx.store, language=ctx.language)
+    chart = cached_spec(
+        stacked_share_chart, frame, x=dimension_title(grain, ctx.language), y=REGISTRY["contact_share"].label(ctx.language),
+        colour=dimension_title(dimension, ctx.language), language=ctx.language,
+        colour_order=[code_label(dimension, c, ctx.language) for c in codes.BY_COLUMN[dimension]], grain=grain,
     )
     table = display_table(result, by=by, store=ctx.store, language=ctx.language, metrics=["contact_share"])
     chart_block(chart, table, key=key, language=ctx.language, figures=figures_of(ctx, result, by, ["contact_share"]))

@@ -26,6 +26,8 @@ PAGES = {
     "quality.py": "Tietojen laatu",
     "experience.py": "Asiakaskokemus",
     "reasons.py": "Yhteydenoton syyt",
+    "pathway.py": "Ohjauspolku",
+    "multi_service.py": "Monipalveluasiakkaat",
 }
 
 
@@ -662,3 +664,25 @@ def test_client_experience_shows_each_figure_with_its_answers_and_the_reasons_pa
     tables = [frame.value for frame in at.dataframe]
     assert any("Tulosyy" in t.columns and "Häiriökysynnän osuus" in t.columns for t in tables)
     assert any("Häiriökysynnän osuus" in t.columns and "Kanava" in t.columns for t in tables)
+
+
+def test_pathway_page_counts_cases_by_process_and_who_identified_them_in_finnish(app_env):
+    at = _open("pathway.py")
+    assert not at.error, [e.value for e in at.error]
+    tables = [frame.value for frame in at.dataframe]
+    by_process = next(t for t in tables if "Prosessi" in t.columns)
+    assert {"Avatut ohjauspolut", "Suostumus kirjattu", "Suunnitelma tehty"} <= set(by_process.columns)
+    assert "monipalveluprosessi" in set(by_process["Prosessi"]), "codes are shown by their labels"
+    who = next(t for t in tables if "Tunnistaja" in t.columns)
+    assert "perusterveydenhuolto" in set(who["Tunnistaja"])
+    # Counts of cases and visits, never a client: no table has a client key in it.
+    assert not any("client_id" in t.columns or "Asiakastunniste" in t.columns for t in tables)
+
+
+def test_multi_service_page_shows_rates_shares_and_no_client(app_env):
+    at = _open("multi_service.py")
+    tables = [frame.value for frame in at.dataframe]
+    by_place = next(t for t in tables if "Kunta" in t.columns)
+    assert {"Monipalveluasiakkaat / 1 000 asukasta", "Monipalveluasiakkaiden osuus yhteydenotoista"} <= set(by_place.columns)
+    assert any("Ikäryhmä" in t.columns for t in tables)
+    assert all(len(t) < 400 for t in tables), "places and age bands, not a row per client"

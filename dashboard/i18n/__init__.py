@@ -11,6 +11,8 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
+from data_access import codes
+
 LANGUAGES = ("fi", "sv", "en")
 CATALOGUE_FILE = Path(__file__).resolve().parent / "messages.toml"
 
@@ -45,6 +47,7 @@ def code_label(kind: str, code: str | None, language: str = "fi") -> str:
     """Label of a code-list value (channel, destination...); unknown codes are shown as they are."""
     if code is None:
         return t("common.unknown", language)
+    kind = codes.LIST_OF.get(kind, kind)  # who identified a case: an initiator code
     entry = catalogue().get(f"code.{kind}.{code}")
     if entry is None:
         return str(code)
