@@ -27,7 +27,7 @@ from data_access.metrics import DIMENSIONS, REGISTRY
 TIMES = ("day", "week", "month", "quarter")
 CATEGORIES = (
     "region", "municipality", "channel", "service_line", "initiator", "destination", "reason", "outcome", "age_band",
-    "professional_group", "unit", "source_system", "weekday", "hour",
+    "professional_group", "unit", "source_system", "weekday", "hour", "process", "identified_by", "domain",
 )
 NONE = "none"
 TOPS = ("5", "10", "20", "all")
