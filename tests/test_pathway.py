@@ -205,3 +205,14 @@ def test_a_case_update_and_a_new_visit_reach_the_store(engine, settings):
     store.refresh()
     assert figure(compute(store, filters=MARCH, metrics=["case_plan_share"]), "case_plan_share")["numerator"] == 3
     assert store.pathway["cases"].filter(pl.col("case_id") == "g0")["visits"].item() == 1
+
+
+def test_one_clients_four_domain_changes_are_not_four_answers(engine, settings):
+    add_cases(engine, [{"case_id": "g0", "opened_at": "2025-01-02T08:00:00"}])
+    add_measurements(engine, [
+        {"case_id": "g0", "measured_at": f"2025-0{m}-05T10:00:00", "domain": domain, "score": score}
+        for domain in ("physical", "psychological", "social", "environment") for m, score in ((1, 40.0), (3, 70.0))
+    ])
+    result = compute(make_store(engine, settings), filters=MARCH, metrics=["whoqol_bref_change_mean", "whoqol_bref_change_median"])
+    for metric in ("whoqol_bref_change_mean", "whoqol_bref_change_median"):
+        assert figure(result, metric)["suppressed"], "four changes, but one person's"

@@ -96,3 +96,21 @@ def test_the_period_just_before_is_whole_months_for_whole_months_and_as_many_day
     assert comparison_range(dt.date(2026, 1, 1), dt.date(2026, 3, 31), "previous_period") == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
     assert comparison_range(dt.date(2026, 11, 3), dt.date(2026, 11, 30), "previous_period") == (dt.date(2026, 10, 6), dt.date(2026, 11, 2))
     assert comparison_range(dt.date(2026, 11, 1), dt.date(2026, 11, 30), "previous_year") == (dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+
+
+def test_the_report_has_the_pathway_and_outcomes_when_there_are_cases(seeded, settings):
+    from dashboard.report import IMPACT_METRICS, ReportRequest, impact_lines
+
+    end = local_now().date() - dt.timedelta(days=1)
+    request = ReportRequest(start=end - dt.timedelta(days=59), end=end)
+    store = make_store(seeded, settings)
+    lines = {line["key"]: line["value"] for line in impact_lines(store.view(), request)}
+    assert list(lines) == IMPACT_METRICS
+    published = compute(store, metrics=["cases_opened"], filters=request.filters, publication=True).row(0, named=True)
+    assert published["value"] > 0
+    expected = f"<{settings.small_cell_threshold}" if published["suppressed"] else format_value(published["value"], "count")
+    assert lines["cases_opened"] == expected, "the published (perturbed) count, as the metrics command gives it"
+    with seeded.begin() as conn:
+        conn.execute(sa.text("delete from measurement"))
+        conn.execute(sa.text("delete from guidance_case"))
+    assert impact_lines(make_store(seeded, settings).view(), request) == [], "no section without cases"

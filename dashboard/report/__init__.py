@@ -33,6 +33,11 @@ TEMPLATE = Path(__file__).with_name("board.typ")
 SUMMARY_METRICS = ["contacts", "first_contact_resolution", "electronic_share", "same_day_callback_share", "referrals", "queue_median_seconds"]
 CHART_METRICS = ["first_contact_resolution", "electronic_share", "contacts"]
 TABLE_METRICS = ["contacts", "contacts_per_1000", "first_contact_resolution", "electronic_share"]
+# The pathway and its outcomes (seeds 002 and 003), shown when the period has guidance cases.
+IMPACT_METRICS = [
+    "cases_opened", "cases_closed", "case_plan_share", "visits_within_guideline_share", "follow_up_on_time_share",
+    "whoqol_bref_change_mean", "kykyviisari_change_mean", "multi_service_per_1000", "multi_service_contact_share",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +73,15 @@ def _values(result: pl.DataFrame) -> dict[str, dict[str, Any]]:
 
 def key_figures(
     ask: Callable[[list[str], Filters], pl.DataFrame], filters: Filters, comparison: Filters | None, *, settings: Settings, language: str,
+    metrics: list[str] = SUMMARY_METRICS,
 ) -> list[dict[str, Any]]:
     """Each key figure in words: its value, against its target and the comparison period.
     ``ask`` answers metrics for a filter set (the report's published figures, or the page's)."""
-    now = _values(ask(SUMMARY_METRICS, filters))
-    before = _values(ask(SUMMARY_METRICS, comparison)) if comparison else {}
+    now = _values(ask(metrics, filters))
+    before = _values(ask(metrics, comparison)) if comparison else {}
     threshold = settings.small_cell_threshold
     lines = []
-    for key in SUMMARY_METRICS:
+    for key in metrics:
         metric = REGISTRY[key]
         record = now.get(key)
         value = None if record is None or record["suppressed"] else record["value"]
@@ -122,6 +128,17 @@ def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: st
     return chart_image(chart, fmt="svg", width=620)
 
 
+def impact_lines(store: FactSource, request: ReportRequest) -> list[dict[str, str]]:
+    """The pathway and outcome figures, published; none when the period has no guidance case."""
+    if store.pathway["cases"].is_empty():
+        return []
+    lines = key_figures(
+        lambda metrics, filters: _ask(store, request, metrics, filters), request.filters, request.comparison,
+        settings=store.settings, language=request.language, metrics=IMPACT_METRICS,
+    )
+    return lines if any(line["value"] not in ("—", "0") for line in lines) else []
+
+
 def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict[str, Any]:
     """Everything the template shows, as plain values; charts written into ``folder``."""
     language = request.language
@@ -139,7 +156,8 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
         caption = "report.chart_caption" if REGISTRY[metric].unit == "share" else "report.chart_caption_plain"
         charts.append({"title": REGISTRY[metric].label(language), "file": f"{metric}.svg", "caption": t(caption, language, period=period)})
     table = display_table(_ask(store, request, TABLE_METRICS, request.filters, ["municipality"]), by=["municipality"], store=store, language=language, metrics=TABLE_METRICS)
-    used = list(dict.fromkeys(SUMMARY_METRICS + TABLE_METRICS))
+    impact = impact_lines(store, request)
+    used = list(dict.fromkeys(SUMMARY_METRICS + TABLE_METRICS + (IMPACT_METRICS if impact else [])))
     return {
         "lang": language,
         "title": t("report.title", language),
@@ -147,6 +165,8 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
         "perturbed": t("report.perturbed", language, largest=store.settings.small_cell_threshold - 1),
         "summary_heading": t("report.summary_heading", language),
         "summary": summary_lines(store, request),
+        "impact_heading": t("report.impact_heading", language),
+        "impact": impact,
         "charts": charts,
         "table_heading": t("report.table_heading", language),
         "table_note": t("common.suppressed_note", language, threshold=store.settings.small_cell_threshold),

@@ -254,6 +254,18 @@ def _finish(
     store: FactSource, metric: Metric, together: pl.DataFrame, keys: GroupKeys, periods: list[Filters],
     allowed: list[list[tuple[str, str]]], *, published: bool = False,
 ) -> Cells:
+    """``_figures``, with the number of people each figure is about where its counts are not
+    people (``people``: disclosure control protects it like any count the figure implies)."""
+    cells = _figures(store, metric, together, keys, periods, allowed, published=published)
+    if f"{metric.key}__people" in together.columns:
+        cells.people = np.nan_to_num(_column(together, f"{metric.key}__people"), nan=0.0)
+    return cells
+
+
+def _figures(
+    store: FactSource, metric: Metric, together: pl.DataFrame, keys: GroupKeys, periods: list[Filters],
+    allowed: list[list[tuple[str, str]]], *, published: bool = False,
+) -> Cells:
     """Values, intervals and notes from one metric's raw aggregates.
 
     The aggregates are small (one row per group), so this is plain array arithmetic: a polars
@@ -278,10 +290,7 @@ def _finish(
             known = denominator > 0
             low, high = wilson_interval(numerator, denominator)
             value = np.where(known, numerator / denominator, np.nan)
-        cells = Cells(metric, keys, numerator, denominator, value, np.where(known, low, np.nan), np.where(known, high, np.nan), note)
-        if f"{metric.key}__people" in together.columns:
-            cells.people = np.nan_to_num(_column(together, f"{metric.key}__people"), nan=0.0)
-        return cells
+        return Cells(metric, keys, numerator, denominator, value, np.where(known, low, np.nan), np.where(known, high, np.nan), note)
     if metric.unit == "per_1000":
         population, missing = _populations(store, keys, periods, allowed)
         known = (missing == 0) & (population > 0)

@@ -111,21 +111,28 @@ def _median_days(column: str) -> Callable[[Settings], list[pl.Expr]]:
     return aggregate
 
 
-def _mean_of(column: str) -> Callable[[Settings], list[pl.Expr]]:
-    """A mean with its 95 % half-width (normal approximation, the values' own spread)."""
+def _mean_of(column: str, *, per_case: bool = False) -> Callable[[Settings], list[pl.Expr]]:
+    """A mean with its 95 % half-width (normal approximation, the values' own spread). With
+    ``per_case`` the values are a case's several domains: the cases ride along as people, so
+    one client's four domain changes are not shown as four answers."""
 
     def aggregate(_settings: Settings) -> list[pl.Expr]:
         values = pl.col(column).drop_nulls()
         n = values.count().cast(pl.Float64)
         return [
             values.mean().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.alias("denominator"),
-            (Z95 * values.std() / n.sqrt()).alias("half"),
+            (Z95 * values.std() / n.sqrt()).alias("half"), *([_cases_of(column)] if per_case else []),
         ]
 
     return aggregate
 
 
-def _median_with_interval(column: str) -> Callable[[Settings], list[pl.Expr]]:
+def _cases_of(column: str) -> pl.Expr:
+    """How many cases the rows with a ``column`` value belong to (``people``)."""
+    return pl.struct("source_system", "case_id").filter(pl.col(column).is_not_null()).n_unique().cast(pl.Float64).alias("people")
+
+
+def _median_with_interval(column: str, *, per_case: bool = False) -> Callable[[Settings], list[pl.Expr]]:
     """A median with its distribution-free 95 % interval: the order statistics at ranks
     n/2 -/+ 1.96 * sqrt(n)/2 (rounded outwards, clipped to the sample), which needs no
     assumption about the shape of the changes."""
@@ -138,7 +145,7 @@ def _median_with_interval(column: str) -> Callable[[Settings], list[pl.Expr]]:
         high = ((n.cast(pl.Float64) / 2 + half).ceil().cast(pl.Int64)).clip(None, n.cast(pl.Int64) - 1)
         return [
             values.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.cast(pl.Float64).alias("denominator"),
-            values.get(low).alias("ci_low"), values.get(high).alias("ci_high"),
+            values.get(low).alias("ci_low"), values.get(high).alias("ci_high"), *([_cases_of(column)] if per_case else []),
         ]
 
     return aggregate
@@ -204,7 +211,7 @@ def _outcome_metrics(instrument: str) -> list[Metric]:
                 "with both; by domain. 95 % interval by the normal approximation. A change belongs to the period of its "
                 "last measurement.",
             },
-            aggregate=_mean_of("change"), extra_filter=changed,
+            aggregate=_mean_of("change", per_case=True), extra_filter=changed,
         ),
         Metric(
             key=f"{instrument}_change_median", unit="mean", source="outcomes",
@@ -217,7 +224,7 @@ def _outcome_metrics(instrument: str) -> list[Metric]:
                 "en": f"Change in {name} scores from the first to the last measurement, median; 95 % interval from order "
                 "statistics (no assumption about the distribution's shape).",
             },
-            aggregate=_median_with_interval("change"), extra_filter=changed,
+            aggregate=_median_with_interval("change", per_case=True), extra_filter=changed,
         ),
         Metric(
             key=f"{instrument}_clients", unit="count", source="outcomes",
