@@ -57,7 +57,7 @@ STORED = {
     "referral": (
         "id", "source_system", "contact_id", "referred_at", "destination", "service_started_at", "status",
     ),
-    "feedback": ("id", "source_system", "answered_at", "channel", "municipality_code", "recommend_score"),
+    "feedback": ("id", "source_system", "contact_id", "answered_at", "channel", "municipality_code", "recommend_score"),
     "guidance_case": (
         "id", "source_system", "case_id", "client_id", "municipality_code", "opened_at", "process", "identified_by",
         "reasons", "consent_at", "plan_at", "follow_up_due", "follow_up_at", "closed_at",
@@ -432,10 +432,12 @@ class FactStore:
                 self.referrals, changes["referral"], time="referred_at",
                 derive=self._derive_referrals, extra_ids=linked,
             )
-        if not changes["feedback"].is_empty() or self.feedback.is_empty():
+        if not changes["feedback"].is_empty() or not changes["contact"].is_empty() or self.feedback.is_empty():
+            answered = pl.Series("id", [], pl.Int64)
+            if not self.feedback.is_empty() and not changes["contact"].is_empty():
+                answered = self.feedback.filter(pl.col("contact_id").is_in(changes["contact"]["contact_id"].implode()))["id"]
             self.feedback = splice(
-                self.feedback, changes["feedback"], time="answered_at",
-                derive=lambda frame: _local_calendar(frame, "answered_at"),
+                self.feedback, changes["feedback"], time="answered_at", derive=self._derive_feedback, extra_ids=answered,
             )
         case_changes, measurement_changes = changes["guidance_case"], changes["measurement"]
         if not (case_changes.is_empty() and measurement_changes.is_empty()) or not contact_changes.is_empty():
@@ -537,6 +539,17 @@ class FactStore:
         return contacts.with_columns(
             pl.when(verifiable).then(pl.col("resolved_first_contact") & ~pl.col("_recontact")).alias("verified_resolved")
         ).drop("_recontact")
+
+    def _derive_feedback(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """An answer's unit is its contact's (feedback records carry none of their own)."""
+        keys = ["source_system", "contact_id"]
+        contacts = self.contacts
+        if raw.height < contacts.height // 10:
+            contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].drop_nulls().implode()))
+        joined = raw.join(contacts.select(*keys, "unit_code"), on=keys, how="left") if not contacts.is_empty() else raw.with_columns(
+            pl.lit(None, pl.Categorical).alias("unit_code")
+        )
+        return _local_calendar(joined, "answered_at")
 
     def _derive_referrals(self, raw: pl.DataFrame) -> pl.DataFrame:
         keys = ["source_system", "contact_id"]

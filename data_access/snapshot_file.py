@@ -27,7 +27,7 @@ import polars as pl
 from data_access.config import Settings
 
 # Bump when the columns or meaning of the stored frames change.
-STORE_FORMAT = 7
+STORE_FORMAT = 8
 FRAMES = ("contacts", "referrals", "feedback", "visits", "cases", "measurements")
 log = logging.getLogger(__name__)
 

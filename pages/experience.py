@@ -18,7 +18,7 @@ grain = grain_selector(ctx)
 st.subheader(t("experience.trend", language))
 score_area, nps_area = st.columns(2)
 st.subheader(t("experience.breakdowns", language))
-dimensions = ["channel", "municipality"]  # feedback carries no unit (its contact_id would have to be joined)
+dimensions = ["channel", "unit", "municipality"]  # an answer's unit is its contact's
 tabs, _ = url_tabs({d: t(f"dimension.{d}", language) for d in dimensions}, key="experience_tab")
 
 plan = Plan(ctx)

@@ -73,7 +73,7 @@ def add_referrals(engine: sa.Engine, rows: list[dict]) -> None:
 
 def add_feedback(engine: sa.Engine, rows: list[dict]) -> None:
     records = [
-        {"source_system": "test", "feedback_id": f"f{uuid.uuid4().hex[:8]}{i}", "channel": "phone", "municipality_code": "853", **row}
+        {"source_system": "test", "feedback_id": f"f{uuid.uuid4().hex[:8]}{i}", "contact_id": None, "channel": "phone", "municipality_code": "853", **row}
         for i, row in enumerate(rows)
     ]
     for record in records:
@@ -82,7 +82,7 @@ def add_feedback(engine: sa.Engine, rows: list[dict]) -> None:
     frame = pl.DataFrame(
         records,
         schema={
-            "source_system": pl.String, "feedback_id": pl.String, "channel": pl.String,
+            "source_system": pl.String, "feedback_id": pl.String, "contact_id": pl.String, "channel": pl.String,
             "municipality_code": pl.String, "answered_at": pl.Datetime("us", "UTC"), "recommend_score": pl.Int64,
         },
     )

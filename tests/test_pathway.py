@@ -216,3 +216,20 @@ def test_one_clients_four_domain_changes_are_not_four_answers(engine, settings):
     result = compute(make_store(engine, settings), filters=MARCH, metrics=["whoqol_bref_change_mean", "whoqol_bref_change_median"])
     for metric in ("whoqol_bref_change_mean", "whoqol_bref_change_median"):
         assert figure(result, metric)["suppressed"], "four changes, but one person's"
+
+
+def test_feedback_by_unit_is_its_contacts_unit_even_when_the_contact_arrives_later(engine, settings):
+    from tests.factories import add_feedback
+
+    add_contacts(engine, [{"contact_id": f"a{i}", "occurred_at": "2025-03-10T10:00:00", "unit_code": "853-1"} for i in range(4)])
+    add_feedback(engine, [{"contact_id": f"a{i}", "answered_at": "2025-03-10T12:00:00", "recommend_score": 9} for i in range(4)])
+    add_feedback(engine, [{"contact_id": f"b{i}", "answered_at": "2025-03-11T12:00:00", "recommend_score": 3} for i in range(3)])
+    store = make_store(engine, settings)
+    by_unit = compute(store, filters=MARCH, metrics=["feedback_answers"], by=["unit"])
+    assert figure(by_unit, "feedback_answers", unit="853-1")["value"] == 4
+    assert by_unit.filter(pl.col("unit").is_null())["value"].item() == 3  # their contacts have not arrived
+    add_contacts(engine, [{"contact_id": f"b{i}", "occurred_at": "2025-03-11T10:00:00", "unit_code": "853-2"} for i in range(3)])
+    store.refresh()
+    by_unit = compute(store, filters=MARCH, metrics=["feedback_answers", "recommend_mean"], by=["unit"])
+    assert figure(by_unit, "feedback_answers", unit="853-2")["value"] == 3
+    assert figure(by_unit, "recommend_mean", unit="853-2")["value"] == 3.0

@@ -48,7 +48,7 @@ DIMENSIONS: dict[str, tuple[Source, ...]] = {
     "service_line": ("contacts", "referrals"),
     "age_band": ("contacts", "referrals", "clients"),
     "professional_group": ("contacts", "referrals"),
-    "unit": ("contacts", "referrals", "cases", "case_closures", "follow_ups"),
+    "unit": ("contacts", "referrals", "feedback", "cases", "case_closures", "follow_ups"),
     "initiator": ("contacts", "referrals"),
     "reason": ("contacts", "case_reasons"),
     "outcome": ("contacts",),
