@@ -123,7 +123,9 @@ with page_run_turn(settings) as queued_seconds:
             st.Page(PAGES / "explore.py", title=t("page.explore", language), icon=":material/query_stats:", url_path="tutki"),
             st.Page(PAGES / "definitions.py", title=t("page.definitions", language), icon=":material/menu_book:", url_path=definitions.PAGE_PATH),
             *([st.Page(PAGES / "audit.py", title=t("page.audit", language), icon=":material/policy:", url_path="loki")] if user.is_admin else []),
-        ]
+        ],
+        # Every page in view: past ten, Streamlit folds the rest behind "View 3 more", in English.
+        expanded=True,
     )
     page.run()
     audit_page_view(user, page.url_path or "overview", filters, store.engine)

@@ -165,10 +165,16 @@ def test_an_explorer_question_is_a_link_that_reopens_it(browser, server):
         pytest.skip("the URL is the page's, whatever the database; checked once, on SQLite")
     page = _open(browser, f"{server['url']}/tutki?period=this_year")
     try:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from screenshot import wait_until_rendered
+
         for label, option, param in (("Mittari", "Ohjaukset", "measure=referrals"), ("Rivit", "Ohjauksen kohde", "rows=destination"), ("Sarakkeet", "Ikäryhmä", "cols=age_band")):
+            # A choice made while the page still runs can be drawn over by that run (on a CI
+            # machine shared with the other tests, a run takes seconds): wait for it to end.
+            wait_until_rendered(page, settle_ms=500)
             page.get_by_label(label).click()
             page.get_by_role("option", name=option, exact=True).click()
-            page.wait_for_function(f"() => location.search.includes('{param}')", timeout=30_000)
+            page.wait_for_function(f"() => location.search.includes('{param}')", timeout=60_000)
         shared = page.url.replace("?", "?lang=sv&", 1)
     finally:
         page.close()
