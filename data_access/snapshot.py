@@ -413,6 +413,9 @@ class FactStore:
         previous_as_of = self.as_of if self.version else None
         self.as_of = dt.datetime.now(dt.UTC)
         contact_changes = changes["contact"]
+        visits_changed = bool(contact_changes["case_id"].is_not_null().any()) or (
+            not self.visits.is_empty() and bool(self.visits["id"].is_in(contact_changes["id"].implode()).any())
+        )
         self.visits = splice(
             self.visits, contact_changes.select(VISIT_COLUMNS), time="occurred_at", derive=pathway.visit_rows,
         )
@@ -440,7 +443,9 @@ class FactStore:
                 self.feedback, changes["feedback"], time="answered_at", derive=self._derive_feedback, extra_ids=answered,
             )
         case_changes, measurement_changes = changes["guidance_case"], changes["measurement"]
-        if not (case_changes.is_empty() and measurement_changes.is_empty()) or not contact_changes.is_empty():
+        # A live contact that is no case's visit (nearly all) leaves the case frames as they
+        # are: deriving them again cost 35 ms at 13 000 cases (benchmarks/pathway_benchmark.py).
+        if not (case_changes.is_empty() and measurement_changes.is_empty()) or visits_changed:
             self.cases = _replaced(self.cases, case_changes, time="opened_at")
             self.measurements = _replaced(self.measurements, measurement_changes, time="measured_at")
             self._derive_pathway()
