@@ -14,6 +14,7 @@ from data_access.metrics import Filters, compute, population_for
 from data_access.periods import local_now
 from tests.conftest import COUNTY_SECRET
 from tests.factories import add_cases, add_contacts, add_measurements, add_referrals, make_store
+from tests.test_metrics import _value as figure
 
 MARCH = Filters(start=dt.date(2025, 3, 1), end=dt.date(2025, 3, 31))
 
@@ -24,12 +25,6 @@ def settings(database_url, tmp_path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path / "data", publication_key=COUNTY_SECRET, small_cell_threshold=3)
 
 
-def figure(result: pl.DataFrame, metric: str, **where) -> dict:
-    frame = result.filter(pl.col("metric") == metric)
-    for column, value in where.items():
-        frame = frame.filter(pl.col(column) == value)
-    assert frame.height == 1, frame
-    return frame.row(0, named=True)
 
 
 def test_cases_consent_plan_and_time_to_plan(engine, settings):
