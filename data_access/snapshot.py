@@ -426,21 +426,14 @@ class FactStore:
             lead=window, since=previous_as_of - window if previous_as_of else None,
         )
         if not changes["referral"].is_empty() or not changes["contact"].is_empty() or self.referrals.is_empty():
-            linked = pl.Series("id", [], pl.Int64)
-            if not self.referrals.is_empty() and not changes["contact"].is_empty():
-                linked = self.referrals.filter(
-                    pl.col("contact_id").is_in(changes["contact"]["contact_id"].implode())
-                )["id"]
             self.referrals = splice(
                 self.referrals, changes["referral"], time="referred_at",
-                derive=self._derive_referrals, extra_ids=linked,
+                derive=self._derive_referrals, extra_ids=_naming(self.referrals, contact_changes),
             )
         if not changes["feedback"].is_empty() or not changes["contact"].is_empty() or self.feedback.is_empty():
-            answered = pl.Series("id", [], pl.Int64)
-            if not self.feedback.is_empty() and not changes["contact"].is_empty():
-                answered = self.feedback.filter(pl.col("contact_id").is_in(changes["contact"]["contact_id"].implode()))["id"]
             self.feedback = splice(
-                self.feedback, changes["feedback"], time="answered_at", derive=self._derive_feedback, extra_ids=answered,
+                self.feedback, changes["feedback"], time="answered_at", derive=self._derive_feedback,
+                extra_ids=_naming(self.feedback, contact_changes),
             )
         case_changes, measurement_changes = changes["guidance_case"], changes["measurement"]
         # A live contact that is no case's visit (nearly all) leaves the case frames as they
@@ -456,15 +449,9 @@ class FactStore:
             self.pathway = pathway.empty_case_frames()
             return
         regions = dict(self.municipalities.select("municipality_code", "region_code").iter_rows())
-        measurements = self.measurements if not self.measurements.is_empty() else pl.DataFrame(
-            schema={"id": pl.Int64, "source_system": pl.Categorical, "case_id": pl.String, "measured_at": pl.Datetime("us", "UTC"),
-                    "instrument": pl.Enum(codes.INSTRUMENTS), "phase": pl.Enum(codes.PHASES), "domain": pl.Enum(codes.DOMAINS),
-                    "score": pl.Float64}
-        )
-        visits = self.visits if not self.visits.is_empty() else pl.DataFrame(
-            schema={"source_system": pl.Categorical, "case_id": pl.String, "occurred_at": pl.Datetime("us", "UTC"), "unit_code": pl.Categorical}
-        )
-        self.pathway = pathway.case_frames(self.cases, visits, measurements, regions)
+        # Read (or restored) with the cases, the visits and measurements have their columns
+        # even when they hold no rows.
+        self.pathway = pathway.case_frames(self.cases, self.visits, self.measurements, regions)
 
     def _clear(self) -> None:
         self.version = 0
@@ -545,30 +532,38 @@ class FactStore:
             pl.when(verifiable).then(pl.col("resolved_first_contact") & ~pl.col("_recontact")).alias("verified_resolved")
         ).drop("_recontact")
 
-    def _derive_feedback(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """An answer's unit is its contact's (feedback records carry none of their own)."""
-        keys = ["source_system", "contact_id"]
+    def _with_contact(self, raw: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+        """``raw`` (rows naming a contact) with ``columns`` of their contacts; null where the
+        contact has not arrived (the rows are derived again when it does: ``_naming``)."""
         contacts = self.contacts
         if raw.height < contacts.height // 10:
             contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].drop_nulls().implode()))
-        joined = raw.join(contacts.select(*keys, "unit_code"), on=keys, how="left") if not contacts.is_empty() else raw.with_columns(
-            pl.lit(None, pl.Categorical).alias("unit_code")
-        )
-        return _local_calendar(joined, "answered_at")
+        return raw.join(contacts.select(*CONTACT_KEY, *columns), on=CONTACT_KEY, how="left")
+
+    def _derive_feedback(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """An answer's unit is its contact's (feedback records carry none of their own)."""
+        return _local_calendar(self._with_contact(raw, ["unit_code"]), "answered_at")
 
     def _derive_referrals(self, raw: pl.DataFrame) -> pl.DataFrame:
-        keys = ["source_system", "contact_id"]
-        attributes = [*CONTACT_ATTRIBUTES[:-1], "region_code"]
-        contacts = self.contacts
-        if raw.height < contacts.height // 10:
-            contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].implode()))
-        joined = raw.join(contacts.select(*keys, *attributes), on=keys, how="left")
+        keys = CONTACT_KEY
+        joined = self._with_contact(raw, [*CONTACT_ATTRIBUTES[:-1], "region_code"])
         if self.visits.is_empty():
             joined = joined.with_columns(pl.lit(False).alias("from_case"))
         else:  # made at a visit of a guidance case ("services started after referral from a case")
             visited = self.visits.select(*keys).unique().with_columns(pl.lit(True).alias("from_case"))
             joined = joined.join(visited, on=keys, how="left").with_columns(pl.col("from_case").fill_null(False))
         return _local_calendar(joined, "referred_at").with_columns(guarantee_days_expr(self.settings).alias("guarantee_days"))
+
+
+CONTACT_KEY = ["source_system", "contact_id"]
+
+
+def _naming(frame: pl.DataFrame, contacts: pl.DataFrame) -> pl.Series:
+    """Ids of the rows of ``frame`` that name one of ``contacts`` (changed): what a contact
+    gives them must be derived again."""
+    if frame.is_empty() or contacts.is_empty():
+        return pl.Series("id", [], pl.Int64)
+    return frame.filter(pl.col("contact_id").is_in(contacts["contact_id"].implode()))["id"]
 
 
 def _replaced(frame: pl.DataFrame, changed: pl.DataFrame, *, time: str) -> pl.DataFrame:

@@ -58,6 +58,55 @@ class KindSpec:
         return [f.name for f in self.fields if f.name != "age"]
 
 
+# Bidirectional overrides and isolates make "txt.exe" read as "exe.txt" on screen: removed.
+BIDI_CONTROLS = "[\u202a-\u202e\u2066-\u2069]"
+
+
+def _text(name: str) -> pl.Expr:
+    raw = pl.col(name).str.replace_all(BIDI_CONTROLS, "").str.strip_chars()
+    return pl.when(raw == "").then(None).otherwise(raw)
+
+
+def _mapped(name: str, profile: Profile) -> pl.Expr:
+    raw = _text(name)
+    mapping = profile.values.get(name)
+    if not mapping:
+        return raw
+    low = raw.str.to_lowercase()
+    return pl.when(low.is_in(list(mapping))).then(low.replace_strict(mapping, default=None)).otherwise(raw)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a value is refused: a condition, and the text (formatted only for refused rows)."""
+
+    condition: pl.Expr
+    text: pl.Expr
+
+
+def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None = None) -> Reason:
+    # A NUL in a shown value is written visibly: PostgreSQL stores no NUL in text.
+    if show is not None:
+        show = show.str.replace_all("\x00", "\\0", literal=True).str.replace_all(BIDI_CONTROLS, "")
+    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show)
+    return Reason(condition.fill_null(False), text)
+
+
+def _not_before(values: dict[str, pl.Expr], name: str, start: str) -> Reason:
+    """A case's later times do not come before it was opened."""
+    return _reason(values[name] < values[start], name, f"before {start}")
+
+
+def _domain_of_instrument(values: dict[str, pl.Expr]) -> Reason:
+    """A WHOQOL-BREF score is for one of its four domains, a Kykyviisari score for one of its
+    six; an 'other' instrument may name any domain."""
+    instrument, domain = values["instrument"], values["domain"]
+    wrong = pl.lit(False)
+    for name, domains in codes.DOMAINS_BY_INSTRUMENT.items():
+        wrong = wrong | ((instrument == name) & ~domain.is_in(list(domains)))
+    return _reason(wrong, "domain", "not a domain of the instrument", show=pl.format("{} / {}", instrument, domain))
+
+
 SPECS = {
     "contacts": KindSpec(
         "contacts", table_of(Contact), "contact_id",
@@ -131,7 +180,7 @@ SPECS = {
             FieldSpec("updated_at", "timestamp"),
         ),
         checks=tuple(
-            partial(lambda values, name: _not_before(values, name, "opened_at"), name=name)
+            partial(_not_before, name=name, start="opened_at")
             for name in ("consent_at", "plan_at", "follow_up_due", "follow_up_at", "closed_at")
         ),
     ),
@@ -148,24 +197,9 @@ SPECS = {
             FieldSpec("score", "number", required=True),
             FieldSpec("updated_at", "timestamp"),
         ),
-        checks=(lambda values: _domain_of_instrument(values),),
+        checks=(_domain_of_instrument,),
     ),
 }
-
-
-def _not_before(values: dict[str, pl.Expr], name: str, start: str) -> Reason:
-    """A case's later times do not come before it was opened."""
-    return _reason(values[name] < values[start], name, f"before {start}")
-
-
-def _domain_of_instrument(values: dict[str, pl.Expr]) -> Reason:
-    """A WHOQOL-BREF score is for one of its four domains, a Kykyviisari score for one of its
-    six; an 'other' instrument may name any domain."""
-    instrument, domain = values["instrument"], values["domain"]
-    wrong = pl.lit(False)
-    for name, domains in codes.DOMAINS_BY_INSTRUMENT.items():
-        wrong = wrong | ((instrument == name) & ~domain.is_in(list(domains)))
-    return _reason(wrong, "domain", "not a domain of the instrument", show=pl.format("{} / {}", instrument, domain))
 
 
 def guess_kind(columns: list[str]) -> str | None:
@@ -181,40 +215,6 @@ def guess_kind(columns: list[str]) -> str | None:
     if "contact_id" in names and ("channel" in names or "occurred_at" in names):
         return "contacts"
     return None
-
-
-# Bidirectional overrides and isolates make "txt.exe" read as "exe.txt" on screen: removed.
-BIDI_CONTROLS = "[\u202a-\u202e\u2066-\u2069]"
-
-
-def _text(name: str) -> pl.Expr:
-    raw = pl.col(name).str.replace_all(BIDI_CONTROLS, "").str.strip_chars()
-    return pl.when(raw == "").then(None).otherwise(raw)
-
-
-def _mapped(name: str, profile: Profile) -> pl.Expr:
-    raw = _text(name)
-    mapping = profile.values.get(name)
-    if not mapping:
-        return raw
-    low = raw.str.to_lowercase()
-    return pl.when(low.is_in(list(mapping))).then(low.replace_strict(mapping, default=None)).otherwise(raw)
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why a value is refused: a condition, and the text (formatted only for refused rows)."""
-
-    condition: pl.Expr
-    text: pl.Expr
-
-
-def _reason(condition: pl.Expr, name: str, message: str, *, show: pl.Expr | None = None) -> Reason:
-    # A NUL in a shown value is written visibly: PostgreSQL stores no NUL in text.
-    if show is not None:
-        show = show.str.replace_all("\x00", "\\0", literal=True).str.replace_all(BIDI_CONTROLS, "")
-    text = pl.lit(f"{name}: {message}") if show is None else pl.format(f"{name}: {message} '{{}}'", show)
-    return Reason(condition.fill_null(False), text)
 
 
 def _timestamp(name: str, profile: Profile) -> tuple[pl.Expr, list[Reason]]:

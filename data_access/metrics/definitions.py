@@ -62,18 +62,6 @@ def _nps(_settings: Settings) -> list[pl.Expr]:
     ]
 
 
-def _mean_score(_settings: Settings) -> list[pl.Expr]:
-    """The mean score with its 95 % half-width (normal approximation, the answers' own spread)."""
-    score = pl.col("recommend_score")
-    n = score.count().cast(pl.Float64)
-    return [
-        score.mean().alias("value"),
-        pl.lit(None, pl.Float64).alias("numerator"),
-        n.alias("denominator"),
-        (Z95 * score.std() / n.sqrt()).alias("half"),
-    ]
-
-
 def _within_guarantee(_settings: Settings) -> list[pl.Expr]:
     known = pl.col("days_to_start").is_not_null()
     return _share(pl.when(known).then(pl.col("days_to_start") <= pl.col("guarantee_days")))
@@ -435,7 +423,7 @@ REGISTRY: dict[str, Metric] = {
                 "sv": "Medelvärde av rekommendationsviljan i kundrespons på skalan 0–10.",
                 "en": "Mean of the client feedback recommendation score on a 0–10 scale.",
             },
-            aggregate=_mean_score,
+            aggregate=_mean_of("recommend_score"),
         ),
         Metric(
             key="feedback_answers", unit="count", source="feedback",
