@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     snapshot_save: bool = Field(
         default=True, description="Save the snapshot after large loads, for fast restarts."
     )
+    memory_days: int = Field(
+        default=120, ge=0,
+        description="Days of recent rows the server keeps in memory; older rows are read from monthly files "
+        "beside the snapshot when a period reaches them. 0: every row in memory.",
+    )
     timing_log: Path | None = Field(
         default=None,
         description="Append each page run's data time to this file as JSON lines (for the concurrency benchmark).",
@@ -166,6 +171,11 @@ class Settings(BaseSettings):
         unknown = set(self.electronic_channels) - set(CHANNELS)
         if unknown:
             raise ValueError(f"electronic_channels has unknown channels: {sorted(unknown)}")
+        if self.memory_days and self.memory_days <= self.verified_resolution_days + 31:
+            # A row is moved out of memory only once no later contact can change it.
+            raise ValueError(
+                f"memory_days must be 0 or more than verified_resolution_days + 31 ({self.verified_resolution_days + 31})"
+            )
         return self
 
     @property

@@ -122,7 +122,9 @@ def outcome_frame(measurements: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFra
             pl.col("instrument").cast(pl.Enum(codes.INSTRUMENTS)),
             pl.col("domain").cast(pl.Enum(codes.DOMAINS)),
         )
-        .sort("last_at")
+        # Ties broken by the last measurement's id: a published count of clients keeps the
+        # record key of each case's first row, which must not depend on the group order.
+        .sort("last_at", "id")
         .drop("last_at")
     )
 

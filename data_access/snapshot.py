@@ -23,15 +23,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data_access import codes, pathway, snapshot_file
+from data_access import codes, history, pathway, snapshot_file
 from data_access.columnar import read_frames
 from data_access.config import Settings
 from data_access.engine import DatabaseUnavailable, database_identity, epoch_seconds, sqlite_file, unavailable
+from data_access.history import History
 from data_access.models import Contact, Feedback, GuidanceCase, Measurement, Referral, UTCDateTime, table_of
 from data_access.reference import reference_frames
 
@@ -247,6 +249,8 @@ class FactSource(Protocol):
     @property
     def pathway(self) -> dict[str, pl.DataFrame]: ...
     @property
+    def history(self) -> History: ...
+    @property
     def municipalities(self) -> pl.DataFrame: ...
     @property
     def populations(self) -> pl.DataFrame: ...
@@ -270,6 +274,7 @@ class StoreView:
         self.as_of = store.as_of
         self.contacts, self.referrals, self.feedback = store.contacts, store.referrals, store.feedback
         self.pathway = store.pathway
+        self.history = store.history
         self.municipalities, self.populations = store.municipalities, store.populations
 
 
@@ -302,6 +307,11 @@ class FactStore:
         # Guidance cases: the stored rows, the visits, and what pathway.py derives from them.
         self.cases, self.measurements, self.visits = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
         self.pathway: dict[str, pl.DataFrame] = pathway.empty_case_frames()
+        # Rows before the recent window (settings.memory_days), on disk (history.py); the
+        # three fact frames above hold the rest.
+        folder = history.Folder(settings.resolved_snapshot_dir)
+        self._folder: history.Folder | None = folder
+        self.history = History(folder.path)
         self.municipalities = pl.DataFrame()
         self.populations = pl.DataFrame()
         self._loaded = False
@@ -324,6 +334,13 @@ class FactStore:
     def origin(self) -> FactStore:
         """The store itself (a StoreView's ``origin`` is the store it was taken from)."""
         return self
+
+    def whole(self, name: str) -> pl.DataFrame:
+        """Every row of a fact frame, the history's included (for checks and tests: a page
+        reads only its period, ``metrics.computation.period_rows``)."""
+        frame: pl.DataFrame = getattr(self, name)
+        older = self.history.scan(name)
+        return frame if older is None else pl.concat([older.collect(), frame], how="vertical_relaxed")
 
     def view(self) -> StoreView:
         """The frames as they are now, fixed (see StoreView)."""
@@ -413,6 +430,8 @@ class FactStore:
         previous_as_of = self.as_of if self.version else None
         self.as_of = dt.datetime.now(dt.UTC)
         contact_changes = changes["contact"]
+        if (reached := self._history_reached(changes)) is not None:
+            self._thaw(reached)
         visits_changed = bool(contact_changes["case_id"].is_not_null().any()) or (
             not self.visits.is_empty() and bool(self.visits["id"].is_in(contact_changes["id"].implode()).any())
         )
@@ -443,6 +462,81 @@ class FactStore:
             self.measurements = _replaced(self.measurements, measurement_changes, time="measured_at")
             self._derive_pathway()
         self.version = current
+        self._settle()
+
+    def _history_reached(self, changes: dict[str, pl.DataFrame]) -> dt.date | None:
+        """The earliest local day of the history that ``changes`` reach, or None: a changed
+        row dated before the window (less the re-contact window for contacts), a changed row
+        that is in the history now (a correction), or a referral or feedback answer in the
+        history naming a changed contact (one that arrives late, or is corrected)."""
+        past = self.history
+        if past.empty or past.until is None:
+            return None
+        window = dt.timedelta(days=self.settings.verified_resolution_days)
+        reached: list[Any] = []
+        for name, table, lead in (("contacts", "contact", window), ("referrals", "referral", dt.timedelta(0)), ("feedback", "feedback", dt.timedelta(0))):
+            changed = changes[table]
+            if changed.is_empty() or not past.rows(name):
+                continue
+            earliest = changed[TIME_OF[table]].min()
+            if isinstance(earliest, dt.datetime):
+                day = (earliest - lead).astimezone(HELSINKI_ZONE).date()
+                if day < past.until:
+                    reached.append(day)
+            # Ids above every id in the history are new rows: nearly every live change.
+            ids = changed["id"].filter(changed["id"] <= past.max_id(name))
+            recent: pl.DataFrame = getattr(self, name)
+            if ids.len() and not recent.is_empty():
+                ids = ids.filter(~ids.is_in(recent["id"].implode()))
+            if ids.len() and (rows := past.scan(name)) is not None:
+                reached.append(rows.filter(pl.col("id").is_in(ids.implode())).select(pl.col("day").min()).collect().item())
+        contacts = changes["contact"]
+        if not contacts.is_empty():
+            newest_id = self.contacts["id"].max() if not self.contacts.is_empty() else None
+            known = max(past.max_id("contacts"), newest_id if isinstance(newest_id, int) else -1)
+            corrected = contacts.filter(pl.col("id") <= known).select(KEY)
+            for name, missing in PENDING.items():
+                if not past.rows(name):
+                    continue
+                pending = past.pending(name, missing)
+                reached.append(pending.join(contacts.select(KEY), on=KEY, how="semi").select(pl.col("day").min()).item())
+                if corrected.height and (rows := past.scan(name)) is not None:
+                    named = rows.filter(pl.col("contact_id").is_in(corrected["contact_id"].implode()))
+                    reached.append(named.join(corrected.lazy(), on=KEY, how="semi").select(pl.col("day").min()).collect().item())
+        found = [day for day in reached if isinstance(day, dt.date)]
+        return min(found) if found else None
+
+    def _thaw(self, since: dt.date) -> None:
+        """Bring the history's months from ``since``'s on back into the frames."""
+        month = history.month_of(since)
+        for name in history.FRAMES:
+            older = self.history.read(name, month)
+            if older:
+                setattr(self, name, pl.concat([*older, getattr(self, name)], how="vertical_relaxed", rechunk=False))
+        self.history, dropped = self.history.without(month)
+        if self._folder is not None:
+            self._folder.retire(dropped)
+        log.info("brought the history from %s back into memory for a change reaching it", month)
+
+    def _settle(self) -> None:
+        """Move the rows before the recent window (whole local months) to the history."""
+        days = self.settings.memory_days
+        if not days or self._folder is None:
+            return
+        cutoff = history.month_of(dt.datetime.now(HELSINKI_ZONE).date() - dt.timedelta(days=days))
+        if self.history.until is not None and cutoff <= self.history.until:
+            return
+        parts = {name: history.split(getattr(self, name), cutoff) for name in history.FRAMES}
+        try:
+            self._folder.sweep()
+            self.history = self.history.with_rows({name: old for name, (old, _) in parts.items()}, cutoff)
+        except OSError as error:
+            log.warning("cannot write the history to %s (%s); every row stays in memory", self._folder.path, error)
+            self._folder = None
+            return
+        for name, (old, recent) in parts.items():
+            if not old.is_empty():  # a copy, so the moved rows' memory is given back
+                setattr(self, name, owned(recent))
 
     def _derive_pathway(self) -> None:
         if self.cases.is_empty():
@@ -455,6 +549,9 @@ class FactStore:
 
     def _clear(self) -> None:
         self.version = 0
+        if self._folder is not None:
+            self._folder.retire([part.path for parts in self.history.parts.values() for part in parts])
+        self.history = History(self.history.folder)
         self.contacts, self.referrals, self.feedback = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
         self.cases, self.measurements, self.visits = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
         self.pathway = pathway.empty_case_frames()
@@ -467,6 +564,15 @@ class FactStore:
         )
         if saved is None:
             return False
+        if saved.history is not None:
+            if self._folder is None:
+                return False
+            try:
+                self.history = History.from_manifest(saved.history, saved.path / "history", self._folder.path)
+            except (OSError, KeyError, ValueError) as error:
+                log.warning("the saved history could not be used (%s); reading every row", error)
+                self.history = History(self._folder.path)
+                return False
         self.contacts, self.referrals, self.feedback, self.visits, self.cases, self.measurements = (
             saved.frames[name] for name in snapshot_file.FRAMES
         )
@@ -482,7 +588,10 @@ class FactStore:
             "contact": self.contacts, "referral": self.referrals, "feedback": self.feedback,
             "guidance_case": self.cases, "measurement": self.measurements,
         }
-        return all(counts[name] == frame.height for name, frame in frames.items())
+        moved = {"contact": "contacts", "referral": "referrals", "feedback": "feedback"}
+        return all(
+            counts[name] == frame.height + (self.history.rows(moved[name]) if name in moved else 0) for name, frame in frames.items()
+        )
 
     def _save_if_due(self) -> None:
         """After a large change, save the frames in the background (they are immutable)."""
@@ -494,14 +603,15 @@ class FactStore:
             "contacts": self.contacts, "referrals": self.referrals, "feedback": self.feedback, "visits": self.visits,
             "cases": self.cases, "measurements": self.measurements,
         }
-        database_id, version, as_of = self._database_id, self.version, self.as_of
+        database_id, version, as_of, past = self._database_id, self.version, self.as_of, self.history
         print_ = snapshot_file.fingerprint(self.settings, self.municipalities)
         self._saved_version = self.version
 
         def write() -> None:
             try:
                 snapshot_file.save(
-                    self.settings.resolved_snapshot_dir, database_id=database_id, version=version, as_of=as_of, frames=frames, print_=print_,
+                    self.settings.resolved_snapshot_dir, database_id=database_id, version=version, as_of=as_of, frames=frames,
+                    print_=print_, history=past,
                 )
             except OSError as error:
                 log.warning("could not save the snapshot: %s", error)
@@ -534,11 +644,18 @@ class FactStore:
 
     def _with_contact(self, raw: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """``raw`` (rows naming a contact) with ``columns`` of their contacts; null where the
-        contact has not arrived (the rows are derived again when it does: ``_naming``)."""
+        contact has not arrived (the rows are derived again when it does: ``_naming``, and
+        ``_history_reached`` for those in the history). A contact in the history is looked
+        up there."""
         contacts = self.contacts
         if raw.height < contacts.height // 10:
             contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].drop_nulls().implode()))
-        return raw.join(contacts.select(*CONTACT_KEY, *columns), on=CONTACT_KEY, how="left")
+        contacts = contacts.select(*CONTACT_KEY, *columns)
+        if self.history.rows("contacts"):
+            missing = raw.select(CONTACT_KEY).join(contacts.select(CONTACT_KEY), on=CONTACT_KEY, how="anti").unique()
+            if missing.height:
+                contacts = pl.concat([contacts, self.history.lookup(missing, columns)], how="vertical_relaxed")
+        return raw.join(contacts, on=CONTACT_KEY, how="left")
 
     def _derive_feedback(self, raw: pl.DataFrame) -> pl.DataFrame:
         """An answer's unit is its contact's (feedback records carry none of their own)."""
@@ -555,7 +672,17 @@ class FactStore:
         return _local_calendar(joined, "referred_at").with_columns(guarantee_days_expr(self.settings).alias("guarantee_days"))
 
 
-CONTACT_KEY = ["source_system", "contact_id"]
+CONTACT_KEY = KEY = history.KEY
+HELSINKI_ZONE = ZoneInfo(HELSINKI)
+# Rows of a frame whose contact was not found when they were derived.
+PENDING = {"referrals": pl.col("channel").is_null(), "feedback": pl.col("unit_code").is_null()}
+
+
+def owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` in buffers of its own: a slice shares (and keeps alive) the whole frame's."""
+    if frame.height < 2:
+        return pl.DataFrame(frame.rows(), schema=frame.schema, orient="row")
+    return pl.concat([frame.head(1), frame.slice(1)], rechunk=True)
 
 
 def _naming(frame: pl.DataFrame, contacts: pl.DataFrame) -> pl.Series:

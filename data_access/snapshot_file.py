@@ -21,13 +21,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from data_access.config import Settings
+from data_access.history import History, link
 
 # Bump when the columns or meaning of the stored frames change.
-STORE_FORMAT = 8
+STORE_FORMAT = 9
 FRAMES = ("contacts", "referrals", "feedback", "visits", "cases", "measurements")
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class Saved:
     version: int
     as_of: dt.datetime
     frames: dict[str, pl.DataFrame]
+    path: Path
+    history: dict[str, Any] | None = None  # History.manifest(); its files are in path / "history"
 
 
 def fingerprint(settings: Settings, municipalities: pl.DataFrame) -> str:
@@ -51,18 +55,28 @@ def fingerprint(settings: Settings, municipalities: pl.DataFrame) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save(folder: Path, *, database_id: str, print_: str, version: int, as_of: dt.datetime, frames: dict[str, pl.DataFrame]) -> Path:
-    """Write the frames under ``folder/v<version>``; older saves are removed afterwards."""
+def save(
+    folder: Path, *, database_id: str, print_: str, version: int, as_of: dt.datetime, frames: dict[str, pl.DataFrame],
+    history: History | None = None,
+) -> Path:
+    """Write the frames under ``folder/v<version>``, with the history's files linked (not
+    copied) beside them; older saves are removed afterwards."""
     target = folder / f"v{version}"
     partial = folder / f".v{version}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     for name in FRAMES:
         frames[name].write_ipc(partial / f"{name}.arrow", compression="lz4")
-    meta = {
+    meta: dict[str, Any] = {
         "database_id": database_id, "fingerprint": print_, "version": version, "as_of": as_of.isoformat(),
         "rows": {name: frames[name].height for name in FRAMES},
     }
+    if history is not None and not history.empty:
+        (partial / "history").mkdir()
+        for parts in history.parts.values():
+            for part in parts:
+                link(part.path, partial / "history" / part.path.name)
+        meta["history"] = history.manifest()
     (partial / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
@@ -87,7 +101,11 @@ def load(folder: Path, *, database_id: str | None, print_: str, current_version:
             if any(frames[name].height != meta["rows"][name] for name in FRAMES):
                 log.warning("snapshot %s is incomplete; not used", path)
                 continue
-            return Saved(version=version, as_of=dt.datetime.fromisoformat(meta["as_of"]), frames=frames)
+            history = meta.get("history")
+            if history is not None and any(not (path / "history" / part[1]).is_file() for parts in history["parts"].values() for part in parts):
+                log.warning("snapshot %s misses history files; not used", path)
+                continue
+            return Saved(version=version, as_of=dt.datetime.fromisoformat(meta["as_of"]), frames=frames, path=path, history=history)
         except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as error:
             log.warning("snapshot %s could not be read (%s); not used", path, error)
     return None

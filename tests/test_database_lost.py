@@ -97,7 +97,7 @@ def test_the_store_says_since_when_it_cannot_read_and_reads_again_when_it_can(ow
     settings = Settings(database_url=own_database, data_dir=tmp_path / "data")
     store = FactStore(prepare_database(settings), settings)
     store.refresh()
-    before, version = store.contacts.height, store.version
+    before, version = store.whole("contacts").height, store.version
     answered = store.health.answered_at
     assert store.health.reachable and answered is not None
 
@@ -108,7 +108,7 @@ def test_the_store_says_since_when_it_cannot_read_and_reads_again_when_it_can(ow
             store.refresh()
         assert store.health.problem == str(raised.value) and not store.health.reachable
         assert store.health.answered_at == answered, "the last time it answered is kept"
-        assert (store.contacts.height, store.version) == (before, version), "the figures read before stay"
+        assert (store.whole("contacts").height, store.version) == (before, version), "the figures read before stay"
         if outage.file is not None:
             assert not outage.file.exists(), "a deleted file is missing, not recreated empty"
             assert str(outage.file) in str(raised.value)
@@ -118,7 +118,7 @@ def test_the_store_says_since_when_it_cannot_read_and_reads_again_when_it_can(ow
     _add_contact(own_database, "after-outage", tmp_path)
     assert store.refresh() is True, "the store reconnects by itself"
     assert store.health.reachable and store.health.answered_at > answered
-    assert store.contacts.height == before + 1
+    assert store.whole("contacts").height == before + 1
 
 
 def test_a_replaced_sqlite_file_is_read_from_the_start(tmp_path):
@@ -128,10 +128,10 @@ def test_a_replaced_sqlite_file_is_read_from_the_start(tmp_path):
     settings = Settings(database_url=f"sqlite:///{first}", data_dir=tmp_path / "data")
     store = FactStore(prepare_database(settings), settings)
     store.refresh()
-    assert store.contacts.height == 3000
+    assert store.whole("contacts").height == 3000
     os.replace(second, first)  # a restored backup, say
     assert store.refresh() is True
-    assert store.contacts.height == 1200, "the new file's rows, not the deleted file's"
+    assert store.whole("contacts").height == 1200, "the new file's rows, not the deleted file's"
 
 
 def _open(page: str | None = None, user: dict[str, object] | None = None) -> AppTest:

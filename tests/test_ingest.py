@@ -151,7 +151,7 @@ def test_referral_before_its_contact_is_kept_and_linked(engine, settings, tmp_pa
     contact = ingest_file(engine, write(tmp_path / "c.csv", [HEADER, "s,c1,2025-03-03T10:00:00,272,phone,,,"]))
     assert contact.pending_referrals == 0
     store = make_store(engine, settings)
-    assert store.referrals.select("destination", "municipality_code").rows() == [("tk_doctor", "272")]
+    assert store.whole("referrals").select("destination", "municipality_code").rows() == [("tk_doctor", "272")]
 
 
 def test_markup_and_formulas_are_stored_verbatim_and_exported_safely(engine, tmp_path):

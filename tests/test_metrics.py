@@ -172,7 +172,7 @@ def test_verified_resolution_requires_no_recontact_within_seven_days(engine, set
     )
     store = make_store(engine, settings)
     frame = (
-        store.contacts.with_columns(pl.col("client_id").cast(pl.String))
+        store.whole("contacts").with_columns(pl.col("client_id").cast(pl.String))
         .sort("client_id", "occurred_at")
         .select("client_id", "verified_resolved")
     )

@@ -99,18 +99,18 @@ def _assert_same_as_full_load(store: FactStore, engine: sa.Engine, settings) -> 
     full = FactStore(engine, settings)
     full.refresh()
     for name, time in (("contacts", "occurred_at"), ("referrals", "referred_at"), ("feedback", "answered_at")):
-        incremental = getattr(store, name)
+        incremental = store.whole(name)
         assert incremental[time].is_sorted(), f"{name} out of time order"
-        assert_frame_equal(_plain(incremental), _plain(getattr(full, name)), check_column_order=False)
+        assert_frame_equal(_plain(incremental), _plain(full.whole(name)), check_column_order=False)
 
 
 def test_a_late_contact_gives_its_pending_referral_a_place(engine, settings):
     add_referrals(engine, [{"contact_id": "x1", "referred_at": "2025-03-03T10:00:00", "destination": "physio_rehab"}])
     store = make_store(engine, settings)
-    assert store.referrals["municipality_code"].to_list() == [None]
+    assert store.whole("referrals")["municipality_code"].to_list() == [None]
     add_contacts(engine, [{"contact_id": "x1", "occurred_at": "2025-03-03T09:50:00", "municipality_code": "272"}])
     store.refresh()
-    assert store.referrals["municipality_code"].cast(pl.String).to_list() == ["272"]
+    assert store.whole("referrals")["municipality_code"].cast(pl.String).to_list() == ["272"]
     table = Referral.__table__
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 1
@@ -178,7 +178,7 @@ def test_a_snapshot_of_another_database_or_with_missing_rows_is_not_used(engine,
     store = FactStore(engine, settings)
     store.refresh()
     assert store.restored_version is None
-    assert store.contacts.height == 5
+    assert store.whole("contacts").height == 5
 
     _saved_store(engine, settings, monkeypatch)
     with engine.begin() as conn:  # as if the database had been re-created
@@ -186,7 +186,7 @@ def test_a_snapshot_of_another_database_or_with_missing_rows_is_not_used(engine,
     store = FactStore(engine, settings)
     store.refresh()
     assert store.restored_version is None
-    assert store.contacts.height == 5
+    assert store.whole("contacts").height == 5
 
 
 def test_a_code_outside_its_list_stops_the_load_with_its_name(engine, settings):

@@ -16,6 +16,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from data_access.history import FRAMES
 from data_access.metrics.cells import Cells, GroupKeys
 from data_access.metrics.definitions import get_metric
 from data_access.metrics.disclosure import protect
@@ -99,7 +100,7 @@ def _allowed_places(places: list[tuple[str, str]], filters: Filters, scope: Scop
 def _filtered(
     store: FactSource, metric: Metric, filters: Filters, allowed: list[tuple[str, str]], seed: int | None = None
 ) -> pl.LazyFrame:
-    frame = period_slice(source_frame(store, metric.source, filters), filters)
+    frame = source_frame(store, metric.source, filters)
     conditions = [pl.col("municipality_code").is_in([code for code, _ in allowed])]
     for values, column in (
         (filters.channels, "channel"),
@@ -112,19 +113,43 @@ def _filtered(
         conditions.append(pl.col("minute_of_day") < filters.until_minute)
     if metric.extra_filter is not None:
         conditions.append(metric.extra_filter())
-    lazy = frame.lazy().filter(*conditions)
+    lazy = period_rows(store, metric.source, frame, filters).filter(*conditions)
     return lazy if seed is None else lazy.with_columns(record_key(pl.col("id"), seed))
 
 
 def source_frame(store: FactSource, source: Source, filters: Filters) -> pl.DataFrame:
-    """The rows a metric's source counts: a fact frame, a guidance-case frame, or for
-    multi-service clients the clients of the window ending on the period's last day."""
+    """The rows a metric's source counts: a fact frame (its recent rows: the history's are
+    added by ``period_rows``), a guidance-case frame, or for multi-service clients the
+    clients of the window ending on the period's last day."""
     if source in ("contacts", "referrals", "feedback"):
         frame: pl.DataFrame = getattr(store, source)
         return frame
     if source == "clients":
         return clients_at(store, filters.end)
     return store.pathway[source]
+
+
+def period_rows(store: FactSource, source: Source, frame: pl.DataFrame, filters: Filters) -> pl.LazyFrame:
+    """The rows of ``frame`` (``source_frame``) in the period, with the history's rows of
+    the period before them where it reaches back beyond the recent window (history.py)."""
+    recent = period_slice(frame, filters).lazy()
+    if source in FRAMES and (older := store.history.scan(source, filters.start, filters.end)) is not None:
+        return pl.concat([older, recent])
+    return recent
+
+
+def rows_between(store: FactSource, source: str, start: dt.date, end: dt.date, columns: list[str]) -> pl.DataFrame:
+    """``columns`` of the fact frame's rows with a local day in [start, end], history included."""
+    frame: pl.DataFrame = getattr(store, source)
+    if frame.is_empty() and not frame.columns:
+        return frame
+    recent = period_slice(frame, Filters(start=start, end=end)).select(columns)
+    older = store.history.scan(source, start, end)
+    return recent if older is None else pl.concat([older.select(columns).collect(), recent], how="vertical_relaxed")
+
+
+def _has_rows(store: FactSource, source: Source, frame: pl.DataFrame) -> bool:
+    return not frame.is_empty() or (source in FRAMES and store.history.rows(source) > 0)
 
 
 # Multi-service clients of recent (data version, window end, settings): a page asks for
@@ -138,8 +163,13 @@ def clients_at(store: FactSource, end: dt.date) -> pl.DataFrame:
     key = (id(store.origin), store.key, end, settings.multi_service_window_days, settings.multi_service_min_lines)
     found = _CLIENTS.get(key)
     if found is None:
+        start = end - dt.timedelta(days=settings.multi_service_window_days - 1)
+        contacts = rows_between(
+            store, "contacts", start, end,
+            ["day", "client_id", "service_line", "municipality_code", "region_code", "age_band", "id"],
+        )
         found = multi_service_clients(
-            store.contacts, store.pathway["cases"], end=end, window_days=settings.multi_service_window_days,
+            contacts, store.pathway["cases"], end=end, window_days=settings.multi_service_window_days,
             min_lines=settings.multi_service_min_lines,
         )
         if len(_CLIENTS) >= _CLIENTS_KEPT:
@@ -181,7 +211,7 @@ def _aggregate_together(
     out: list[tuple[list[Metric], pl.DataFrame | None]] = []
     for (source_name, _), members in sets.items():
         source = source_frame(store, source_name, periods[-1])
-        if source.is_empty():
+        if not _has_rows(store, source_name, source):
             out.append((members, None))
             continue
         # The sums of record keys are read only when publishing (the frame then has the keys).

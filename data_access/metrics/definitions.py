@@ -133,7 +133,8 @@ def _median_with_interval(column: str, *, per_case: bool = False) -> Callable[[S
         high = ((n.cast(pl.Float64) / 2 + half).ceil().cast(pl.Int64)).clip(None, n.cast(pl.Int64) - 1)
         return [
             values.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.cast(pl.Float64).alias("denominator"),
-            values.get(low).alias("ci_low"), values.get(high).alias("ci_high"), *([_cases_of(column)] if per_case else []),
+            # None over no rows (a period without measurements asked as a whole).
+            values.get(low, null_on_oob=True).alias("ci_low"), values.get(high, null_on_oob=True).alias("ci_high"), *([_cases_of(column)] if per_case else []),
         ]
 
     return aggregate

@@ -54,11 +54,14 @@ def _empty_pending() -> pl.DataFrame:
 
 def pending_referrals(source: FactSource) -> pl.DataFrame:
     """Referrals whose contact has not arrived yet, per source system (exact: ask ``answer``)."""
-    referrals = source.referrals
-    if referrals.is_empty():
+    referrals, past = source.referrals, source.history
+    if referrals.is_empty() and not past.rows("referrals"):
         return _empty_pending()
+    waiting = referrals.filter(pl.col("channel").is_null()).select("source_system")
+    if past.rows("referrals"):
+        waiting = pl.concat([past.pending("referrals", pl.col("channel").is_null()).select("source_system"), waiting])
     return (
-        referrals.filter(pl.col("channel").is_null())
+        waiting
         .group_by("source_system")
         .len("pending")
         .with_columns(pl.col("source_system").cast(pl.String))
