@@ -155,7 +155,8 @@ class History:
         """This history with ``frames`` (rows before ``until``, none of them in a part yet)
         written as parts; ``until`` becomes the new edge."""
         assert self.folder is not None
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if any(not frame.is_empty() for frame in frames.values()):
+            self.folder.mkdir(parents=True, exist_ok=True)
         parts = {name: list(found) for name, found in self.parts.items()}
         for name, frame in frames.items():
             if frame.is_empty():
