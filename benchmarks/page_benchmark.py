@@ -33,7 +33,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import polars as pl
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,7 @@ from data_access.metrics import Filters, compute
 from data_access.metrics.requests import MetricsRequest
 from data_access.snapshot import FactStore
 
+HELSINKI = ZoneInfo("Europe/Helsinki")
 PAGES = ["overview.py", "channels.py", "resolution.py", "referrals.py", "comparison.py", "quality.py"]
 
 
@@ -135,16 +138,21 @@ def bi_queries(metrics: tuple[str, ...], filters: Filters, by: tuple[str, ...], 
         table, time, alias = {"contacts": ("contact", "occurred_at", "c"), "referrals": ("referral", "referred_at", "r"),
                               "feedback": ("feedback", "answered_at", "f")}[source]
         attributes = "f" if source == "feedback" else "c"
-        start = dt.datetime.combine(filters.start, dt.time(), tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        end = dt.datetime.combine(filters.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        # The product's days are Helsinki days: the period is cut at Helsinki midnight and rows
+        # are grouped by their Helsinki day, week (its Monday), month, hour and ISO weekday.
+        # SQLite has no time zones: its 'localtime' is the process's, set to Helsinki in main().
+        start, end = (
+            dt.datetime.combine(day, dt.time(), tzinfo=HELSINKI).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            for day in (filters.start, filters.end + dt.timedelta(days=1))
+        )
         stamp = f"{alias}.{time}"
-        local = stamp if dialect == "sqlite" else f"({stamp} at time zone 'Europe/Helsinki')"
+        local = f"datetime({stamp}, 'localtime')" if dialect == "sqlite" else f"({stamp} at time zone 'Europe/Helsinki')"
         groups = {
             "day": f"date({local})" if dialect == "sqlite" else f"cast({local} as date)",
-            "week": f"strftime('%W', {local})" if dialect == "sqlite" else f"date_trunc('week', {local})",
-            "month": f"strftime('%m', {local})" if dialect == "sqlite" else f"date_trunc('month', {local})",
+            "week": f"date({local}, '-6 days', 'weekday 1')" if dialect == "sqlite" else f"date_trunc('week', {local})",
+            "month": f"strftime('%Y-%m', {local})" if dialect == "sqlite" else f"date_trunc('month', {local})",
             "hour": f"strftime('%H', {local})" if dialect == "sqlite" else f"extract(hour from {local})",
-            "weekday": f"strftime('%w', {local})" if dialect == "sqlite" else f"extract(dow from {local})",
+            "weekday": f"(cast(strftime('%w', {local}) as integer) + 6) % 7 + 1" if dialect == "sqlite" else f"extract(isodow from {local})",
             "municipality": f"{attributes}.municipality_code", "region": "m.region_code", "unit": "c.unit_code",
             "destination": "r.destination",
         }
@@ -175,6 +183,21 @@ def bi_queries(metrics: tuple[str, ...], filters: Filters, by: tuple[str, ...], 
         group = f" group by {', '.join(columns)}" if columns else ""
         queries.append(f"select {select} from {table} {alias}{joins} where {' and '.join(where)}{group}")
     return queries
+
+
+def same_daily_figures(engine: sa.Engine, store: FactStore, days: int = 300) -> dict:
+    """The BI query's contacts per Helsinki day against the registry's over the last ``days``
+    days: the baseline must time the same figures (cells the registry hides are left out)."""
+    end = store.contacts["day"].max()
+    filters = Filters(start=end - dt.timedelta(days=days - 1), end=end)
+    ours = compute(store, metrics=["contacts"], filters=filters, by=["day"]).filter(~pl.col("suppressed"))
+    with engine.connect() as conn:
+        theirs = {
+            str(row[0])[:10]: row[1]
+            for row in conn.execute(sa.text(bi_queries(("contacts",), filters, ("day",), engine.dialect.name)[0])).all()
+        }
+    differ = [(str(day), value, theirs.get(str(day))) for day, value in ours.select("day", "numerator").iter_rows() if theirs.get(str(day)) != value]
+    return {"cells": ours.height, "differ": len(differ), "examples": differ[:5]}
 
 
 PERIOD_DAYS = (7, 30, 91, 365, 3 * 365)
@@ -226,6 +249,8 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://root@127.0.0.1:5432/ohjaustaulu_bench")
     parser.add_argument("--combos", type=int, default=20)
     args = parser.parse_args()
+    os.environ["TZ"] = "Europe/Helsinki"  # SQLite's 'localtime' in the BI queries
+    time.tzset()
     if args.database == "sqlite":
         url = f"sqlite:////tmp/ohjaustaulu_bench_{args.contacts}.sqlite3"
     else:
@@ -256,11 +281,14 @@ def main() -> None:
     print(f"fact store: restart from the saved snapshot {load_seconds:.1f} s (restored: {store.restored_version is not None}; "
           f"{store.contacts.height:,} contacts, frames {frames_mb:.0f} MB, process {resident_mb():.0f} MB resident)", flush=True)
 
+    results_check = same_daily_figures(engine, store)
+    print(f"BI baseline against the registry, contacts per Helsinki day: {results_check['differ']} of {results_check['cells']} cells differ", flush=True)
     calls = record_calls(url)
     rng = random.Random(7)
     results: dict = {
         "contacts": store.contacts.height, "database": args.database, "store_first_read_seconds": first_seconds,
         "store_restart_seconds": load_seconds, "frames_mb": frames_mb, "resident_mb": resident_mb(), "pages": {},
+        "bi_same_daily_figures": results_check,
     }
     for page, page_calls in calls.items():
         cold, warm, bi, drawn, choices = [], [], [], [], []
