@@ -181,6 +181,28 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Daily publication-safe aggregates as Parquet: the feed a national roll-up reads."""
+    from data_access.metrics.feed import write_aggregates
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # before the store is read, not after
+        raise ValueError(f"{out} is a file, not a folder")
+    if args.date_to < args.date_from:
+        raise ValueError(f"the period ends ({args.date_to}) before it starts ({args.date_from})")
+    if not settings.publication_ready:
+        raise ValueError("set OHJAUSTAULU_PUBLICATION_KEY to the county's own secret before exporting: the demo key is public")
+    engine = engine_from_settings(settings)
+    check_schema(engine)
+    store = FactStore(engine, settings)
+    store.refresh()
+    rows = write_aggregates(store, start=args.date_from, end=args.date_to, folder=out)
+    print("ohjaustaulu: counts perturbed for publication (cell-key method, docs/privacy.md)", file=sys.stderr)
+    for name, count in rows.items():
+        print(f"{out / name}.parquet: {count} rows")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     engine = prepare_database(settings)
     profile = load_profile(Path(args.profile) if args.profile else None)
@@ -311,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", "--language", dest="language", choices=("fi", "sv", "en"), default="fi")
     report.add_argument("--out", required=True, help="the PDF file to write")
     report.set_defaults(handler=cmd_report)
+
+    export = commands.add_parser("export", help="daily publication-safe aggregates as Parquet (for a national roll-up)")
+    export.add_argument("what", choices=("aggregates",))
+    export.add_argument("--from", dest="date_from", type=_date, required=True)
+    export.add_argument("--to", dest="date_to", type=_date, required=True)
+    export.add_argument("--out", required=True, help="folder for the Parquet files and meta.json (made if missing)")
+    export.set_defaults(handler=cmd_export)
 
     users = commands.add_parser("users", help="who may sign in, their role and the places they may see")
     users_commands = users.add_subparsers(dest="users_command", required=True)

@@ -148,3 +148,50 @@ def test_run_listens_on_localhost_unless_told_and_takes_the_secrets_file(tmp_pat
     assert default[default.index("--server.address") + 1] == "localhost" and "--secrets.files" not in default
     chosen = server_command(parser.parse_args(["--secrets", str(tmp_path / "s.toml"), "--address", "10.0.0.5"]))
     assert chosen[chosen.index("--secrets.files") + 1] == str((tmp_path / "s.toml").resolve())
+
+
+def test_export_aggregates_writes_the_published_daily_figures(seeded_url, tmp_path, monkeypatch, capsys):
+    from tests.conftest import COUNTY_SECRET
+
+    monkeypatch.setenv("OHJAUSTAULU_PUBLICATION_KEY", COUNTY_SECRET)
+    start, end = _window()
+    out = tmp_path / "feed"
+    assert main(["export", "aggregates", "--from", start, "--to", end, "--out", str(out)]) == 0
+    assert "perturbed" in capsys.readouterr().err
+    daily = pl.read_parquet(out / "municipality_day.parquet")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["files"]["municipality_day.parquet"]["rows"] == daily.height
+    assert set(daily.columns) >= {"day", "county", "municipality", "metric", "value", "suppressed"}
+    assert daily["day"].dtype == pl.Date and daily["day"].min() >= dt.date.fromisoformat(start)
+
+    store = FactStore(create_db_engine(seeded_url), Settings(database_url=seeded_url, publication_key=COUNTY_SECRET))
+    store.refresh()
+    period = Filters(start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
+    published = compute(store, metrics=["contacts"], filters=period, by=["day", "municipality"], publication=True)
+    exact = compute(store, metrics=["contacts"], filters=period, by=["day", "municipality"])
+    feed = daily.filter(pl.col("metric") == "contacts").select("day", "municipality", "value", "suppressed")
+    key = ["day", "municipality"]
+    assert feed.sort(key).equals(published.select(*key, "value", "suppressed").sort(key)), "the registry's published figures"
+    shown = feed.filter(~pl.col("suppressed"))["value"]
+    assert ((shown == 0) | (shown >= store.settings.small_cell_threshold)).all(), "no small count leaves the county"
+    compared = feed.join(exact.select(*key, pl.col("value").alias("exact")), on=key).filter(~pl.col("suppressed"))
+    assert (compared["value"] != compared["exact"]).any(), "counts are perturbed, not exact"
+    # The same rows give the same noise: a second export writes the same figures.
+    assert main(["export", "aggregates", "--from", start, "--to", end, "--out", str(out)]) == 0
+    assert pl.read_parquet(out / "municipality_day.parquet").equals(daily)
+    assert pl.read_parquet(out / "destination_day.parquet")["metric"].unique().to_list() == ["referrals"]
+
+
+def test_export_aggregates_refuses_a_file_and_a_reversed_period(seeded_url, tmp_path, monkeypatch, capsys):
+    from tests.conftest import COUNTY_SECRET
+
+    monkeypatch.setenv("OHJAUSTAULU_PUBLICATION_KEY", COUNTY_SECRET)
+    start, end = _window()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    assert main(["export", "aggregates", "--from", start, "--to", end, "--out", str(taken)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text() == "keep me"
+    assert main(["export", "aggregates", "--from", end, "--to", start, "--out", str(tmp_path / "x")]) == 2
+    assert "before it starts" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
