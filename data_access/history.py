@@ -79,6 +79,10 @@ class History:
     def empty(self) -> bool:
         return not any(self.parts.values())
 
+    def intact(self) -> bool:
+        """Whether every part's file is still there (someone may clean the folder)."""
+        return all(part.path.is_file() for parts in self.parts.values() for part in parts)
+
     def scan(self, name: str, start: dt.date | None = None, end: dt.date | None = None) -> pl.LazyFrame | None:
         """The rows of ``name`` with a local day in [start, end] (either open), lazily; None
         when no part holds such days."""

@@ -405,8 +405,12 @@ class FactStore:
     def _refresh(self) -> bool:
         replaced = self._check_file()
         database_id, current = database_identity(self.engine)
-        if self._loaded and (replaced or database_id != self._database_id or current < self.version):
-            log.warning("the database was replaced; reading it again from the start")
+        lost = self._loaded and not self.history.intact()
+        if lost:
+            log.warning("files of the history are missing from %s; reading every row again", self.history.folder)
+        if self._loaded and (lost or replaced or database_id != self._database_id or current < self.version):
+            if not lost:
+                log.warning("the database was replaced; reading it again from the start")
             with self._lock:
                 self._loaded = False
                 self.generation += 1

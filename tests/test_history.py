@@ -156,3 +156,18 @@ def test_memory_days_must_leave_changing_rows_in_memory():
     with pytest.raises(ValueError, match="memory_days"):
         Settings(memory_days=30, verified_resolution_days=7)
     assert Settings(memory_days=0).memory_days == 0
+
+
+def test_history_files_removed_under_a_running_store_are_read_again(history_database, tmp_path):
+    settings = _settings(history_database, tmp_path, MEMORY_DAYS)
+    store = FactStore(create_db_engine(history_database), settings)
+    store.refresh()
+    counted = store.history.rows("contacts")
+    today = dt.datetime.now(HELSINKI_ZONE).date()
+    year = Filters(start=today - dt.timedelta(days=364), end=today)
+    before = compute(store.view(), metrics=["contacts"], filters=year)
+    for part in store.history.parts["contacts"]:
+        part.path.unlink()  # a clean-up of the folder under the running server
+    store.refresh()
+    assert store.generation == 1 and store.history.rows("contacts") == counted
+    assert_frame_equal(compute(store.view(), metrics=["contacts"], filters=year), before)
