@@ -324,6 +324,7 @@ class FactStore:
         folder = history.Folder(settings.resolved_snapshot_dir)
         self._folder: history.Folder | None = folder
         self.history = History(folder.path)
+        self.thawed = 0  # how many times months were brought back (a first read brings none)
         self.municipalities = pl.DataFrame()
         self.populations = pl.DataFrame()
         self._loaded = False
@@ -468,11 +469,13 @@ class FactStore:
         instants: list[dt.datetime | None] = [None, *(dt.datetime.combine(day, dt.time(), HELSINKI_ZONE).astimezone(dt.UTC) for day in starts[1:]), None]
         for index, (low, high) in enumerate(itertools.pairwise(instants)):
             changes = read_changes(self.engine, after_seq=0, upto_seq=current, between=(low, high), cases=index == 0)
-            self._apply_changes(changes, current, None)
+            self._apply_changes(changes, current, None, settle=high is None)
             if high is not None:  # this quarter stays in memory for the next one's re-contacts and referrals
                 self._settle(upto=starts[index])
 
-    def _apply_changes(self, changes: dict[str, pl.DataFrame], current: int, previous_as_of: dt.datetime | None) -> None:
+    def _apply_changes(
+        self, changes: dict[str, pl.DataFrame], current: int, previous_as_of: dt.datetime | None, *, settle: bool = True,
+    ) -> None:
         window = dt.timedelta(days=self.settings.verified_resolution_days)
         contact_changes = changes["contact"]
         if (reached := self._history_reached(changes)) is not None:
@@ -507,7 +510,8 @@ class FactStore:
             self.measurements = _replaced(self.measurements, measurement_changes, time="measured_at")
             self._derive_pathway()
         self.version = current
-        self._settle()
+        if settle:
+            self._settle()
 
     def _history_reached(self, changes: dict[str, pl.DataFrame]) -> dt.date | None:
         """The earliest local day of the history that ``changes`` reach, or None: a changed
@@ -554,6 +558,7 @@ class FactStore:
     def _thaw(self, since: dt.date) -> None:
         """Bring the history's months from ``since``'s on back into the frames."""
         month = history.month_of(since)
+        self.thawed += 1
         for name in history.FRAMES:
             older = self.history.read(name, month)
             if older:

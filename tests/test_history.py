@@ -81,6 +81,7 @@ def test_the_history_on_disk_gives_the_figures_of_every_row_in_memory(history_da
     today = dt.datetime.now(HELSINKI_ZONE).date()
     cutoff = month_of(today - dt.timedelta(days=MEMORY_DAYS))
     assert windowed.history.until == cutoff
+    assert windowed.thawed == 0, "a first read, a quarter at a time, never brings a moved month back"
     assert windowed.history.rows("contacts") > 0.6 * in_memory.contacts.height, "most of the fourteen months moved to disk"
     assert windowed.contacts["day"].min() >= cutoff
     assert windowed.contacts.height + windowed.history.rows("contacts") == in_memory.contacts.height
@@ -116,6 +117,7 @@ def test_the_history_on_disk_gives_the_figures_of_every_row_in_memory(history_da
     ])
     for store in (in_memory, windowed):
         assert store.refresh()
+    assert windowed.thawed == 1
     assert windowed.history.until == cutoff, "the months brought back were moved out again"
     assert windowed.contacts["day"].min() >= cutoff
     _assert_same_figures(in_memory, windowed, _draws(rng, today, 40))
