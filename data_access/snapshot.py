@@ -425,6 +425,8 @@ class FactStore:
                 return False
             self.municipalities, self.populations = reference_frames(self.engine)
             if not self._loaded:
+                if self._folder is not None:  # history folders of servers that have ended
+                    self._folder.sweep()
                 self._database_id = database_id
                 # The row counts that guard a saved snapshot are read while it loads.
                 counting = _start_counting(self.engine) if snapshot_file.any_saved(self.settings.resolved_snapshot_dir) else None
@@ -467,11 +469,21 @@ class FactStore:
             starts.append(quarter)
             quarter = history.next_month(history.next_month(history.next_month(quarter)))
         instants: list[dt.datetime | None] = [None, *(dt.datetime.combine(day, dt.time(), HELSINKI_ZONE).astimezone(dt.UTC) for day in starts[1:]), None]
-        for index, (low, high) in enumerate(itertools.pairwise(instants)):
-            changes = read_changes(self.engine, after_seq=0, upto_seq=current, between=(low, high), cases=index == 0)
-            self._apply_changes(changes, current, None, settle=high is None)
-            if high is not None:  # this quarter stays in memory for the next one's re-contacts and referrals
-                self._settle(upto=starts[index])
+        pieces = list(itertools.pairwise(instants))
+
+        def read(index: int) -> dict[str, pl.DataFrame]:
+            return read_changes(self.engine, after_seq=0, upto_seq=current, between=pieces[index], cases=index == 0)
+
+        # The next quarter is read (on SQLite in a child process) while this one is derived.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-read") as pool:
+            ahead = pool.submit(read, 0)
+            for index, (_, high) in enumerate(pieces):
+                changes = ahead.result()
+                if index + 1 < len(pieces):
+                    ahead = pool.submit(read, index + 1)
+                self._apply_changes(changes, current, None, settle=high is None)
+                if high is not None:  # this quarter stays in memory for the next one's re-contacts and referrals
+                    self._settle(upto=starts[index])
 
     def _apply_changes(
         self, changes: dict[str, pl.DataFrame], current: int, previous_as_of: dt.datetime | None, *, settle: bool = True,

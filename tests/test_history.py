@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import random
 
 import polars as pl
@@ -173,3 +174,17 @@ def test_history_files_removed_under_a_running_store_are_read_again(history_data
     store.refresh()
     assert store.generation == 1 and store.history.rows("contacts") == counted
     assert_frame_equal(compute(store.view(), metrics=["contacts"], filters=year), before)
+
+
+def test_history_folders_of_ended_servers_are_removed_at_start(history_database, tmp_path):
+    settings = _settings(history_database, tmp_path, MEMORY_DAYS)
+    ended = settings.resolved_snapshot_dir / "live" / "4194999-0badc0de"
+    running = settings.resolved_snapshot_dir / "live" / f"{os.getppid()}-0fabc0de"
+    for folder in (ended, running):
+        folder.mkdir(parents=True)
+        (folder / "contacts-2025-01-0000000000.arrow").write_bytes(b"left behind")
+    store = FactStore(create_db_engine(history_database), settings)
+    store.refresh()
+    assert not ended.exists(), "a server that has ended leaves nothing behind for long"
+    assert running.exists(), "a running server's files stay"
+    assert store.history.folder.is_dir() and store.history.rows("contacts") > 0
