@@ -691,11 +691,9 @@ class FactStore:
     def _derive_contacts(self, raw: pl.DataFrame) -> pl.DataFrame:
         electronic = list(self.settings.electronic_channels)
         window = dt.timedelta(days=self.settings.verified_resolution_days)
-        regions = dict(self.municipalities.select("municipality_code", "region_code").iter_rows())
         contacts = _local_calendar(raw, "occurred_at").with_columns(
             pl.col("channel").is_in(electronic).alias("electronic"),
-            pl.col("municipality_code").cast(pl.String).replace_strict(regions, default=None, return_dtype=pl.String)
-            .cast(pl.Categorical).alias("region_code"),
+            self._region_of_municipality(),
             _recontact(raw, window).alias("_recontact"),
         )
         verifiable = (
@@ -722,9 +720,18 @@ class FactStore:
                 contacts = pl.concat([contacts, self.history.lookup(missing, columns)], how="vertical_relaxed")
         return raw.join(contacts, on=CONTACT_KEY, how="left")
 
+    def _region_of_municipality(self) -> pl.Expr:
+        """The county (region_code) of a row's own municipality."""
+        regions = dict(self.municipalities.select("municipality_code", "region_code").iter_rows())
+        return (
+            pl.col("municipality_code").cast(pl.String).replace_strict(regions, default=None, return_dtype=pl.String)
+            .cast(pl.Categorical).alias("region_code")
+        )
+
     def _derive_feedback(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """An answer's unit is its contact's (feedback records carry none of their own)."""
-        return _local_calendar(self._with_contact(raw, ["unit_code"]), "answered_at")
+        """An answer's unit is its contact's (feedback records carry none of their own); its
+        county is its own municipality's, as a contact's is."""
+        return _local_calendar(self._with_contact(raw, ["unit_code"]), "answered_at").with_columns(self._region_of_municipality())
 
     def _derive_referrals(self, raw: pl.DataFrame) -> pl.DataFrame:
         keys = CONTACT_KEY

@@ -29,7 +29,7 @@ from data_access.config import Settings
 from data_access.history import History, link
 
 # Bump when the columns or meaning of the stored frames change.
-STORE_FORMAT = 9
+STORE_FORMAT = 10
 FRAMES = ("contacts", "referrals", "feedback", "visits", "cases", "measurements")
 log = logging.getLogger(__name__)
 

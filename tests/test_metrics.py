@@ -402,3 +402,15 @@ def test_a_quarter_counts_what_its_months_count_by_local_day(engine, settings):
     assert dict(zip(quarters["quarter"].to_list(), quarters["value"].to_list(), strict=True)) == {dt.date(2025, 1, 1): 11, dt.date(2025, 4, 1): 15}
     by_quarter = months.with_columns(pl.col("month").dt.truncate("1q").alias("q")).group_by("q").agg(pl.col("value").sum())
     assert dict(zip(by_quarter["q"].to_list(), by_quarter["value"].to_list(), strict=True)) == {dt.date(2025, 1, 1): 11, dt.date(2025, 4, 1): 15}
+
+
+def test_feedback_is_counted_in_its_municipalitys_county(engine, settings):
+    add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": 9, "municipality_code": "853"}] * 8)
+    add_feedback(engine, [{"answered_at": "2025-03-20T10:00:00", "recommend_score": 7, "municipality_code": "018"}] * 6)
+    store = make_store(engine, settings)
+    county = dict(store.municipalities.select("municipality_code", "region_code").iter_rows())
+    assert county["853"] != county["018"]
+    result = compute(store, metrics=["feedback_answers"], filters=MARCH, by=["region"])
+    assert _value(result, "feedback_answers", region=county["853"])["value"] == 8
+    assert _value(result, "feedback_answers", region=county["018"])["value"] == 6
+    assert result.filter(pl.col("value") > 0).height == 2
