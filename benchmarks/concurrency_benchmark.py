@@ -187,6 +187,7 @@ def main() -> None:
         help="sessions as websocket clients without a browser (default; 20 headless browsers take "
              "both cores of a 2-core machine) or as headless Chromium pages",
     )
+    parser.add_argument("--out", type=Path, help="the results file (default benchmarks/results/concurrency_<database>.json)")
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
     from playwright.sync_api import sync_playwright
@@ -251,7 +252,7 @@ def main() -> None:
         results["p95_ratio"] = round(many["p95_ms"] / one["p95_ms"], 2)
         print(f"p95 data time {args.sessions} sessions / 1 session: {results['p95_ratio']}")
     results["clients"] = args.clients
-    out = ROOT / "benchmarks" / "results" / f"concurrency_{results['database']}{'' if args.clients == 'protocol' else '_browser'}.json"
+    out = args.out or ROOT / "benchmarks" / "results" / f"concurrency_{results['database']}{'' if args.clients == 'protocol' else '_browser'}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"written {out}")
 
