@@ -825,7 +825,10 @@ def row_counts(engine: Engine, *, parts: int = COUNT_PARTS) -> dict[str, int]:
     ranges: list[tuple[str, int, int]] = []
     with engine.connect() as conn:
         for name, table in TABLES.items():
-            low, high = conn.execute(sa.select(sa.func.min(table.c.change_seq), sa.func.max(table.c.change_seq))).one()
+            # Apart: SQLite finds a lone min() or max() at the index's end, but scans the
+            # whole index for both in one select (15 M contacts: 2.2 s instead of 1 ms).
+            low = conn.execute(sa.select(sa.func.min(table.c.change_seq))).scalar()
+            high = conn.execute(sa.select(sa.func.max(table.c.change_seq))).scalar()
             if low is not None:
                 step = (high - low) // parts + 1
                 ranges += [(name, low + i * step, low + (i + 1) * step - 1) for i in range(parts)]
