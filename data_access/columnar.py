@@ -7,8 +7,8 @@ Arrow's database connectivity) build Arrow columns in C. Bulk reads use them; sm
 
 SQLite: the ADBC driver carries its own copy of the SQLite library, and two copies of
 SQLite in one process release each other's file locks (sqlite.org/howtocorrupt.html,
-2.2.1; seen here as "disk I/O error"). So the bulk read runs in a child process that
-writes Arrow IPC to a temporary file.
+2.2.1; seen here as "disk I/O error"). So bulk reads run in a child process that writes
+Arrow IPC to temporary files (BulkReader).
 """
 
 from __future__ import annotations
@@ -54,75 +54,169 @@ def fetch_frame(
 Query = tuple[sa.Select[Any], dict[str, pl.DataType]]
 
 
-def read_frames(engine: Engine, queries: dict[str, Query], *, bulk: bool = False) -> dict[str, pl.DataFrame]:
+def read_frames(engine: Engine, queries: dict[str, Query], *, bulk: bool = False, reader: BulkReader | None = None) -> dict[str, pl.DataFrame]:
     """Committed rows of each (select, schema) as a frame with that schema; ``bulk`` reads
-    go through ADBC where it can (other databases and in-memory SQLite use the cursor)."""
-    url = engine.url
-    if bulk and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return _read_sqlite(url.database, {name: (_sql(select, engine.dialect), schema) for name, (select, schema) in queries.items()})
-    if bulk and url.get_backend_name() == "postgresql":
-        import adbc_driver_postgresql.dbapi as adbc
-
-        uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        frames = {}
-        with adbc.connect(uri) as conn, conn.cursor() as cursor:
-            for name, (select, schema) in queries.items():
-                cursor.execute(_sql(select, engine.dialect))
-                arrow = pl.from_arrow(cursor.fetch_arrow_table())
-                assert isinstance(arrow, pl.DataFrame)
-                frames[name] = _typed(arrow, schema)
-        return frames
+    go through ADBC where it can (other databases and in-memory SQLite use the cursor),
+    through ``reader`` when given (a run of bulk reads: one child process or connection)."""
+    if bulk and reader is not None:
+        return reader.read(queries)
+    if bulk and BulkReader.applies(engine):
+        with BulkReader(engine) as once:
+            return once.read(queries)
     with engine.connect() as conn:
         return {name: fetch_frame(conn, select, schema) for name, (select, schema) in queries.items()}
 
 
-def _sql(select: sa.Select[Any], dialect: sa.Dialect) -> str:
-    return str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+def _sql(select: sa.Select[Any], dialect: sa.Dialect, **options: bool) -> str:
+    return str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True, **options}))
 
 
-def _read_sqlite(path: str, queries: dict[str, tuple[str, dict[str, pl.DataType]]]) -> dict[str, pl.DataFrame]:
-    """SQLite has no column types, so the ADBC driver infers them from the first rows and
+class BulkReader:
+    """Bulk reads through ADBC, one after another (a first read goes a quarter at a time):
+    on SQLite one child process serves them all (starting one with its imports costs about
+    1.2 s, which a first read paid for each of its thirteen quarters), on PostgreSQL one
+    connection. Use as a context manager; not for use from two threads at once.
+
+    SQLite has no column types, so the ADBC driver infers them from the first rows and
     fails when a column starts with nulls. A first row of typed placeholders fixes the
-    types; it is marked and dropped. One child process reads every query."""
-    with tempfile.TemporaryDirectory(prefix="ohjaustaulu-") as folder:
+    types; it is marked and dropped."""
+
+    @staticmethod
+    def applies(engine: Engine) -> bool:
+        url = engine.url
+        return url.get_backend_name() == "postgresql" or (
+            url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        )
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._child: subprocess.Popen[str] | None = None
+        self._errors: Any = None
+        self._adbc: Any = None
+        self._reads = 0
+
+    def __enter__(self) -> BulkReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def read(self, queries: dict[str, Query]) -> dict[str, pl.DataFrame]:
+        if self.engine.url.get_backend_name() == "postgresql":
+            return self._read_postgresql(queries)
+        return self._read_sqlite(queries)
+
+    def _read_postgresql(self, queries: dict[str, Query]) -> dict[str, pl.DataFrame]:
+        if self._adbc is None:
+            import adbc_driver_postgresql.dbapi as adbc
+
+            # Autocommit: each query its own snapshot, no transaction held open between reads.
+            self._adbc = adbc.connect(self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
+        frames = {}
+        with self._adbc.cursor() as cursor:
+            for name, (select, schema) in queries.items():
+                cursor.execute(_sql(select, self.engine.dialect))
+                arrow = pl.from_arrow(cursor.fetch_arrow_table())
+                assert isinstance(arrow, pl.DataFrame)
+                frames[name] = _typed(arrow, schema)
+        return frames
+
+    def _read_sqlite(self, queries: dict[str, Query]) -> dict[str, pl.DataFrame]:
+        path = str(self.engine.url.database)
+        if self._child is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="ohjaustaulu-")
+            self._errors = tempfile.TemporaryFile(mode="w+")  # closed in close()
+            # Our own interpreter and module; each request a line of JSON on stdin.
+            self._child = subprocess.Popen(  # nosec B603
+                [sys.executable, "-m", "data_access.columnar", path],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors, text=True,
+            )
+        assert self._folder is not None and self._child.stdin is not None and self._child.stdout is not None
+        self._reads += 1
         jobs = []
-        for name, (sql, schema) in queries.items():
+        for name, (select, schema) in queries.items():
             placeholders = ", ".join(f'{_placeholder(dtype)} AS "{column}"' for column, dtype in schema.items())
             columns = ", ".join(f'q."{column}"' for column in schema)
-            # The query is compiled from our own models: no value from outside.
+            # The query is compiled from our own models: no value from outside. The child's
+            # SQLite is ADBC's own (3.53), which has unixepoch().
+            sql = _sql(select, self.engine.dialect, unixepoch=True)
             typed_sql = f"SELECT 0 AS _placeholder, {placeholders} UNION ALL SELECT 1, {columns} FROM ({sql}) AS q"  # nosec B608
-            jobs.append({"sql": typed_sql, "out": str(Path(folder) / f"{name}.arrow")})
-        # Our own interpreter and module, the input as JSON on stdin.
-        child = subprocess.run(  # nosec B603
-            [sys.executable, "-m", "data_access.columnar"],
-            input=json.dumps({"path": path, "jobs": jobs}), text=True, capture_output=True, check=False,
-        )
-        if child.returncode != 0:
-            last = (child.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"reading {path} failed: {last}")
-        return {
-            name: _typed(pl.read_ipc(job["out"]).filter(pl.col("_placeholder") == 1).drop("_placeholder"), schema)
-            for (name, (_sql_text, schema)), job in zip(queries.items(), jobs, strict=True)
-        }
+            jobs.append({"sql": typed_sql, "out": str(Path(self._folder.name) / f"{self._reads}-{name}.arrow")})
+        try:
+            self._child.stdin.write(json.dumps(jobs) + "\n")
+            self._child.stdin.flush()
+            answer = self._child.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if answer.strip() != "ok":
+            problem = answer.strip() or self._last_error() or "the reading process ended"
+            self.close()
+            raise RuntimeError(f"reading {path} failed: {problem}")
+        frames = {}
+        for (name, (_select, schema)), job in zip(queries.items(), jobs, strict=True):
+            frames[name] = _typed(pl.read_ipc(job["out"]).filter(pl.col("_placeholder") == 1).drop("_placeholder"), schema)
+            Path(job["out"]).unlink()
+        return frames
+
+    def _last_error(self) -> str:
+        if self._errors is None:
+            return ""
+        if self._child is not None:
+            self._child.wait(timeout=10)
+        self._errors.seek(0)
+        text: str = self._errors.read()
+        return (text.strip().splitlines() or [""])[-1]
+
+    def close(self) -> None:
+        if self._child is not None:
+            child, self._child = self._child, None
+            if child.stdin is not None:
+                child.stdin.close()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+        if self._adbc is not None:
+            self._adbc.close()
+            self._adbc = None
 
 
-def _sqlite_child() -> None:
-    """Child process: run each query through ADBC SQLite, streaming the batches to IPC."""
+def _sqlite_child(path: str) -> None:
+    """Child process: for each request (a line of JSON: the queries and their files), run
+    each query through ADBC SQLite, streaming the batches to Arrow IPC, then answer ``ok``
+    on stdout, or the error and end."""
     import adbc_driver_sqlite.dbapi as adbc
     import pyarrow as pa
 
-    request = json.loads(sys.stdin.read())
-    with adbc.connect(request["path"]) as conn, conn.cursor() as cursor:
-        for job in request["jobs"]:
-            cursor.execute(job["sql"])
-            reader = cursor.fetch_record_batch()
-            with pa.OSFile(job["out"], "wb") as sink, pa.ipc.new_file(
-                # Compressed, so the parent decompresses into its own memory instead of keeping
-                # a memory map of a deleted file.
-                sink, reader.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")
-            ) as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
+    # Autocommit: no read transaction held between requests (it would hold back the WAL's checkpoints).
+    with adbc.connect(path, autocommit=True) as conn:
+        for line in sys.stdin:
+            try:
+                for job in json.loads(line):
+                    with conn.cursor() as cursor:
+                        cursor.execute(job["sql"])
+                        reader = cursor.fetch_record_batch()
+                        with pa.OSFile(job["out"], "wb") as sink, pa.ipc.new_file(
+                            # Compressed, so the parent decompresses into its own memory instead of keeping
+                            # a memory map of a deleted file.
+                            sink, reader.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")
+                        ) as writer:
+                            for batch in reader:
+                                writer.write_batch(batch)
+            except Exception as error:  # said to the parent, which raises it
+                print(f"{type(error).__name__}: {error}".replace("\n", " "), flush=True)
+                return
+            print("ok", flush=True)
 
 
 def _placeholder(dtype: pl.DataType) -> str:
@@ -138,4 +232,4 @@ def _typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 if __name__ == "__main__":
-    _sqlite_child()
+    _sqlite_child(sys.argv[1])

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data_access import codes, history, pathway, snapshot_file
-from data_access.columnar import read_frames
+from data_access.columnar import BulkReader, read_frames
 from data_access.config import Settings
 from data_access.engine import DatabaseUnavailable, database_identity, epoch_seconds, sqlite_file, unavailable
 from data_access.history import History
@@ -119,11 +119,12 @@ def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = 
 def read_changes(
     engine: Engine, *, after_seq: int, upto_seq: int,
     between: tuple[dt.datetime | None, dt.datetime | None] | None = None, cases: bool = True,
+    reader: BulkReader | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The stored columns of rows changed in (after_seq, upto_seq], typed for the store;
     ``between``: only the contacts, referrals and feedback of that time span (either end
     open), and the cases and measurements only with ``cases``. Large reads (a first load, a
-    big ingest) go through Arrow (columnar.py)."""
+    big ingest) go through Arrow (columnar.py), through ``reader`` when given."""
     queries = {}
     for name, table in TABLES.items():
         select, schema = select_columns(table, STORED[name])
@@ -136,7 +137,7 @@ def read_changes(
         elif not cases and name in ("guidance_case", "measurement"):
             select = select.where(sa.false())
         queries[name] = (select.where(table.c.change_seq <= upto_seq), schema)
-    frames = read_frames(engine, queries, bulk=upto_seq - after_seq > BULK_ROWS)
+    frames = read_frames(engine, queries, bulk=upto_seq - after_seq > BULK_ROWS, reader=reader)
     return {name: _typed(TABLES[name], frame) for name, frame in frames.items()}
 
 
@@ -472,10 +473,10 @@ class FactStore:
         pieces = list(itertools.pairwise(instants))
 
         def read(index: int) -> dict[str, pl.DataFrame]:
-            return read_changes(self.engine, after_seq=0, upto_seq=current, between=pieces[index], cases=index == 0)
+            return read_changes(self.engine, after_seq=0, upto_seq=current, between=pieces[index], cases=index == 0, reader=reader)
 
-        # The next quarter is read (on SQLite in a child process) while this one is derived.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-read") as pool:
+        # The next quarter is read (on SQLite in a child process, one for every quarter) while this one is derived.
+        with BulkReader(self.engine) as reader, ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-read") as pool:
             ahead = pool.submit(read, 0)
             for index, (_, high) in enumerate(pieces):
                 changes = ahead.result()

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 from data_access.engine import data_version, reserve_change_seq
 from data_access.models import Contact, Referral
 from data_access.snapshot import MAX_CHUNKS, TABLES, FactStore
-from tests.factories import add_contacts, add_feedback, add_referrals, make_store
+from tests.factories import add_contacts, add_feedback, add_referrals, make_store, ts
 
 START = dt.datetime(2025, 1, 6, 8, tzinfo=dt.UTC)
 CHANNELS = ["phone", "chat", "callback", "walk_in", "e_message"]
@@ -130,6 +130,32 @@ def test_bulk_read_through_arrow_equals_the_cursor(engine):
         assert_frame_equal(arrow[name].sort("id"), cursor[name].sort("id"))
     assert arrow["contact"]["unit_code"].cast(pl.String).to_list()[-1] == "=1+1"
     assert arrow["contact"]["queue_seconds"].to_list() == [None, None, None, 7]
+
+
+def test_one_bulk_reader_serves_a_run_of_reads_and_says_what_failed(engine):
+    """A first read's quarters go through one reader (on SQLite one child process): each
+    read sees the rows committed before it; a failing query is said with the database's
+    own message, and the reader is closed, not left half-way."""
+    from data_access.columnar import BulkReader, read_frames
+    from data_access.snapshot import select_columns
+
+    add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "client_id": "A"}])
+    select, schema = select_columns(TABLES["contact"], ["id", "client_id", "occurred_at"])
+    with BulkReader(engine) as reader:
+        first = read_frames(engine, {"contact": (select, schema)}, bulk=True, reader=reader)
+        child = reader._child
+        add_contacts(engine, [{"occurred_at": "2025-03-04T10:00:00", "client_id": "B"}])
+        second = read_frames(engine, {"contact": (select, schema)}, bulk=True, reader=reader)
+        assert reader._child is child  # the same process (None on PostgreSQL: a connection)
+        assert first["contact"]["client_id"].to_list() == ["A"]
+        assert sorted(second["contact"]["client_id"].to_list()) == ["A", "B"]
+        assert min(second["contact"]["occurred_at"].to_list()) == int(ts("2025-03-03T10:00:00").timestamp())  # epoch seconds
+        missing = sa.select(sa.column("id")).select_from(sa.table("no_such_table"))
+        with pytest.raises(Exception, match="no_such_table"):
+            reader.read({"nothing": (missing, {"id": pl.Int64()})})
+        assert reader._child is None
+        if engine.dialect.name == "sqlite":
+            assert child is not None and child.poll() is not None  # ended, not left running
 
 
 def read_changes_with(engine: sa.Engine, *, bulk: bool) -> dict[str, pl.DataFrame]:
