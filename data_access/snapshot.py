@@ -215,13 +215,21 @@ def splice(
     derive: Callable[[pl.DataFrame], pl.DataFrame],
     lead: dt.timedelta = dt.timedelta(0),
     since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
     extra_ids: pl.Series | None = None,
+    group: str | None = None,
 ) -> pl.DataFrame:
     """``frame`` (sorted by ``time``, derived) with the rows of ``changed`` (raw, stored
     columns) put in, replacing rows with the same id. Every row from ``lead`` before the
     earliest time touched (a changed row, new or old, or ``since`` if earlier) to the end
     is re-derived; the rows before that are kept as they are. ``extra_ids`` names further
-    rows to re-derive (referrals whose contact changed)."""
+    rows to re-derive (referrals whose contact changed).
+
+    With ``group`` (a row's derivation reads only the rows of its own group, the contacts of
+    its client) only the touched groups are derived again in that stretch, with the rows
+    timed from ``since`` to ``until`` (those the clock has moved past: contacts that became
+    verifiable) and their groups; the other rows keep what they were derived as. At 15 M
+    contacts a new one re-derived the last week's 96 000 contacts (54 ms) for this."""
     raw = changed.columns
     if frame.is_empty():
         return derive(changed).sort(time)
@@ -233,9 +241,23 @@ def splice(
     if frame.n_chunks() > MAX_CHUNKS:
         earliest.append(frame[time][frame[time].chunk_lengths()[0] - 1])
     start = frame[time].search_sorted(min(earliest), side="left") if earliest else frame.height
-    head = frame.slice(0, start)
-    recent = frame.slice(start).filter(~pl.col("id").is_in(changed["id"].implode())).select(raw)
-    rebuilt = derive(pl.concat([recent, changed], how="vertical_relaxed")).sort(time)
+    if start == frame.height and changed.is_empty():
+        # Nothing to put in, nothing to re-derive: deriving the empty rest still joined the
+        # referrals' contacts (about 140 ms at 15 M) for each new contact.
+        return frame
+    head, tail = frame.slice(0, start), frame.slice(start)
+    replaced = pl.col("id").is_in(changed["id"].implode())
+    if group is None:
+        recent = tail.filter(~replaced).select(raw)
+        rebuilt = derive(pl.concat([recent, changed], how="vertical_relaxed")).sort(time)
+    else:
+        moved = pl.col(time).is_between(since, until) if since is not None and until is not None else pl.lit(False)
+        named = pl.col("id").is_in(touched_ids.implode()) | moved
+        groups = pl.concat([changed[group].cast(tail[group].dtype), tail.filter(named)[group]]).drop_nulls().unique()
+        again = named | pl.col(group).is_in(groups.implode()).fill_null(False)
+        kept = tail.filter(~again & ~replaced)
+        fresh = derive(pl.concat([tail.filter(again & ~replaced).select(raw), changed], how="vertical_relaxed")).sort(time)
+        rebuilt = kept.merge_sorted(fresh.select(kept.columns), key=time)
     return pl.concat([head, rebuilt.select(head.columns)], rechunk=False) if start else rebuilt
 
 
@@ -503,7 +525,8 @@ class FactStore:
         # a re-contact; contacts that have aged past the window become verifiable.
         self.contacts = splice(
             self.contacts, contact_changes.drop("case_id"), time="occurred_at", derive=self._derive_contacts,
-            lead=window, since=previous_as_of - window if previous_as_of else None,
+            lead=window, since=previous_as_of - window if previous_as_of else None, until=self.as_of - window,
+            group="client_id",
         )
         if not changes["referral"].is_empty() or not changes["contact"].is_empty() or self.referrals.is_empty():
             self.referrals = splice(

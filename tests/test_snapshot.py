@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from data_access.engine import data_version, reserve_change_seq
 from data_access.models import Contact, Referral
-from data_access.snapshot import MAX_CHUNKS, TABLES, FactStore
+from data_access.snapshot import MAX_CHUNKS, TABLES, FactStore, _recontact, splice
 from tests.factories import add_contacts, add_feedback, add_referrals, make_store, ts
 
 START = dt.datetime(2025, 1, 6, 8, tzinfo=dt.UTC)
@@ -114,6 +114,70 @@ def test_a_late_contact_gives_its_pending_referral_a_place(engine, settings):
     table = Referral.__table__
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 1
+
+
+def test_splice_derives_only_what_a_change_touches():
+    """Nothing changed and nothing named: the frame comes back as it was, without deriving
+    (a new contact with no referral must not re-derive the referrals); a change re-derives
+    from the earliest time it touches, and ``since`` reaches back further."""
+    frame = pl.DataFrame({
+        "id": [1, 2, 3, 4],
+        "t": [START + dt.timedelta(hours=h) for h in range(4)],
+        "v": [10, 20, 30, 40],
+    }).with_columns((pl.col("v") * 2).alias("derived"))
+    derived: list[list[int]] = []
+
+    def derive(raw: pl.DataFrame) -> pl.DataFrame:
+        derived.append(sorted(raw["id"].to_list()))
+        return raw.with_columns((pl.col("v") * 2).alias("derived"))
+
+    empty = frame.select("id", "t", "v").clear()
+    assert splice(frame, empty, time="t", derive=derive) is frame
+    assert splice(frame, empty, time="t", derive=derive, extra_ids=pl.Series("id", [], pl.Int64)) is frame
+    assert derived == []
+    changed = pl.DataFrame({"id": [3, 5], "t": [START + dt.timedelta(hours=2), START + dt.timedelta(hours=5)], "v": [31, 50]})
+    result = splice(frame, changed, time="t", derive=derive)
+    assert derived == [[3, 4, 5]]
+    assert result["derived"].to_list() == [20, 40, 62, 80, 100]
+    again = splice(result, empty, time="t", derive=derive, since=START + dt.timedelta(hours=1))
+    assert derived[-1] == [2, 3, 4, 5]
+    assert_frame_equal(again, result)
+
+
+def test_splice_by_client_equals_deriving_every_row():
+    """Re-deriving only the touched clients and the rows the clock moved past gives what
+    deriving every row gives: new contacts, corrections that move a contact to another time
+    or client, and steps with no change while the clock runs on."""
+    rng = random.Random(2026)
+    window = dt.timedelta(hours=6)
+    clock = START + dt.timedelta(days=2)
+
+    def derive(raw: pl.DataFrame) -> pl.DataFrame:
+        again = raw.with_columns(_recontact(raw, window).alias("again"))
+        verifiable = pl.col("client_id").is_not_null() & (pl.col("occurred_at") <= clock - window)
+        return again.with_columns(pl.when(verifiable).then(~pl.col("again")).alias("verified"))
+
+    def drawn(ids: list[int], around: dt.datetime) -> pl.DataFrame:
+        return pl.DataFrame({
+            "id": ids,
+            "occurred_at": [around - dt.timedelta(minutes=rng.randrange(0, 600)) for _ in ids],
+            "client_id": [rng.choice([None, "A", "B", "C", "D", "E", "F"]) for _ in ids],
+        }, schema={"id": pl.Int64, "occurred_at": pl.Datetime("us", "UTC"), "client_id": pl.String})
+
+    stored = drawn(list(range(200)), clock)
+    frame = derive(stored).sort("occurred_at")
+    next_id = 200
+    for _ in range(60):
+        previous, clock = clock, clock + dt.timedelta(minutes=rng.randrange(0, 180))
+        new_ids = list(range(next_id, next_id + rng.randrange(0, 4)))
+        next_id += len(new_ids)
+        corrected = rng.sample(stored["id"].to_list(), rng.randrange(0, 3))
+        changed = drawn(new_ids + corrected, clock)
+        frame = splice(frame, changed, time="occurred_at", derive=derive, lead=window, since=previous - window,
+                       until=clock - window, group="client_id")
+        stored = pl.concat([stored.filter(~pl.col("id").is_in(changed["id"].implode())), changed])
+        assert frame["occurred_at"].is_sorted()
+        assert_frame_equal(frame.sort("id"), derive(stored).sort("id"), check_column_order=False)
 
 
 def test_bulk_read_through_arrow_equals_the_cursor(engine):
