@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from data_access.engine import data_version, reserve_change_seq
 from data_access.models import Contact, Referral
-from data_access.snapshot import MAX_CHUNKS, TABLES, FactStore, _recontact, splice
+from data_access.snapshot import HELSINKI_ZONE, MAX_CHUNKS, TABLES, FactStore, _recontact, splice
 from tests.factories import add_contacts, add_feedback, add_referrals, make_store, ts
 
 START = dt.datetime(2025, 1, 6, 8, tzinfo=dt.UTC)
@@ -178,6 +178,30 @@ def test_splice_by_client_equals_deriving_every_row():
         stored = pl.concat([stored.filter(~pl.col("id").is_in(changed["id"].implode())), changed])
         assert frame["occurred_at"].is_sorted()
         assert_frame_equal(frame.sort("id"), derive(stored).sort("id"), check_column_order=False)
+
+
+def test_a_first_read_by_quarters_gives_late_contacts_their_referrals(engine, settings):
+    """A first read goes a quarter at a time and looks for rows naming a new contact only
+    among those still waiting for theirs: a referral and an answer recorded minutes before
+    their contact, across a quarter's end, get its place and unit as in one read of every row."""
+    edge = dt.datetime(2025, 4, 1, tzinfo=HELSINKI_ZONE).astimezone(dt.UTC)
+    add_contacts(engine, [
+        {"contact_id": "early", "occurred_at": edge - dt.timedelta(days=50), "municipality_code": "091", "unit_code": "u1"},
+        {"contact_id": "across", "occurred_at": edge + dt.timedelta(minutes=5), "municipality_code": "272", "unit_code": "u2"},
+    ])
+    add_referrals(engine, [
+        {"contact_id": contact, "referred_at": edge - dt.timedelta(minutes=5), "destination": "physio_rehab"}
+        for contact in ("across", "early", "never")
+    ])
+    add_feedback(engine, [{"contact_id": "across", "answered_at": edge - dt.timedelta(minutes=5), "recommend_score": 9}])
+    by_quarters = make_store(engine, settings)
+    assert by_quarters.history.rows("contacts") == 2, "both quarters were read and moved to the history"
+    whole = make_store(engine, settings.model_copy(update={"memory_days": 0}))
+    places = {"across": "272", "early": "091", "never": None}
+    for store in (by_quarters, whole):
+        referrals = store.whole("referrals").select("contact_id", pl.col("municipality_code").cast(pl.String)).rows()
+        assert dict(referrals) == places
+        assert store.whole("feedback")["unit_code"].cast(pl.String).to_list() == ["u2"]
 
 
 def test_bulk_read_through_arrow_equals_the_cursor(engine):
