@@ -74,7 +74,26 @@ def language_selector(default: str, *, draw: bool = True) -> str:
     if not draw:
         return str(st.session_state["lang"])
     chosen: str = st.sidebar.selectbox("Kieli / Språk / Language", LANGUAGES, format_func=lambda code: LANGUAGE_NAMES[code], key="lang")
+    previous = st.session_state.get("_labels_in")
+    st.session_state["_labels_in"] = chosen
+    if previous is not None and previous != chosen:
+        _choices_again()
     return chosen
+
+
+def _choices_again() -> None:
+    """After a language change, give every choice to its widget again. A select box keeps in
+    the browser the label it showed; the next run got back a label of the old language, which
+    matched no option, and the choice fell back to the first (switching Swedish to English
+    made the period "today"). A value set from the code is sent with the new language's
+    label. Only text choices (select boxes, multiselects, segmented controls): buttons and
+    uploads cannot be set, and the language's own box is drawn already."""
+    for key in list(st.session_state.keys()):
+        value = st.session_state[key]
+        if not isinstance(key, str) or key == "lang" or key.startswith("_"):
+            continue
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            st.session_state[key] = value
 
 
 class _Unseen:

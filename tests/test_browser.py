@@ -214,6 +214,25 @@ def test_filters_live_in_the_url_and_survive_page_changes(browser, server):
         page.close()
 
 
+def test_changing_the_language_keeps_every_choice(browser, server):
+    """The select boxes show their choice in the new language and keep it: switching Swedish
+    to English once set the period to "today" (the browser sent back the Swedish box's
+    Finnish label, which matched no option)."""
+    page = _open(browser, f"{server['url']}/tutki?period=last_7_days&compare=previous_year&channel=phone")
+    boxes = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']")
+    shown = {"svenska": "Senaste 7 dagarna", "English": "Last 7 days", "suomi": "Viimeiset 7 päivää"}
+    try:
+        for language in ("svenska", "English", "suomi", "English"):
+            boxes.first.click()
+            page.get_by_role("option", name=language).click()
+            page.wait_for_timeout(3000)
+            assert boxes.nth(1).locator("input").input_value() == shown[language], language
+            assert "period=last_7_days" in page.url and "compare=previous_year" in page.url, (language, page.url)
+            assert "channel=phone" in page.url, (language, page.url)
+    finally:
+        page.close()
+
+
 def _today_contacts(page) -> str:
     return page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
 
