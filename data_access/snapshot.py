@@ -137,8 +137,9 @@ def read_changes(
         elif not cases and name in ("guidance_case", "measurement"):
             select = select.where(sa.false())
         queries[name] = (select.where(table.c.change_seq <= upto_seq), schema)
-    frames = read_frames(engine, queries, bulk=upto_seq - after_seq > BULK_ROWS, reader=reader)
-    return {name: _typed(TABLES[name], frame) for name, frame in frames.items()}
+    return read_frames(
+        engine, queries, bulk=upto_seq - after_seq > BULK_ROWS, reader=reader, finish=lambda name, frame: _typed(TABLES[name], frame),
+    )
 
 
 def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
@@ -492,13 +493,26 @@ class FactStore:
         while quarter <= today:
             starts.append(quarter)
             quarter = history.next_month(history.next_month(history.next_month(quarter)))
-        instants: list[dt.datetime | None] = [None, *(dt.datetime.combine(day, dt.time(), HELSINKI_ZONE).astimezone(dt.UTC) for day in starts[1:]), None]
+
+        def instant(day: dt.date) -> dt.datetime:
+            return dt.datetime.combine(day, dt.time(), HELSINKI_ZONE).astimezone(dt.UTC)
+
+        instants: list[dt.datetime | None] = [None, *(instant(day) for day in starts[1:]), None]
         pieces = list(itertools.pairwise(instants))
 
         def read(index: int) -> dict[str, pl.DataFrame]:
-            return read_changes(self.engine, after_seq=0, upto_seq=current, between=pieces[index], cases=index == 0, reader=reader)
+            """The quarter a month at a time: what a read holds besides its rows (the driver's
+            buffers, then the copy into polars) is a month's, not a quarter's."""
+            second = history.next_month(starts[index])
+            low, high = pieces[index]
+            months = itertools.pairwise([low, instant(second), instant(history.next_month(second)), high])
+            parts = [
+                read_changes(self.engine, after_seq=0, upto_seq=current, between=between, cases=index == part == 0, reader=reader)
+                for part, between in enumerate(months)
+            ]
+            return {name: pl.concat([frames[name] for frames in parts], rechunk=False) for name in parts[0]}
 
-        # The next quarter is read (on SQLite in a child process, one for every quarter) while this one is derived.
+        # The next quarter is read (on SQLite in a child process, one for every read) while this one is derived.
         with BulkReader(self.engine) as reader, ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-read") as pool:
             ahead = pool.submit(read, 0)
             for index, (_, high) in enumerate(pieces):

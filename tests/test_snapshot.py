@@ -240,7 +240,7 @@ def test_one_bulk_reader_serves_a_run_of_reads_and_says_what_failed(engine):
         assert min(second["contact"]["occurred_at"].to_list()) == int(ts("2025-03-03T10:00:00").timestamp())  # epoch seconds
         missing = sa.select(sa.column("id")).select_from(sa.table("no_such_table"))
         with pytest.raises(Exception, match="no_such_table"):
-            reader.read({"nothing": (missing, {"id": pl.Int64()})})
+            reader.read({"nothing": (missing, {"id": pl.Int64()})}, lambda _name, frame: frame)
         assert reader._child is None
         if engine.dialect.name == "sqlite":
             assert child is not None and child.poll() is not None  # ended, not left running
