@@ -759,7 +759,7 @@ class FactStore:
         ``_history_reached`` for those in the history). A contact in the history is looked
         up there."""
         contacts = self.contacts
-        if raw.height < contacts.height // 10:
+        if raw.height < contacts.height:  # the joins then build on a part (a first read's quarter at 15 M: 0.30 -> 0.17 s)
             contacts = contacts.filter(pl.col("contact_id").is_in(raw["contact_id"].drop_nulls().implode()))
         contacts = contacts.select(*CONTACT_KEY, *columns)
         if self.history.rows("contacts"):
@@ -814,6 +814,11 @@ def _naming(frame: pl.DataFrame, contacts: pl.DataFrame, *, waiting: pl.Expr | N
         return pl.Series("id", [], pl.Int64)
     if waiting is not None:
         frame = frame.filter(waiting)
+    if frame.height < contacts.height:
+        # The smaller side as the set looked up: a set of a first read's 1.15 M contacts a
+        # quarter, built for a few waiting rows, cost 0.33 s a call at 15 M.
+        named = contacts.filter(pl.col("contact_id").is_in(frame["contact_id"].drop_nulls().unique().implode()))
+        return frame.filter(pl.col("contact_id").is_in(named["contact_id"].implode()))["id"]
     return frame.filter(pl.col("contact_id").is_in(contacts["contact_id"].implode()))["id"]
 
 
