@@ -39,6 +39,8 @@ from dashboard.runner import server_environment
 from data_access.engine import create_db_engine
 from tests.factories import add_contacts
 
+BENCHMARK_USER = "benchmark@example.fi"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -119,11 +121,12 @@ def summarise(sessions: int, log: Path, started: float, errors: int) -> dict:
     }
 
 
-def protocol_phase(base: str, sessions: int, seconds: float, log: Path, url: str) -> dict:
-    """``sessions`` websocket sessions without browsers (protocol_sessions.py)."""
+def protocol_phase(base: str, sessions: int, seconds: float, log: Path, url: str, cookies: dict[str, str] | None) -> dict:
+    """``sessions`` websocket sessions without browsers (protocol_sessions.py), with a
+    signed-in browser's ``cookies`` when sign-in is on."""
     from protocol_sessions import ProtocolSessions
 
-    clients = ProtocolSessions(base.replace("http://", "ws://") + "_stcore/stream", sessions)
+    clients = ProtocolSessions(base.replace("http://", "ws://") + "_stcore/stream", sessions, cookies)
     clients.start()
     clients.wait_for_first_runs(timeout=300)
     started = writing(url, seconds)
@@ -133,11 +136,11 @@ def protocol_phase(base: str, sessions: int, seconds: float, log: Path, url: str
     return {**outcome, "clients": "protocol", **seen}
 
 
-def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str) -> dict:
+def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str, state: dict | None) -> dict:
     errors: list[str] = []
     contexts, pages = [], []
     for _ in range(sessions):
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=state)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(base, timeout=120_000)
@@ -152,10 +155,11 @@ def phase(browser, base: str, sessions: int, seconds: float, log: Path, url: str
     return {**summarise(sessions, log, started, len(errors) + exceptions), "clients": "browser"}
 
 
-def start_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str], log: Path, secrets: Path | None) -> subprocess.Popen:
     with log.open("a", encoding="utf-8") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "dashboard", "run", "--port", str(port), "--address", "127.0.0.1"],
+            [sys.executable, "-m", "dashboard", "run", "--port", str(port), "--address", "127.0.0.1",
+             *(["--secrets", str(secrets)] if secrets else [])],
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -168,6 +172,31 @@ def stop_server(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:  # seen with 20 sessions still connected: not a result
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
+
+
+def signed_in_setup(url: str, port: int, folder: Path):
+    """Sign-in as a county runs it, against the tests' local OpenID Connect provider
+    (tests/oidc_provider.py): the provider started, its secrets file written, and the
+    benchmark's person an administrator of every county. PostgreSQL shows figures only to
+    signed-in users."""
+    import sqlalchemy as sa
+
+    from data_access.access import add_user, find_user, grant
+    from data_access.models import Region, table_of
+    from tests.oidc_provider import Provider, secrets_toml
+
+    provider = Provider().start()
+    secrets = folder / "secrets.toml"
+    secrets.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
+    engine = create_db_engine(url)
+    if find_user(engine, BENCHMARK_USER) is None:
+        add_user(engine, BENCHMARK_USER, role="admin", name="Benchmark")
+    with engine.connect() as conn:
+        counties = conn.execute(sa.select(table_of(Region).c.code)).scalars().all()
+    for county in counties:
+        grant(engine, BENCHMARK_USER, region=county)
+    engine.dispose()
+    return provider, secrets
 
 
 def main() -> None:
@@ -187,6 +216,10 @@ def main() -> None:
         help="sessions as websocket clients without a browser (default; 20 headless browsers take "
              "both cores of a 2-core machine) or as headless Chromium pages",
     )
+    parser.add_argument(
+        "--sign-in", action=argparse.BooleanOptionalAction, default=None,
+        help="sessions signed in through a local test provider (default: on for PostgreSQL, which requires it)",
+    )
     parser.add_argument("--out", type=Path, help="the results file (default benchmarks/results/concurrency_<database>.json)")
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=True)
@@ -204,6 +237,12 @@ def main() -> None:
     results: dict = {"database": args.database_url.split(":")[0].split("+")[0], "refresh_seconds": args.refresh}
     print(f"server output: {folder / 'server.log'}", flush=True)
     server = None
+    signing_in = args.sign_in if args.sign_in is not None else results["database"] == "postgresql"
+    provider, secrets = signed_in_setup(args.database_url, port, folder) if signing_in else (None, None)
+    if signing_in:
+        env["OHJAUSTAULU_SIGN_IN"] = "true"
+        results["signed_in"] = True
+    state = None
     try:
         with sync_playwright() as p:
             # Twenty pages in one headless browser: without these, Chromium throttles the timers
@@ -219,24 +258,35 @@ def main() -> None:
                     time.sleep(15)  # let the background snapshot save finish
                     stop_server(server)
                 started = time.perf_counter()
-                server = start_server(port, env, folder / "server.log")
-                page = browser.new_page()
+                server = start_server(port, env, folder / "server.log", secrets)
+                # One browser context for both starts: signed in at the first (the provider's
+                # round trip is in that start's time), its cookie still valid after the restart.
+                context = browser.new_context(storage_state=state)
+                page = context.new_page()
                 for _ in range(3000):
                     try:
                         page.goto(base, timeout=5_000)
                         break
                     except Exception:
                         time.sleep(0.2)
+                if signing_in and state is None:
+                    page.get_by_role("button", name="Kirjaudu sisään").click(timeout=600_000)
+                    page.wait_for_selector("#email", timeout=30_000)
+                    page.fill("#email", BENCHMARK_USER)
+                    page.click("#continue")
                 page.wait_for_selector('[data-testid="stMetricValue"]', timeout=600_000)
+                if signing_in:
+                    state = context.storage_state()
                 results[f"{start}_to_first_page_s"] = round(time.perf_counter() - started, 1)
                 print(f"{start}: server start to first rendered overview {results[f'{start}_to_first_page_s']} s", flush=True)
-                page.close()
+                context.close()
+            cookies = {cookie["name"]: cookie["value"] for cookie in state["cookies"]} if state else None
             for sessions in () if args.start_only else (1, args.sessions):
                 seconds = args.single_seconds if sessions == 1 else args.seconds
                 if args.clients == "browser":
-                    outcome = phase(browser, base, sessions, seconds, log, args.database_url)
+                    outcome = phase(browser, base, sessions, seconds, log, args.database_url, state)
                 else:
-                    outcome = protocol_phase(base, sessions, seconds, log, args.database_url)
+                    outcome = protocol_phase(base, sessions, seconds, log, args.database_url, cookies)
                 outcome["server_resident_mb"] = round(resident_mb(server.pid))
                 results[f"sessions_{sessions}"] = outcome
                 print(json.dumps(outcome), flush=True)
@@ -244,6 +294,8 @@ def main() -> None:
     finally:
         if server is not None:
             stop_server(server)
+        if provider is not None:
+            provider.stop()
     if args.start_only:
         print(json.dumps(results))
         return

@@ -43,9 +43,17 @@ def _rerun(page_hash: str, fragment_id: str = "") -> bytes:
     return msg.SerializeToString()
 
 
-async def _session(url: str, stop: asyncio.Event, log: SessionLog) -> None:
+async def _session(url: str, stop: asyncio.Event, log: SessionLog, cookies: dict[str, str] | None) -> None:
+    # Signed in: what the browser sends, its cookies (the sign-in and the XSRF token), the
+    # token again as the second subprotocol, and its origin; Streamlit reads the signed-in
+    # person from the cookie only when the token matches and the origin is given.
+    signed = {} if not cookies else {
+        "additional_headers": {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())},
+        "origin": websockets.Origin(url.replace("ws://", "http://").split("/_stcore")[0]),
+    }
+    protocols = ["streamlit", *([cookies["_streamlit_xsrf"]] if cookies else [])]
     try:
-        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=120) as ws:
+        async with websockets.connect(url, subprotocols=protocols, max_size=None, open_timeout=120, **signed) as ws:
             page_hash = ""
             await ws.send(_rerun(page_hash))
             timers: dict[str, asyncio.Task] = {}
@@ -87,8 +95,9 @@ async def _session(url: str, stop: asyncio.Event, log: SessionLog) -> None:
 class ProtocolSessions:
     """``count`` sessions on one event loop in a thread of their own."""
 
-    def __init__(self, url: str, count: int) -> None:
-        self.url, self.count = url, count
+    def __init__(self, url: str, count: int, cookies: dict[str, str] | None = None) -> None:
+        """``cookies``: a signed-in browser's (the sign-in and the XSRF cookie), for every session."""
+        self.url, self.count, self.cookies = url, count, cookies
         self.logs = [SessionLog() for _ in range(count)]
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -99,7 +108,7 @@ class ProtocolSessions:
         asyncio.set_event_loop(self._loop)
         self._stop = asyncio.Event()
         self._ready.set()
-        self._loop.run_until_complete(asyncio.gather(*(_session(self.url, self._stop, log) for log in self.logs)))
+        self._loop.run_until_complete(asyncio.gather(*(_session(self.url, self._stop, log, self.cookies) for log in self.logs)))
 
     def start(self) -> None:
         self._thread.start()
