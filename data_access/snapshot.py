@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data_access import codes, history, pathway, snapshot_file
-from data_access.columnar import BulkReader, read_frames
+from data_access.columnar import BulkReader, Query, read_frames
 from data_access.config import Settings
 from data_access.engine import DatabaseUnavailable, database_identity, epoch_seconds, sqlite_file, unavailable
 from data_access.history import History
@@ -119,12 +119,21 @@ def select_columns(table: sa.Table, names: list[str] | tuple[str, ...] | None = 
 def read_changes(
     engine: Engine, *, after_seq: int, upto_seq: int,
     between: tuple[dt.datetime | None, dt.datetime | None] | None = None, cases: bool = True,
-    reader: BulkReader | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The stored columns of rows changed in (after_seq, upto_seq], typed for the store;
     ``between``: only the contacts, referrals and feedback of that time span (either end
     open), and the cases and measurements only with ``cases``. Large reads (a first load, a
-    big ingest) go through Arrow (columnar.py), through ``reader`` when given."""
+    big ingest) go through Arrow (columnar.py)."""
+    return read_frames(
+        engine, change_queries(after_seq=after_seq, upto_seq=upto_seq, between=between, cases=cases),
+        bulk=upto_seq - after_seq > BULK_ROWS, finish=_finish,
+    )
+
+
+def change_queries(
+    *, after_seq: int, upto_seq: int, between: tuple[dt.datetime | None, dt.datetime | None] | None = None, cases: bool = True,
+) -> dict[str, Query]:
+    """The queries of read_changes, for a run of reads through one BulkReader."""
     queries = {}
     for name, table in TABLES.items():
         select, schema = select_columns(table, STORED[name])
@@ -137,9 +146,11 @@ def read_changes(
         elif not cases and name in ("guidance_case", "measurement"):
             select = select.where(sa.false())
         queries[name] = (select.where(table.c.change_seq <= upto_seq), schema)
-    return read_frames(
-        engine, queries, bulk=upto_seq - after_seq > BULK_ROWS, reader=reader, finish=lambda name, frame: _typed(TABLES[name], frame),
-    )
+    return queries
+
+
+def _finish(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    return _typed(TABLES[name], frame)
 
 
 def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
@@ -506,10 +517,11 @@ class FactStore:
             second = history.next_month(starts[index])
             low, high = pieces[index]
             months = itertools.pairwise([low, instant(second), instant(history.next_month(second)), high])
-            parts = [
-                read_changes(self.engine, after_seq=0, upto_seq=current, between=between, cases=index == part == 0, reader=reader)
-                for part, between in enumerate(months)
-            ]
+            runs = [change_queries(after_seq=0, upto_seq=current, between=between, cases=index == part == 0) for part, between in enumerate(months)]
+            if current > BULK_ROWS:
+                parts = reader.read_many(runs, _finish)
+            else:
+                parts = [read_frames(self.engine, queries, finish=_finish) for queries in runs]
             return {name: pl.concat([frames[name] for frames in parts], rechunk=False) for name in parts[0]}
 
         # The next quarter is read (on SQLite in a child process, one for every read) while this one is derived.

@@ -246,6 +246,46 @@ def test_one_bulk_reader_serves_a_run_of_reads_and_says_what_failed(engine):
             assert child is not None and child.poll() is not None  # ended, not left running
 
 
+def test_a_run_of_reads_given_at_once_answers_each_in_order_and_a_failure_leaves_no_answer_behind(engine):
+    """A quarter's months are given to the reader at once (on SQLite the child reads the next
+    month while the last is taken in): each read gets its own rows, in order. When one read
+    fails half-way, or what is done with a frame fails, the answers still owed for the rest
+    of the run are not taken by the next read: it gets its own rows."""
+    from data_access.columnar import BulkReader
+    from data_access.snapshot import select_columns
+
+    add_contacts(engine, [{"occurred_at": f"2025-0{month}-03T10:00:00", "client_id": f"c{month}"} for month in (1, 2, 3)])
+    table = TABLES["contact"]
+    select, schema = select_columns(table, ["id", "client_id"])
+
+    def month(number: int) -> dict:
+        low, high = ts(f"2025-0{number}-01T00:00:00"), ts(f"2025-0{number + 1}-01T00:00:00")
+        return {"contact": (select.where(table.c.occurred_at >= low, table.c.occurred_at < high), schema),
+                "again": (select.where(table.c.occurred_at >= low, table.c.occurred_at < high), schema)}
+
+    def clients(frames: dict) -> list[list[str]]:
+        return [frame["client_id"].to_list() for frame in frames.values()]
+
+    keep = lambda _name, frame: frame  # noqa: E731
+    missing = {"nothing": (sa.select(sa.column("id")).select_from(sa.table("no_such_table")), {"id": pl.Int64()})}
+    with BulkReader(engine) as reader:
+        assert [clients(frames) for frames in reader.read_many([month(1), month(2), month(3)], keep)] == [
+            [["c1"], ["c1"]], [["c2"], ["c2"]], [["c3"], ["c3"]],
+        ]
+        with pytest.raises(Exception, match="no_such_table"):
+            reader.read_many([month(1), missing, month(3)], keep)
+        assert clients(reader.read(month(2), keep)) == [["c2"], ["c2"]]
+
+        def failing(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+            if frame["client_id"].to_list() == ["c1"]:
+                raise ValueError("a value outside its code list")
+            return frame
+
+        with pytest.raises(ValueError, match="code list"):
+            reader.read_many([month(1), month(2), month(3)], failing)
+        assert clients(reader.read(month(3), keep)) == [["c3"], ["c3"]]
+
+
 def read_changes_with(engine: sa.Engine, *, bulk: bool) -> dict[str, pl.DataFrame]:
     from data_access import snapshot
 
