@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import io
 import json
+import os
 import subprocess  # nosec B404
 import sys
 import tempfile
@@ -31,8 +32,11 @@ from data_access.bulk import raw_connection
 
 FETCH_ROWS = 200_000
 # A tmpfs on Linux; the bulk reads' files go into a directory of their own there, made by
-# tempfile (mode 0700, an unguessable name).
+# tempfile (mode 0700, an unguessable name), when it has room for them.
 MEMORY_FOLDER = "/dev/shm"  # noqa: S108  # nosec B108
+# A month of contacts at 15 M a county is a file of about 130 MB, and the child may be a file
+# ahead: a container's tmpfs is often 64 MB, where a read would fail for want of space.
+MEMORY_FOLDER_ROOM = 1 << 30
 
 
 def fetch_frame(
@@ -151,9 +155,7 @@ class BulkReader:
     def _read_sqlite(self, runs: list[dict[str, Query]], finish: Finish) -> list[dict[str, pl.DataFrame]]:
         path = str(self.engine.url.database)
         if self._child is None:
-            # In memory where the system has a tmpfs: the files live for a moment, and writing
-            # them to a disk made the kernel write back what was read once and deleted.
-            self._folder = tempfile.TemporaryDirectory(prefix="ohjaustaulu-", dir=MEMORY_FOLDER if Path(MEMORY_FOLDER).is_dir() else None)
+            self._folder = tempfile.TemporaryDirectory(prefix="ohjaustaulu-", dir=scratch_folder())
             self._errors = tempfile.TemporaryFile(mode="w+")  # closed in close()
             # Our own interpreter and module; each request a line of JSON on stdin.
             self._child = subprocess.Popen(  # nosec B603
@@ -233,6 +235,17 @@ class BulkReader:
         if self._adbc is not None:
             self._adbc.close()
             self._adbc = None
+
+
+def scratch_folder() -> str | None:
+    """Where the bulk reads' files go: the tmpfs when there is one with room (writing them to
+    a disk made the kernel write back what was read once and deleted), else the system's
+    temporary folder (None)."""
+    try:
+        found = os.statvfs(MEMORY_FOLDER)
+    except OSError:
+        return None
+    return MEMORY_FOLDER if found.f_bavail * found.f_frsize >= MEMORY_FOLDER_ROOM else None
 
 
 def _sqlite_child(path: str) -> None:

@@ -246,6 +246,36 @@ def test_one_bulk_reader_serves_a_run_of_reads_and_says_what_failed(engine):
             assert child is not None and child.poll() is not None  # ended, not left running
 
 
+def test_bulk_files_go_to_the_tmpfs_only_where_it_has_room(engine, monkeypatch, tmp_path):
+    """A container's /dev/shm is often 64 MB, less than a month of a large county's contacts:
+    the files then go to the system's temporary folder, and a read works either way."""
+    import os
+    from types import SimpleNamespace
+
+    from data_access import columnar
+
+    roomy = tmp_path / "roomy"
+    roomy.mkdir()
+    monkeypatch.setattr(columnar, "MEMORY_FOLDER", str(roomy))
+    free = {"blocks": 1 << 20}  # 4 GB in 4 kB blocks
+    real = os.statvfs
+
+    def statvfs(path):
+        if str(path) == str(roomy):
+            return SimpleNamespace(f_bavail=free["blocks"], f_frsize=4096)
+        return real(path)
+
+    monkeypatch.setattr(columnar.os, "statvfs", statvfs)
+    assert columnar.scratch_folder() == str(roomy)
+    free["blocks"] = (64 << 20) // 4096  # 64 MB
+    assert columnar.scratch_folder() is None
+    monkeypatch.setattr(columnar, "MEMORY_FOLDER", str(tmp_path / "absent"))
+    assert columnar.scratch_folder() is None
+
+    add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "client_id": "A"}])
+    assert read_changes_with(engine, bulk=True)["contact"]["client_id"].cast(pl.String).to_list() == ["A"]
+
+
 def test_a_run_of_reads_given_at_once_answers_each_in_order_and_a_failure_leaves_no_answer_behind(engine):
     """A quarter's months are given to the reader at once (on SQLite the child reads the next
     month while the last is taken in): each read gets its own rows, in order. When one read
