@@ -620,7 +620,10 @@ class FactStore:
                 if not past.rows(name):
                     continue
                 pending = past.pending(name, missing)
-                reached.append(pending.join(contacts.select(KEY), on=KEY, how="semi").select(pl.col("day").min()).item())
+                candidates = contacts.select(KEY)
+                if pending.height < candidates.height:  # the join then builds on a part (a first read's quarter at 15 M: 0.12 s a call)
+                    candidates = candidates.filter(pl.col("contact_id").is_in(pending["contact_id"].implode()))
+                reached.append(pending.join(candidates, on=KEY, how="semi").select(pl.col("day").min()).item())
                 if corrected.height and (rows := past.scan(name)) is not None:
                     named = rows.filter(pl.col("contact_id").is_in(corrected["contact_id"].implode()))
                     reached.append(named.join(corrected.lazy(), on=KEY, how="semi").select(pl.col("day").min()).collect().item())

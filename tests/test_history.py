@@ -188,3 +188,37 @@ def test_history_folders_of_ended_servers_are_removed_at_start(history_database,
     assert not ended.exists(), "a server that has ended leaves nothing behind for long"
     assert running.exists(), "a running server's files stay"
     assert store.history.folder.is_dir() and store.history.rows("contacts") > 0
+
+
+def test_pending_rows_carried_into_a_grown_history_are_those_its_parts_hold(tmp_path):
+    """A first read adds the history a quarter at a time; the referrals still waiting for their
+    contact are carried from each history to the next, not read from every part again. What
+    is carried equals what the parts give read afresh, rows added after the first asking
+    included."""
+    from data_access.history import History
+
+    rng = random.Random(22)
+
+    def referrals(month: int, count: int, first_id: int) -> pl.DataFrame:
+        return pl.DataFrame({
+            "id": range(first_id, first_id + count),
+            "source_system": [rng.choice(["a", "b"]) for _ in range(count)],
+            "contact_id": [f"k{rng.randrange(50)}" for _ in range(count)],
+            "day": [dt.date(2025, month, rng.randrange(1, 28)) for _ in range(count)],
+            "channel": [rng.choice(["phone", None]) for _ in range(count)],
+        }, schema_overrides={"source_system": pl.Categorical}).sort("day")
+
+    missing = pl.col("channel").is_null()
+    empty = pl.DataFrame(schema={"id": pl.Int64, "day": pl.Date})
+    history = History(tmp_path).with_rows({"referrals": referrals(1, 40, 0)}, dt.date(2025, 2, 1))
+    history.pending("referrals", missing)  # asked once: from here on carried
+    for month in range(2, 6):
+        history = history.with_rows(
+            {"referrals": referrals(month, 30, month * 100), "contacts": empty, "feedback": empty}, dt.date(2025, month + 1, 1),
+        )
+        carried = history.pending("referrals", missing)
+        afresh = History(history.folder, history.until, history.parts).pending("referrals", missing)
+        assert ("pending", "referrals") in history.memo
+        assert_frame_equal(carried.sort(["day", "contact_id", "source_system"]), afresh.sort(["day", "contact_id", "source_system"]),
+                           check_dtypes=False)
+        assert carried.height > 0
