@@ -179,22 +179,14 @@ def signed_in_setup(url: str, port: int, folder: Path):
     (tests/oidc_provider.py): the provider started, its secrets file written, and the
     benchmark's person an administrator of every county. PostgreSQL shows figures only to
     signed-in users."""
-    import sqlalchemy as sa
-
-    from data_access.access import add_user, find_user, grant
-    from data_access.models import Region, table_of
+    from tests.factories import admin_of_every_county
     from tests.oidc_provider import Provider, secrets_toml
 
     provider = Provider().start()
     secrets = folder / "secrets.toml"
     secrets.write_text(secrets_toml(provider, app_port=port), encoding="utf-8")
     engine = create_db_engine(url)
-    if find_user(engine, BENCHMARK_USER) is None:
-        add_user(engine, BENCHMARK_USER, role="admin", name="Benchmark")
-    with engine.connect() as conn:
-        counties = conn.execute(sa.select(table_of(Region).c.code)).scalars().all()
-    for county in counties:
-        grant(engine, BENCHMARK_USER, region=county)
+    admin_of_every_county(engine, BENCHMARK_USER, name="Benchmark")
     engine.dispose()
     return provider, secrets
 

@@ -149,16 +149,11 @@ def sign_in_for(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, object] 
     if not url.startswith("postgresql"):
         monkeypatch.delenv("OHJAUSTAULU_SIGN_IN", raising=False)
         return None
-    from data_access.access import add_user, grant
-    from data_access.models import Region, table_of
+    from tests.factories import admin_of_every_county
 
     monkeypatch.setenv("OHJAUSTAULU_SIGN_IN", "true")
     engine = create_db_engine(url)
-    add_user(engine, TESTER, role="admin", name="Testaaja")
-    with engine.connect() as conn:
-        counties = conn.execute(sa.select(table_of(Region).c.code)).scalars().all()
-    for county in counties:
-        grant(engine, TESTER, region=county)
+    admin_of_every_county(engine, TESTER, name="Testaaja")
     engine.dispose()
     return {"is_logged_in": True, "email": TESTER, "name": "Testaaja"}
 

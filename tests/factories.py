@@ -139,3 +139,17 @@ def make_store(engine: sa.Engine, settings: Settings) -> FactStore:
     store = FactStore(engine, settings)
     store.refresh()
     return store
+
+
+def admin_of_every_county(engine: sa.Engine, email: str, *, name: str) -> None:
+    """``email`` an administrator with a grant to every county of the reference data (added
+    if not there yet): a signed-in person who sees every figure."""
+    from data_access.access import add_user, find_user, grant
+    from data_access.models import Region, table_of
+
+    if find_user(engine, email) is None:
+        add_user(engine, email, role="admin", name=name)
+    with engine.connect() as conn:
+        counties = conn.execute(sa.select(table_of(Region).c.code)).scalars().all()
+    for county in counties:
+        grant(engine, email, region=county)
