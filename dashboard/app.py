@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import definitions, presentation
 from dashboard.components import report_button
 from dashboard.filters import filter_sidebar, language_selector, publication_toggle
-from dashboard.formatting import format_moment, format_time
+from dashboard.formatting import format_moment, format_time, plain
 from dashboard.i18n import t
 from dashboard.live import published_view
 from dashboard.signin import audit_page_view, current_user, sign_out_button
@@ -19,6 +19,7 @@ from dashboard.timing import log_data_time, start_data_time
 from data_access.config import get_settings
 from data_access.engine import DatabaseNeedsUpgrade, DatabaseUnavailable
 from data_access.periods import HELSINKI
+from data_access.snapshot import UnknownCode
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
@@ -42,6 +43,12 @@ with page_run_turn(settings) as queued_seconds:
         st.stop()
     except DatabaseNeedsUpgrade:
         st.error(t("error.database_needs_upgrade", language), icon=":material/upgrade:")
+        st.stop()
+    except UnknownCode as problem:
+        # A value written around ingestion: said with what and where, not a traceback (the
+        # column is our own name; the values are as stored, escaped).
+        values = ", ".join(plain(value) for value in problem.values)
+        st.error(t("error.unknown_code", language, column=problem.column, values=values), icon=":material/rule:")
         st.stop()
 
     user = current_user(settings, store.engine, language)

@@ -187,17 +187,24 @@ def _typed(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class UnknownCode(ValueError):
-    """A stored value outside its code list (written around ingestion): not counted silently."""
+    """A stored value outside its code list (written around ingestion): not counted silently.
+    ``column`` (table.column) and ``values`` (up to five, as stored) say which, for a page to
+    say in its own language."""
+
+    def __init__(self, message: str, *, column: str = "", values: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.column, self.values = column, values
 
 
 def _check_codes(table: sa.Table, frame: pl.DataFrame) -> None:
     for column in (c for c in frame.columns if c in CODE_LISTS):
         unknown = frame.select(pl.col(column).filter(~pl.col(column).is_in(CODE_LISTS[column]) & pl.col(column).is_not_null()).unique())
         if unknown.height:
-            values = ", ".join(repr(v) for v in unknown.to_series().head(5).to_list())
+            found = tuple(str(v) for v in unknown.to_series().head(5).to_list())
             raise UnknownCode(
-                f"{table.name}.{column} holds {values}, not in the code list; correct the rows "
-                "(ohjaustaulu ingest validates every code) and reload"
+                f"{table.name}.{column} holds {', '.join(repr(v) for v in found)}, not in the code list; correct the rows "
+                "(ohjaustaulu ingest validates every code) and reload",
+                column=f"{table.name}.{column}", values=found,
             )
 
 

@@ -237,6 +237,40 @@ def test_unreachable_database_gives_a_plain_message(monkeypatch):
     assert os.environ["OHJAUSTAULU_DATABASE_URL"].startswith("postgresql")
 
 
+def test_a_stored_code_outside_its_code_list_is_said_in_the_language_not_raised(monkeypatch, tmp_path):
+    """A value written around ingestion (a channel no code list has, markup in it) stops the
+    page with a sentence naming it, escaped, in the interface's language: no traceback."""
+    import sqlalchemy as sa
+
+    from dashboard.state import forget_stores
+    from data_access.engine import upgrade_database
+    from data_access.reference import load_shipped_reference
+    from tests.factories import add_contacts
+
+    url = f"sqlite:///{tmp_path / 'odd.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    load_shipped_reference(engine)
+    add_contacts(engine, [{"occurred_at": "2026-11-02T10:00:00"}, {"occurred_at": "2026-11-03T10:00:00"}])
+    with engine.begin() as conn:
+        conn.execute(sa.text("update contact set channel = '**faksi**' where id = (select min(id) from contact)"))
+    engine.dispose()
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", url)
+    monkeypatch.setenv("OHJAUSTAULU_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        for language, words in (("fi", "jota ei ole koodistossa"), ("sv", "som inte finns i kodlistan"), ("en", "outside its code list")):
+            at = new_app(60)
+            at.query_params["lang"] = language
+            _run(at)
+            assert not at.exception
+            assert words in at.error[0].value and "contact.channel" in at.error[0].value
+            assert "\\*\\*faksi\\*\\*" in at.error[0].value  # escaped, not bold
+    finally:
+        get_settings.cache_clear()
+        forget_stores()
+
+
 def test_comparison_table_lists_municipalities_by_name(app_env):
     at = _open("comparison.py")
     names = at.dataframe[0].value["Kunta"].to_list()
