@@ -68,17 +68,13 @@ Finish = Callable[[str, pl.DataFrame], pl.DataFrame]
 
 
 def read_frames(
-    engine: Engine, queries: dict[str, Query], *, bulk: bool = False, reader: BulkReader | None = None,
-    finish: Finish | None = None,
+    engine: Engine, queries: dict[str, Query], *, bulk: bool = False, finish: Finish | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Committed rows of each (select, schema) as a frame with that schema, then ``finish``ed
     (name, frame): row by row work, done a batch at a time where the rows arrive in batches.
     ``bulk`` reads go through ADBC where it can (other databases and in-memory SQLite use the
-    cursor), through ``reader`` when given (a run of bulk reads: one child process or
-    connection)."""
+    cursor); a run of bulk reads goes through one BulkReader."""
     finish = finish or (lambda _name, frame: frame)
-    if bulk and reader is not None:
-        return reader.read(queries, finish)
     if bulk and BulkReader.applies(engine):
         with BulkReader(engine) as once:
             return once.read(queries, finish)

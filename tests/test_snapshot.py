@@ -224,16 +224,17 @@ def test_one_bulk_reader_serves_a_run_of_reads_and_says_what_failed(engine):
     """A first read's quarters go through one reader (on SQLite one child process): each
     read sees the rows committed before it; a failing query is said with the database's
     own message, and the reader is closed, not left half-way."""
-    from data_access.columnar import BulkReader, read_frames
+    from data_access.columnar import BulkReader
     from data_access.snapshot import select_columns
 
     add_contacts(engine, [{"occurred_at": "2025-03-03T10:00:00", "client_id": "A"}])
     select, schema = select_columns(TABLES["contact"], ["id", "client_id", "occurred_at"])
+    keep = lambda _name, frame: frame  # noqa: E731
     with BulkReader(engine) as reader:
-        first = read_frames(engine, {"contact": (select, schema)}, bulk=True, reader=reader)
+        first = reader.read({"contact": (select, schema)}, keep)
         child = reader._child
         add_contacts(engine, [{"occurred_at": "2025-03-04T10:00:00", "client_id": "B"}])
-        second = read_frames(engine, {"contact": (select, schema)}, bulk=True, reader=reader)
+        second = reader.read({"contact": (select, schema)}, keep)
         assert reader._child is child  # the same process (None on PostgreSQL: a connection)
         assert first["contact"]["client_id"].to_list() == ["A"]
         assert sorted(second["contact"]["client_id"].to_list()) == ["A", "B"]
