@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard.charts import cached_spec, difference_chart
 from dashboard.components import empty_state, table_with_download
+from dashboard.elements import shown_chart
 from dashboard.formatting import format_number, format_range, format_value
 from dashboard.i18n import t
 from dashboard.presenters import change_text
@@ -116,7 +117,7 @@ def before_after_section(ctx: Context, start: dt.date, weeks: int, *, key: str) 
             difference_chart, frame, category=t("common.metric", language), value=change_title,
             low=t("before_after.low", language), high=t("before_after.high", language), language=language,
         )
-        st.vega_lite_chart(chart, theme=None, key=f"chart_{key}")
+        shown_chart(chart, key=f"chart_{key}")
     st.caption(t("before_after.caution", language))
 
 

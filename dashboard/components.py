@@ -13,6 +13,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.definitions import entry_link
+from dashboard.elements import shown_chart, shown_table
 from dashboard.export import Figures, chart_image, safe_frame, xlsx_bytes
 from dashboard.formatting import (
     SECONDARY_MARK,
@@ -55,19 +56,19 @@ def chart_block(
     """A chart (an Altair chart, or its spec from charts.cached_spec) with its data table
     within reach and a CSV download of exactly that table."""
     if isinstance(chart, dict):
-        st.vega_lite_chart(chart, theme=None, key=f"chart_{key}")
+        shown_chart(chart, key=f"chart_{key}")
     else:
         st.altair_chart(chart, theme=None, key=f"chart_{key}")  # type: ignore[call-overload]  # any top-level chart
     if caption:
         st.caption(caption)
     hidden_legend(table, language=language)
     with st.expander(t("common.show_table", language)):
-        st.dataframe(table, hide_index=True, key=f"table_{key}")
+        shown_table(table, key=f"table_{key}")
     _download(table, key=key, language=language, figures=figures, chart=chart, parquet=parquet)
 
 
 def table_with_download(table: pl.DataFrame, *, key: str, language: str, figures: Figures | None = None) -> None:
-    st.dataframe(table, hide_index=True, key=f"table_{key}")
+    shown_table(table, key=f"table_{key}")
     hidden_legend(table, language=language)
     _download(table, key=key, language=language, figures=figures)
 
@@ -270,7 +271,7 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
                 ),
             }
         )
-    st.dataframe(pl.DataFrame(rows), hide_index=True, key=f"freshness_{by}")
+    shown_table(pl.DataFrame(rows), key=f"freshness_{by}")
 
 
 def quality_counts(ctx: Context) -> None:
@@ -294,7 +295,7 @@ def quality_counts(ctx: Context) -> None:
             table = waiting.select("kind", "rows", "reason").rename(
                 {"kind": t("quality.kind", language), "reason": t("quality.reason", language), "rows": t("quality.rows", language)}
             )
-            st.dataframe(table, hide_index=True, key="quality_quarantine")
+            shown_table(table, key="quality_quarantine")
             hidden_legend(table, language=language)
             st.caption(t("quality.quarantine_help", language))
     with right:
@@ -306,7 +307,7 @@ def quality_counts(ctx: Context) -> None:
             table = _count_text(waiting_referrals, "pending", ctx).select("source_system", "pending").rename(
                 {"source_system": t("freshness.source", language), "pending": t("quality.rows", language)}
             )
-            st.dataframe(table, hide_index=True, key="quality_pending")
+            shown_table(table, key="quality_pending")
             hidden_legend(table, language=language)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from dashboard.elements import shown_table
 from dashboard.formatting import format_value, plain
 from dashboard.i18n import LANGUAGES, code_label, t
 from data_access import codes
@@ -61,4 +62,4 @@ def show(settings: Settings, language: str) -> None:
     st.header(t("definitions.codes", language), anchor="codes")
     for kind in CODE_LISTS:
         with st.expander(t(f"dimension.{kind}", language) if kind not in ("contact_type", "status") else t(f"definitions.list_{kind}", language)):
-            st.dataframe(code_table(kind), hide_index=True, key=f"codes_{kind}")
+            shown_table(code_table(kind), key=f"codes_{kind}")

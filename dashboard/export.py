@@ -40,7 +40,7 @@ def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
     Not ``map_elements(safe_cell)``: a Python function inside polars runs on polars' worker
     threads, which must take the GIL to call it, while another session's thread may hold the
-    GIL waiting for those same workers (DataFrame.to_pandas inside st.dataframe). Two
+    GIL waiting for those same workers (a frame converted for a page's table). Two
     sessions rendering at once deadlocked the whole server that way."""
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     return frame.with_columns(

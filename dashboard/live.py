@@ -5,7 +5,8 @@ computed once per (version, request), however many sessions ask at the same mome
 caller gets its own ``clone()`` of the stored frame (the columns are shared, not copied), so
 a hit costs microseconds instead of unpickling a copy. Not the stored frame itself: polars
 2.1 can deadlock the whole process when threads call ``to_pandas`` on one DataFrame at once
-(pola-rs/polars#27396; 1 of 3 runs of its reproduction hung here), and st.dataframe does.
+(pola-rs/polars#27396; 1 of 3 runs of its reproduction hung here), and st.dataframe did
+(pages now hand it Arrow: dashboard/elements.py).
 
 ``Keeper``: one thread per server that brings the fact store up to date and, for each new
 data version, computes the results that sessions asked for recently before it hands the

@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.charts import for_projector
 from dashboard.components import empty_state
+from dashboard.elements import shown_chart
 from dashboard.export import Figures
 from dashboard.formatting import plain
 from dashboard.i18n import t
@@ -78,7 +79,7 @@ def _chart(ctx: Context, chart: dict[str, Any] | None, figures: Figures, key: st
     if chart is None:
         empty_state(ctx.language, figures.result)
         return
-    st.vega_lite_chart(for_projector(chart), theme=None, key=f"present_{key}")
+    shown_chart(for_projector(chart), key=f"present_{key}")
 
 
 def _view(ctx: Context, slide: str, body: Any) -> tuple[str, Figures]:

@@ -37,7 +37,7 @@ def _import_the_pages_modules() -> None:
     import importlib
 
     for module in ("altair", "dashboard.charts", "dashboard.presenters", "dashboard.components", "dashboard.sections",
-                   "dashboard.overview", "dashboard.filters", "dashboard.export", "vl_convert", "typst", "dashboard.report"):
+                   "dashboard.overview", "dashboard.filters", "dashboard.export", "dashboard.report"):
         importlib.import_module(module)
 
 
@@ -56,12 +56,6 @@ def main() -> int:
     except (DatabaseNeedsUpgrade, DatabaseUnavailable, ValueError) as exc:
         say(f"ohjaustaulu: {exc}")
         return 2
-    # pandas before any thread: Altair reaches for it when a chart becomes a spec (a chart
-    # picture, the board report), and pandas imported on two threads at once gave one of them
-    # a half-made module ("partially initialized module 'pandas' has no attribute
-    # 'Timestamp'"): the report failed. 0.3 s here, before the server listens.
-    import pandas  # noqa: F401
-
     start_preload(engine)
     threading.Thread(target=_import_the_pages_modules, name="page-imports", daemon=True).start()
     from streamlit.web import cli

@@ -53,7 +53,7 @@ def server(request, tmp_path_factory):
                 grant(engine, TESTER, region=county)
         SIGN_IN[f"http://127.0.0.1:{port}"] = TESTER
     process = serve(port, env, *extra)
-    yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "kind": request.param, "seeded": seeded}
+    yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "kind": request.param, "seeded": seeded, "pid": process.pid}
     process.terminate()
     process.wait(timeout=20)
     if provider is not None:
@@ -103,6 +103,27 @@ def test_every_page_opens_without_an_error(browser, server, path):
         page.screenshot(path=str(SHOTS / f"{server['kind']}_{path or 'yleiskuva'}.png"))
     finally:
         page.close()
+
+
+def test_pages_with_charts_and_tables_never_bring_pandas_into_the_server(browser, server):
+    """Tables and chart data go to Streamlit as Arrow (dashboard/elements.py): pandas, 44 MB
+    resident, is never imported by the server, whatever page is drawn."""
+    maps = Path(f"/proc/{server['pid']}/maps")
+    if not maps.exists():
+        pytest.skip("reads the server's memory map from /proc (Linux)")
+    from dashboard.definitions import PAGE_PATH
+
+    for path in ("", "kanavat", "laatu", PAGE_PATH):
+        page = _open(browser, f"{server['url']}/{path}")
+        try:
+            assert page.locator("[data-testid='stException']").count() == 0, path
+            drawn = page.locator("[data-testid='stVegaLiteChart'], [data-testid='stDataFrame']").count()
+            assert drawn > 0, path
+        finally:
+            page.close()
+    loaded = {line.split()[-1] for line in maps.read_text().splitlines() if "site-packages/" in line}
+    assert any("polars" in name for name in loaded)  # the map is the server's, with its libraries
+    assert not [name for name in loaded if "/pandas/" in name]
 
 
 CUT_TEXT = """() => [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {

@@ -192,3 +192,32 @@ def test_a_channel_keeps_its_colour_in_every_language():
         colour_of[language] = (palette[frame["k"][0]], palette[frame["k"][1]])
     assert colour_of["fi"] == colour_of["sv"] == colour_of["en"]
     assert colour_of["fi"][0] != colour_of["fi"][1]
+
+
+def test_a_specs_datasets_reach_streamlit_as_arrow_with_the_same_values():
+    """The page hands Streamlit a chart's datasets as Arrow (dashboard/elements.py), so that
+    Streamlit does not build a pandas frame of them: the same records, nulls and all."""
+    import io
+    import subprocess  # nosec B404
+    import sys
+
+    from dashboard.elements import arrow_datasets
+
+    frame = DAYS.with_columns(pl.when(pl.col("Kanava") == "chat").then(None).otherwise(pl.col("ci_low")).alias("ci_low"))
+    spec = charts.cached_spec(charts.line_chart, frame, x="Päivä", y="Osuus", unit="share", language="fi",
+                              band=("ci_low", "ci_high"), target=0.5, target_label="tavoite")
+    shown = arrow_datasets(spec)
+    assert shown["datasets"].keys() == spec["datasets"].keys() and shown["layer"] == spec["layer"]
+    for name, records in spec["datasets"].items():
+        decoded = pl.read_ipc_stream(io.BytesIO(shown["datasets"][name])).to_dicts()
+        assert decoded == [{key: record.get(key) for key in decoded[0]} for record in records]
+        assert set(decoded[0]) == {key for record in records for key in record}
+    assert any(row["ci_low"] is None for records in spec["datasets"].values() for row in records if "ci_low" in row)
+    # a column Arrow cannot hold as one type is left to Streamlit as it was
+    mixed = {"datasets": {"d": [{"a": 1}, {"a": "x"}]}}
+    assert arrow_datasets(mixed)["datasets"]["d"] == [{"a": 1}, {"a": "x"}]
+    # and the conversion itself does not bring pandas in
+    probe = ("import sys; from dashboard.elements import arrow_datasets; "
+             "arrow_datasets({'datasets': {'d': [{'a': 1.5, 'b': 'x'}, {'a': None, 'b': 'y'}]}}); "
+             "print('pandas' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
