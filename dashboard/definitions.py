@@ -37,11 +37,12 @@ def facts(metric: Metric, settings: Settings, language: str) -> list[str]:
     return lines
 
 
-def code_table(kind: str) -> pl.DataFrame:
-    """A code list with its labels in every language."""
+def code_table(kind: str, language: str) -> pl.DataFrame:
+    """A code list with its labels in every language (each language named in itself), the
+    code column titled in ``language``."""
     values = codes.BY_COLUMN[kind]
     return pl.DataFrame({
-        t("definitions.code", "fi"): list(values),
+        t("definitions.code", language): list(values),
         **{name: [code_label(kind, value, language) for value in values] for language, name in zip(LANGUAGES, ("suomi", "svenska", "English"), strict=True)},
     })
 
@@ -62,4 +63,4 @@ def show(settings: Settings, language: str) -> None:
     st.header(t("definitions.codes", language), anchor="codes")
     for kind in CODE_LISTS:
         with st.expander(t(f"dimension.{kind}", language) if kind not in ("contact_type", "status") else t(f"definitions.list_{kind}", language)):
-            shown_table(code_table(kind), key=f"codes_{kind}")
+            shown_table(code_table(kind, language), key=f"codes_{kind}")

@@ -626,7 +626,7 @@ def test_the_measures_page_lists_every_measure_and_code_list_and_each_card_links
     assert {m.label(language) for m in REGISTRY.values()} <= headings
     assert len(at.dataframe) == len(CODE_LISTS)
     channels = next(frame.value for frame in at.dataframe if "walk_in" in set(frame.value.iloc[:, 0]))
-    assert list(channels.columns)[1:] == ["suomi", "svenska", "English"]
+    assert list(channels.columns) == [{"fi": "Koodi", "sv": "Kod", "en": "Code"}[language], "suomi", "svenska", "English"]
     assert channels.set_index(channels.columns[0]).loc["walk_in", "suomi"] == "käynti paikan päällä"
 
 
