@@ -13,7 +13,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.definitions import entry_link
-from dashboard.elements import shown_chart, shown_table
+from dashboard.elements import shown_chart, shown_table, table_expander, text_table
 from dashboard.export import Figures, chart_image, safe_frame, xlsx_bytes
 from dashboard.formatting import (
     SECONDARY_MARK,
@@ -62,8 +62,10 @@ def chart_block(
     if caption:
         st.caption(caption)
     hidden_legend(table, language=language)
-    with st.expander(t("common.show_table", language)):
-        shown_table(table, key=f"table_{key}")
+    shelf = table_expander(t("common.show_table", language), key=f"table_{key}")
+    if shelf.open:
+        with shelf:
+            shown_table(table, key=f"table_{key}")
     _download(table, key=key, language=language, figures=figures, chart=chart, parquet=parquet)
 
 
@@ -271,7 +273,10 @@ def freshness_panel(ctx: Context, *, by: str = "source_system") -> None:
                 ),
             }
         )
-    shown_table(pl.DataFrame(rows), key=f"freshness_{by}")
+    if by == "source_system":  # a few rows, on the overview
+        text_table(rows)
+    else:
+        shown_table(pl.DataFrame(rows), key=f"freshness_{by}")
 
 
 def quality_counts(ctx: Context) -> None:

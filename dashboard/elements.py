@@ -1,10 +1,14 @@
-"""Tables and chart specs on a page, handed to Streamlit as Arrow.
+"""Tables and chart specs on a page: handed to Streamlit as Arrow, or as text.
 
 Streamlit serialises an Arrow table as it is. A polars frame for ``st.dataframe``, and a
 spec's inline datasets (lists of records) for ``st.vega_lite_chart``, it first turns into a
 pandas DataFrame, and so imports pandas: 44 MB resident (29 MB of it the process's own) in
 a server that otherwise never needs it (docs/performance.md). And ``to_pandas`` on one polars
-frame from two sessions' threads at once has deadlocked polars before (dashboard/live.py)."""
+frame from two sessions' threads at once has deadlocked polars before (dashboard/live.py).
+
+Any ``st.dataframe`` imports pyarrow (32 MB resident, most of it the library's code). The
+overview shows none until asked: its few rows of freshness are a text table, and a chart's
+table is drawn when its expander is opened (``table_expander``)."""
 
 from __future__ import annotations
 
@@ -14,11 +18,30 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from dashboard.formatting import plain
+
 
 def shown_table(table: pl.DataFrame, *, key: str) -> None:
     """``table`` without an index. ``lazy=False``: with it unset Streamlit imports pandas to
     ask whether the table is a pandas one; our tables are small and are sent whole, as before."""
     st.dataframe(table.to_arrow(), hide_index=True, key=key, lazy=False)
+
+
+def table_expander(label: str, *, key: str) -> Any:
+    """An expander whose content runs only while it is open (opening it reruns the page);
+    ``.open`` says whether it is."""
+    return st.expander(label, key=f"open_{key}", on_change="rerun")
+
+
+def text_table(rows: list[dict[str, str]]) -> None:
+    """A few rows of text as a Markdown table, every value escaped (it may come from a source
+    system's name)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    lines = ["| " + " | ".join(plain(name) for name in names) + " |", "|" + " --- |" * len(names)]
+    lines += ["| " + " | ".join(plain(str(row.get(name, ""))) for name in names) + " |" for row in rows]
+    st.markdown("\n".join(lines))
 
 
 def shown_chart(spec: dict[str, Any], *, key: str) -> None:

@@ -175,3 +175,15 @@ def browser():
         instance = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def open_tables(at) -> None:
+    """Open every chart's table of an AppTest run and run again if one was closed: a table is
+    drawn only while its expander is open (dashboard/elements.table_expander), as a user
+    opens it."""
+    keys = [e.proto.id.split("-", 2)[2] for e in at.expander if e.proto.id.startswith("$$ID-") and "-open_table_" in e.proto.id]
+    closed = [key for key in keys if not at.session_state.get(key)]
+    for key in closed:
+        at.session_state[key] = True
+    if closed:
+        at.run(timeout=120)

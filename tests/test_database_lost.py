@@ -175,7 +175,7 @@ def test_every_page_says_the_database_is_gone_and_when_its_figures_are_from(app_
         assert not at.exception, [e.value for e in at.exception]
         notices = [w.value for w in at.warning]
         assert any("Tietokantaan ei juuri nyt saada yhteyttä" in n and "tilanteesta" in n for n in notices), notices
-        statuses = [str(frame.value) for frame in at.dataframe]
+        statuses = [str(frame.value) for frame in at.dataframe] + [m.value for m in at.markdown]
         assert not any("Ajantasainen" in s for s in statuses), "nothing claims to be up to date"
         assert any("Ei tiedossa" in s for s in statuses)
         if page == "quality.py":
@@ -184,7 +184,7 @@ def test_every_page_says_the_database_is_gone_and_when_its_figures_are_from(app_
         outage.end()
     at.run(timeout=120)
     assert not at.warning, "the notice goes when the database is back"
-    assert any("Ajantasainen" in str(frame.value) or "Hiljainen" in str(frame.value) for frame in at.dataframe)
+    assert any("Ajantasainen" in text or "Hiljainen" in text for text in [str(frame.value) for frame in at.dataframe] + [m.value for m in at.markdown])
 
 
 def test_a_corrupt_embedded_database_stops_the_server_with_one_sentence(tmp_path):
