@@ -228,8 +228,9 @@ def stacked_share_chart(
         # Values are already shares of the whole; a suppressed cell leaves a gap rather
         # than re-scaling the others, as "normalize" would.
         y=alt.Y(f"{_f(y)}:Q", title=y, stack="zero", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        # two to a row: this chart is drawn at half width beside the electronic share
-        color=_colour(colour, colours, sort=colour_order, legend=alt.Legend(columns=2)),
+        # one to a row: this chart is drawn at half width beside the electronic share, and at
+        # 1024 px two to a row cut "sähköinen lomake (Omaolo)" and "käynti paikan päällä" short
+        color=_colour(colour, colours, sort=colour_order, legend=alt.Legend(columns=1)),
         order=alt.Order("_order:Q", sort="ascending"),
         tooltip=[
             alt.Tooltip(f"{_f(x)}:T", title=x, format=_time_format(grain, language), timeUnit=TIME_AXES[grain]),
@@ -238,7 +239,9 @@ def stacked_share_chart(
         ],
     )
     layers = [bars] + ([_target_rule(target, label=target_label)] if target is not None else [])
-    return localise(alt.layer(*layers).properties(height=300), language)
+    # Streamlit fits the legend inside the height (autosize "fit"): room for its rows, one a group
+    legend_rows = frame[colour].n_unique()
+    return localise(alt.layer(*layers).properties(height=220 + 20 * legend_rows), language)
 
 
 def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str], unit: str = "count") -> alt.TopLevelMixin:
