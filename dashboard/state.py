@@ -36,7 +36,7 @@ from data_access.metrics.requests import (
     QuarantineRequest,
 )
 from data_access.quality import Freshness, freshness_rows
-from data_access.snapshot import FactStore, StoreView
+from data_access.snapshot import FactStore, StoreView, UnknownCode
 
 # Who a context is for when no one signed in: the demo mode's user (dashboard/signin.py).
 DEMO = User(email="demo", name=None, role="analyst", scope=Scope.everything())
@@ -111,6 +111,8 @@ def start_preload(engine: Engine | None = None) -> None:
             loaded.append(store)
         except Exception:
             logging.getLogger(__name__).exception("preloading the fact store failed")
+            # the first page that reads the store starts its keeper (get_store)
+            _keep_when_read[settings.resolved_database_url] = settings
             return
         if settings.timing_log is not None:  # read by benchmarks/start_timeline.py
             append_timing(settings.timing_log, {"preload_started_at": started, "at": time.time()})
@@ -123,6 +125,13 @@ def start_preload(engine: Engine | None = None) -> None:
 
 _stores: dict[str, FactStore] = {}
 _stores_lock = threading.Lock()
+# A server whose first read failed: the keeper starts when a page has read the store.
+_keep_when_read: dict[str, Settings] = {}
+# A read that met a stored value outside its code list (UnknownCode) is not tried again by
+# every page run for this long: each try reads every row (a minute at 15 M contacts), and
+# the value stays wrong until someone corrects it in the database.
+BAD_DATA_RETRY_SECONDS = 60.0
+_bad_data: dict[str, tuple[float, UnknownCode]] = {}
 
 
 def _store(database_url: str) -> FactStore:
@@ -143,18 +152,24 @@ def _store(database_url: str) -> FactStore:
 
 
 def forget_stores() -> None:
-    """Drop the loaded stores (tests)."""
+    """Drop the loaded stores and what was remembered of their reads (tests)."""
     with _stores_lock:
         _stores.clear()
+        _bad_data.clear()
+        _keep_when_read.clear()
 
 
 @data_time(slot="_store_seconds")
 def get_store() -> StoreView:
     """The data this run shows: in the server, the keeper's newest prepared view (no database
     round trip); without a keeper (tests, AppTest), the store brought up to date here."""
-    store = _store(get_settings().resolved_database_url)
+    database_url = get_settings().resolved_database_url
+    store = _store(database_url)
     view = published_view(store)
     if view is None:
+        failed = _bad_data.get(database_url)
+        if failed is not None and time.monotonic() - failed[0] < BAD_DATA_RETRY_SECONDS:
+            raise failed[1]
         try:
             store.refresh()
         except DatabaseUnavailable:
@@ -162,6 +177,13 @@ def get_store() -> StoreView:
                 raise  # nothing was ever read: there is nothing to show
             # The figures read before stay on the page, under the frame's notice that the
             # database cannot be reached (store.health).
+        except UnknownCode as problem:
+            _bad_data[database_url] = (time.monotonic(), problem)
+            raise
+        _bad_data.pop(database_url, None)
+        keep = _keep_when_read.pop(database_url, None)
+        if keep is not None:
+            start_keeper(store, refresh_seconds=keep.refresh_seconds, timing_log=keep.timing_log, audit_keep_days=keep.audit_keep_days)
         view = store.view()
     return view
 

@@ -277,6 +277,63 @@ def test_a_stored_code_outside_its_code_list_is_said_in_the_language_not_raised(
         forget_stores()
 
 
+def test_a_stored_code_outside_its_code_list_is_not_read_again_by_every_page_run(monkeypatch, tmp_path):
+    """Each try reads every row (a minute at 15 M contacts): the sentence is repeated without
+    a read for a while, and once the value is corrected the figures come, and the server's
+    keeper starts, as if the first read had worked."""
+    import sqlalchemy as sa
+
+    from dashboard import live, state
+    from data_access.engine import upgrade_database
+    from data_access.reference import load_shipped_reference
+    from data_access.snapshot import FactStore
+    from tests.factories import add_contacts
+
+    url = f"sqlite:///{tmp_path / 'odd.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    load_shipped_reference(engine)
+    add_contacts(engine, [{"occurred_at": "2026-11-02T10:00:00"}, {"occurred_at": "2026-11-03T10:00:00"}])
+    with engine.begin() as conn:
+        conn.execute(sa.text("update contact set channel = 'faksi' where id = (select min(id) from contact)"))
+    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", url)
+    monkeypatch.setenv("OHJAUSTAULU_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    reads = []
+    real_refresh = FactStore.refresh
+
+    def counted(self, *args, **kwargs):
+        reads.append(1)
+        return real_refresh(self, *args, **kwargs)
+
+    monkeypatch.setattr(FactStore, "refresh", counted)
+    state.forget_stores()
+    try:
+        state.start_preload()  # as the server does: its read fails in the background
+        state._preloads[get_settings().resolved_database_url][0].join(timeout=60)
+        for _ in range(3):
+            at = new_app(60)
+            at.run(timeout=60)
+            assert not at.exception and "contact.channel" in at.error[0].value
+        assert len(reads) == 2, "the preload's read and the first page's; the next pages repeat its sentence"
+        with engine.begin() as conn:
+            conn.execute(sa.text("update contact set channel = 'phone' where channel = 'faksi'"))
+        monkeypatch.setattr(state, "BAD_DATA_RETRY_SECONDS", 0.0)
+        at = new_app(60)
+        at.run(timeout=60)
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert at.metric
+        store = state._store(get_settings().resolved_database_url)
+        keeper = live._keepers.get(store)
+        assert keeper is not None and keeper.is_alive()
+    finally:
+        for keeper in list(live._keepers.values()):
+            keeper.stop()
+        engine.dispose()
+        get_settings.cache_clear()
+        state.forget_stores()
+
+
 def test_comparison_table_lists_municipalities_by_name(app_env):
     at = _open("comparison.py")
     names = at.dataframe[0].value["Kunta"].to_list()
