@@ -382,6 +382,29 @@ def test_a_code_outside_its_list_stops_the_load_with_its_name(engine, settings):
         make_store(engine, settings)
 
 
+def test_a_time_with_a_fraction_of_a_second_stays_in_its_own_second_on_both_databases(engine, settings):
+    """Ingestion keeps fractions of a second. Both databases read a time to the millisecond
+    and drop the fraction, so 23:59:59.6 Helsinki time is that day and hour (PostgreSQL
+    rounded to the nearest second, and so to the next day, where SQLite truncates)."""
+    add_contacts(engine, [
+        {"occurred_at": "2026-11-02T21:59:59.600000+00:00", "callback_requested_at": "2026-11-02T21:59:59.700000+00:00",
+         "callback_done_at": "2026-11-02T21:59:59.900000+00:00"},
+        {"occurred_at": "2026-11-03T07:59:59.999600+00:00"},  # 08:00:00.000 to the millisecond
+    ])
+    add_referrals(engine, [{"contact_id": "c-late", "referred_at": "2026-11-02T21:59:59.500000+00:00", "destination": "physio_rehab",
+                            "service_started_at": "2026-11-03T21:59:59.900000+00:00"}])
+    store = make_store(engine, settings)
+    contacts = store.whole("contacts").sort("occurred_at")
+    assert contacts["occurred_at"].to_list() == [
+        dt.datetime(2026, 11, 2, 21, 59, 59, tzinfo=dt.UTC), dt.datetime(2026, 11, 3, 8, 0, 0, tzinfo=dt.UTC),
+    ]
+    first = contacts.row(0, named=True)
+    assert (first["day"], first["hour"], first["minute_of_day"]) == (dt.date(2026, 11, 2), 23, 23 * 60 + 59)
+    assert first["callback_same_day"] is True
+    referral = store.whole("referrals").row(0, named=True)
+    assert referral["day"] == dt.date(2026, 11, 2) and referral["days_to_start"] == 1.0
+
+
 def test_row_counts_in_parallel_ranges_equal_a_plain_count(engine):
     """The counts that guard a saved snapshot, summed over ranges of change_seq, count every
     row: the ends of the ranges, and a row inserted behind the change sequence's back."""
