@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from data_access.config import get_settings
@@ -243,12 +244,8 @@ def test_unreachable_database_gives_a_plain_message(monkeypatch):
     assert os.environ["OHJAUSTAULU_DATABASE_URL"].startswith("postgresql")
 
 
-def test_a_stored_code_outside_its_code_list_is_said_in_the_language_not_raised(monkeypatch, tmp_path):
-    """A value written around ingestion (a channel no code list has, markup in it) stops the
-    page with a sentence naming it, escaped, in the interface's language: no traceback."""
-    import sqlalchemy as sa
-
-    from dashboard.state import forget_stores
+def _with_a_stored_channel(channel: str, monkeypatch, tmp_path) -> sa.Engine:
+    """The app's database: two contacts, one with ``channel`` written around ingestion."""
     from data_access.engine import upgrade_database
     from data_access.reference import load_shipped_reference
     from tests.factories import add_contacts
@@ -259,11 +256,20 @@ def test_a_stored_code_outside_its_code_list_is_said_in_the_language_not_raised(
     load_shipped_reference(engine)
     add_contacts(engine, [{"occurred_at": "2026-11-02T10:00:00"}, {"occurred_at": "2026-11-03T10:00:00"}])
     with engine.begin() as conn:
-        conn.execute(sa.text("update contact set channel = '**faksi**' where id = (select min(id) from contact)"))
-    engine.dispose()
+        conn.execute(sa.text("update contact set channel = :channel where id = (select min(id) from contact)"), {"channel": channel})
     monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", url)
     monkeypatch.setenv("OHJAUSTAULU_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
+    return engine
+
+
+def test_a_stored_code_outside_its_code_list_is_said_in_the_language_not_raised(monkeypatch, tmp_path):
+    """A value written around ingestion (a channel no code list has, markup in it) stops the
+    page with a sentence naming it, escaped, in the interface's language: no traceback."""
+
+    from dashboard.state import forget_stores
+
+    _with_a_stored_channel("**faksi**", monkeypatch, tmp_path).dispose()
     try:
         for language, words in (("fi", "jota ei ole koodistossa"), ("sv", "som inte finns i kodlistan"), ("en", "outside its code list")):
             at = new_app(60)
@@ -281,24 +287,11 @@ def test_a_stored_code_outside_its_code_list_is_not_read_again_by_every_page_run
     """Each try reads every row (a minute at 15 M contacts): the sentence is repeated without
     a read for a while, and once the value is corrected the figures come, and the server's
     keeper starts, as if the first read had worked."""
-    import sqlalchemy as sa
 
     from dashboard import live, state
-    from data_access.engine import upgrade_database
-    from data_access.reference import load_shipped_reference
     from data_access.snapshot import FactStore
-    from tests.factories import add_contacts
 
-    url = f"sqlite:///{tmp_path / 'odd.sqlite3'}"
-    engine = create_db_engine(url)
-    upgrade_database(engine)
-    load_shipped_reference(engine)
-    add_contacts(engine, [{"occurred_at": "2026-11-02T10:00:00"}, {"occurred_at": "2026-11-03T10:00:00"}])
-    with engine.begin() as conn:
-        conn.execute(sa.text("update contact set channel = 'faksi' where id = (select min(id) from contact)"))
-    monkeypatch.setenv("OHJAUSTAULU_DATABASE_URL", url)
-    monkeypatch.setenv("OHJAUSTAULU_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
+    engine = _with_a_stored_channel("faksi", monkeypatch, tmp_path)
     reads = []
     real_refresh = FactStore.refresh
 
