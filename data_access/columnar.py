@@ -17,9 +17,11 @@ import ctypes
 import io
 import json
 import os
+import shutil
 import subprocess  # nosec B404
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,10 @@ MEMORY_FOLDER = "/dev/shm"  # noqa: S108  # nosec B108
 # A month of contacts at 15 M a county is a file of about 130 MB, and the child may be a file
 # ahead: a container's tmpfs is often 64 MB, where a read would fail for want of space.
 MEMORY_FOLDER_ROOM = 1 << 30
+SCRATCH_PREFIX = "ohjaustaulu-"
+# A reading folder untouched this long, whose process is gone, was left by a server that was
+# killed mid-read (a first read touches its folder every few seconds).
+ORPHAN_SECONDS = 600
 
 
 def fetch_frame(
@@ -151,7 +157,10 @@ class BulkReader:
     def _read_sqlite(self, runs: list[dict[str, Query]], finish: Finish) -> list[dict[str, pl.DataFrame]]:
         path = str(self.engine.url.database)
         if self._child is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="ohjaustaulu-", dir=scratch_folder())
+            folder = scratch_folder()
+            remove_orphaned_scratch(folder)
+            # Named with this process's id: a folder whose process is gone can be told apart.
+            self._folder = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=folder)
             self._errors = tempfile.TemporaryFile(mode="w+")  # closed in close()
             # Our own interpreter and module; each request a line of JSON on stdin.
             self._child = subprocess.Popen(  # nosec B603
@@ -242,6 +251,37 @@ def scratch_folder() -> str | None:
     except OSError:
         return None
     return MEMORY_FOLDER if found.f_bavail * found.f_frsize >= MEMORY_FOLDER_ROOM else None
+
+
+def remove_orphaned_scratch(folder: str | None) -> list[Path]:
+    """Remove the reading folders that a killed server left in ``folder`` (default: the
+    system's temporary folder): named with a process id that is no longer running, and
+    untouched for ``ORPHAN_SECONDS``. Up to a month of contacts (130 MB at 15 M) stayed on the
+    tmpfs until a reboot. The age is also the guard when another container shares the folder
+    and its process ids are not this one's. Returns what was removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        number = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not number.isdigit() or not path.is_dir() or _running(int(number)):
+            continue
+        try:
+            if time.time() - path.stat().st_mtime < ORPHAN_SECONDS:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _sqlite_child(path: str) -> None:

@@ -277,6 +277,38 @@ def test_bulk_files_go_to_the_tmpfs_only_where_it_has_room(engine, monkeypatch, 
     assert read_changes_with(engine, bulk=True)["contact"]["client_id"].cast(pl.String).to_list() == ["A"]
 
 
+def test_a_killed_servers_reading_folder_is_removed_by_the_next_read(tmp_path):
+    """A server killed mid-read leaves its folder (up to a month of contacts) on the tmpfs.
+    The next read removes a folder whose process is gone and which nothing has touched for
+    ten minutes; its own, a running process's, a fresh one and other names stay."""
+    import os
+    import subprocess  # nosec B404
+    import sys
+    from pathlib import Path
+
+    from data_access import columnar
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = int(gone.stdout)
+    old = columnar.ORPHAN_SECONDS + 60
+
+    def folder(name: str, *, age: float) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "contact_0.arrow").write_bytes(b"x" * 100)
+        stamp = path.stat().st_mtime - age
+        os.utime(path, (stamp, stamp))
+        return path
+
+    orphan = folder(f"ohjaustaulu-{dead}-abc", age=old)
+    mine = folder(f"ohjaustaulu-{os.getpid()}-def", age=old)
+    parent = folder(f"ohjaustaulu-{os.getppid()}-ghi", age=old)
+    fresh = folder(f"ohjaustaulu-{dead}-jkl", age=0)
+    other = folder("ohjaustaulu-notes", age=old)
+    assert columnar.remove_orphaned_scratch(str(tmp_path)) == [orphan]
+    assert not orphan.exists() and all(p.exists() for p in (mine, parent, fresh, other))
+
+
 def test_a_run_of_reads_given_at_once_answers_each_in_order_and_a_failure_leaves_no_answer_behind(engine):
     """A quarter's months are given to the reader at once (on SQLite the child reads the next
     month while the last is taken in): each read gets its own rows, in order. When one read
