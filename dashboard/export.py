@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from dashboard import drawing
 from dashboard.formatting import format_moment, format_range, hidden_text, suppressed_text
 from dashboard.i18n import code_label, t
 from dashboard.presenters import dimension_title, labels_for, pivot, place_names
@@ -286,22 +287,21 @@ def chart_image(
     chart: dict[str, Any] | Any, *, fmt: str, title: str = "", subtitle: list[str] | tuple[str, ...] = (), width: int = 800
 ) -> bytes:
     """A chart (a Vega-Lite spec, or an Altair chart) as a picture drawn on the server
-    (vl-convert): PNG (twice the pixels) or SVG, white, ``width`` px wide, with room for the
-    last axis label; titled, with the period, filters and source under the title, when given."""
-    import vl_convert
+    (vl-convert, in a child process: dashboard/drawing.py): PNG (twice the pixels) or SVG."""
+    return drawing.vegalite(picture_spec(chart, title=title, subtitle=subtitle, width=width), fmt=fmt, scale=2)
 
+
+def picture_spec(
+    chart: dict[str, Any] | Any, *, title: str = "", subtitle: list[str] | tuple[str, ...] = (), width: int = 800
+) -> dict[str, Any]:
+    """The spec of a chart's picture: white, ``width`` px wide, with room for the last axis
+    label; titled, with the period, filters and source under the title, when given."""
     spec = chart if isinstance(chart, dict) else chart.to_dict()
-    picture = json.loads(json.dumps(spec))  # a copy: the spec is shared with the page
+    picture: dict[str, Any] = json.loads(json.dumps(spec))  # a copy: the spec is shared with the page
     if title:
         picture["title"] = {"text": title, "subtitle": list(subtitle), "anchor": "start", "fontSize": 16, "subtitleFontSize": 11, "offset": 12}
     picture["background"] = "white"
     picture["padding"] = {"left": 10, "right": 40, "top": 10, "bottom": 10}
     if not any(k in picture for k in ("hconcat", "vconcat", "concat", "facet")):
         picture["width"] = width
-    if fmt == "png":
-        png: bytes = vl_convert.vegalite_to_png(picture, scale=2)
-        return png
-    if fmt == "svg":
-        svg: str = vl_convert.vegalite_to_svg(picture)
-        return svg.encode("utf-8")
-    raise ValueError(f"unknown picture format {fmt!r}")
+    return picture

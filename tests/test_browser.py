@@ -105,9 +105,10 @@ def test_every_page_opens_without_an_error(browser, server, path):
         page.close()
 
 
-def test_pages_with_charts_and_tables_never_bring_pandas_into_the_server(browser, server):
+def test_pages_pictures_and_tables_never_bring_pandas_or_the_picture_engine_into_the_server(browser, server):
     """Tables and chart data go to Streamlit as Arrow (dashboard/elements.py): pandas, 44 MB
-    resident, is never imported by the server, whatever page is drawn."""
+    resident, is never imported by the server, whatever page is drawn. A chart's picture is
+    drawn in a child process (dashboard/drawing.py): its engine, about 70 MB, never stays."""
     maps = Path(f"/proc/{server['pid']}/maps")
     if not maps.exists():
         pytest.skip("reads the server's memory map from /proc (Linux)")
@@ -119,11 +120,15 @@ def test_pages_with_charts_and_tables_never_bring_pandas_into_the_server(browser
             assert page.locator("[data-testid='stException']").count() == 0, path
             drawn = page.locator("[data-testid='stVegaLiteChart'], [data-testid='stDataFrame']").count()
             assert drawn > 0, path
+            if path == "kanavat":
+                with page.expect_download(timeout=60_000) as made:
+                    page.locator("[data-testid='stDownloadButton'] button", has_text="PNG").first.click()
+                assert Path(made.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         finally:
             page.close()
     loaded = {line.split()[-1] for line in maps.read_text().splitlines() if "site-packages/" in line}
     assert any("polars" in name for name in loaded)  # the map is the server's, with its libraries
-    assert not [name for name in loaded if "/pandas/" in name]
+    assert not [name for name in loaded if any(f"/{engine}/" in name for engine in ("pandas", "vl_convert", "typst"))]
 
 
 CUT_TEXT = """() => [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -166,3 +167,24 @@ def test_published_downloads_say_so_on_every_row_and_under_the_picture_title(eng
     assert "Compared with 1 Oct 2025–31 Oct 2025" in figures.subtitle()
     exact = Figures(result, ("municipality",), ("contacts",), store, "en", filters)
     assert "Published version" not in exact.table().columns
+
+
+def test_a_drawing_that_fails_in_its_child_says_why_and_writes_nothing_outside_its_folder(tmp_path):
+    """Pictures and the report are drawn in a child process (dashboard/drawing.py): its
+    failure reaches the caller as one sentence, and a picture's name cannot leave the
+    report's folder."""
+    from dashboard import drawing
+
+    source = tmp_path / "board.typ"
+    source.write_text('#image("chart.svg")\n', encoding="utf-8")
+    spec = {"mark": "point", "data": {"values": [{"x": 1}]}, "encoding": {"x": {"field": "x", "type": "quantitative"}}}
+    pdf = drawing.typst_pdf(str(source), root=str(tmp_path), inputs={}, pictures={"chart.svg": spec})
+    assert pdf.startswith(b"%PDF") and (tmp_path / "chart.svg").read_text(encoding="utf-8").startswith("<svg")
+    outside = tmp_path.parent / "escaped.svg"
+    with pytest.raises(drawing.DrawingFailed, match="outside the report's folder"):
+        drawing.typst_pdf(str(source), root=str(tmp_path), inputs={}, pictures={"../escaped.svg": spec})
+    assert not outside.exists()
+    with pytest.raises(drawing.DrawingFailed, match=r"No such file"):
+        drawing.typst_pdf(str(tmp_path / "missing.typ"), root=str(tmp_path), inputs={})
+    with pytest.raises(ValueError, match="unknown picture format"):
+        drawing.vegalite(spec, fmt="gif")

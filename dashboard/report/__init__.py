@@ -18,7 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from dashboard.export import chart_image
+from dashboard import drawing
+from dashboard.export import picture_spec
 from dashboard.formatting import format_moment, format_range, format_value
 from dashboard.i18n import t
 from dashboard.presenters import change_text, dimension_title, display_table, label_for, plot_frame, target_line
@@ -110,7 +111,7 @@ def summary_lines(store: FactSource, request: ReportRequest) -> list[dict[str, s
     return [{name: line[name] for name in ("label", "value", "text")} for line in lines]
 
 
-def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: str) -> bytes | None:
+def _chart_spec(store: FactSource, request: ReportRequest, metric: str, grain: str) -> dict[str, Any] | None:
     """The metric's trend as the dashboard draws it, as SVG (None when there is nothing)."""
     from dashboard.charts import line_chart
 
@@ -125,7 +126,7 @@ def _chart_svg(store: FactSource, request: ReportRequest, metric: str, grain: st
         language=request.language, band=("ci_low", "ci_high") if definition.unit == "share" else None, target=target,
         target_label=target_label, grain=grain, height=300,
     )
-    return chart_image(chart, fmt="svg", width=620)
+    return picture_spec(chart, width=620)
 
 
 def impact_lines(store: FactSource, request: ReportRequest) -> list[dict[str, str]]:
@@ -139,8 +140,9 @@ def impact_lines(store: FactSource, request: ReportRequest) -> list[dict[str, st
     return lines if any(line["value"] not in ("—", "0") for line in lines) else []
 
 
-def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict[str, Any]:
-    """Everything the template shows, as plain values; charts written into ``folder``."""
+def report_data(store: FactSource, request: ReportRequest, pictures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Everything the template shows, as plain values; the charts' specs put in ``pictures``
+    by the file name the template reads them from (drawn where the report is compiled)."""
     language = request.language
     comparison = request.comparison
     place = label_for(store, "region", request.region, language) if request.region else t("report.all_places", language)
@@ -149,10 +151,10 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
     grain = "week" if (request.end - request.start).days > 120 else "day"
     charts = []
     for metric in CHART_METRICS:
-        svg = _chart_svg(store, request, metric, grain)
-        if svg is None:
+        spec = _chart_spec(store, request, metric, grain)
+        if spec is None:
             continue
-        (folder / f"{metric}.svg").write_bytes(svg)
+        pictures[f"{metric}.svg"] = spec
         caption = "report.chart_caption" if REGISTRY[metric].unit == "share" else "report.chart_caption_plain"
         charts.append({"title": REGISTRY[metric].label(language), "file": f"{metric}.svg", "caption": t(caption, language, period=period)})
     table = display_table(_ask(store, request, TABLE_METRICS, request.filters, ["municipality"]), by=["municipality"], store=store, language=language, metrics=TABLE_METRICS)
@@ -180,12 +182,10 @@ def report_data(store: FactSource, request: ReportRequest, folder: Path) -> dict
 
 def build_report(store: FactSource, request: ReportRequest) -> bytes:
     """The board report as PDF bytes."""
-    import typst
-
     with tempfile.TemporaryDirectory(prefix="ohjaustaulu-report-") as name:
         folder = Path(name)
-        data = report_data(store, request, folder)
+        pictures: dict[str, dict[str, Any]] = {}
+        data = report_data(store, request, pictures)
         source = folder / "board.typ"
         source.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
-        pdf: bytes = typst.compile(str(source), root=str(folder), sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
-        return pdf
+        return drawing.typst_pdf(str(source), root=str(folder), inputs={"data": json.dumps(data, ensure_ascii=False)}, pictures=pictures)
