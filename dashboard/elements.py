@@ -39,9 +39,14 @@ def text_table(rows: list[dict[str, str]]) -> None:
     if not rows:
         return
     names = list(rows[0])
-    lines = ["| " + " | ".join(plain(name) for name in names) + " |", "|" + " --- |" * len(names)]
-    lines += ["| " + " | ".join(plain(str(row.get(name, ""))) for name in names) + " |" for row in rows]
+    lines = ["| " + " | ".join(_cell(name) for name in names) + " |", "|" + " --- |" * len(names)]
+    lines += ["| " + " | ".join(_cell(str(row.get(name, ""))) for name in names) + " |" for row in rows]
     st.markdown("\n".join(lines))
+
+
+def _cell(text: str) -> str:
+    """A value in one cell: escaped, its line breaks as spaces (a break ends a table row)."""
+    return plain(" ".join(text.split()))
 
 
 def shown_chart(spec: dict[str, Any], *, key: str) -> None:

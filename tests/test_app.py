@@ -821,7 +821,7 @@ def test_a_text_table_escapes_what_it_shows():
     def page():
         from dashboard.elements import text_table
 
-        text_table([{"Lähde": "**lihava** | [linkki](https://example.org)", "Tila": "<b>ok</b>"}])
+        text_table([{"Lähde": "**lihava** | [linkki](https://example.org)", "Tila": "<b>ok</b>\n| rivi |"}])
 
     at = AppTest.from_function(page).run()
     (table,) = at.markdown
@@ -829,3 +829,4 @@ def test_a_text_table_escapes_what_it_shows():
     assert header == "| Lähde | Tila |" and rule == "| --- | --- |"
     assert row.count(" | ") == 1  # the pipe in the value does not make a column
     assert "\\*\\*lihava\\*\\*" in row and "\\[linkki\\]\\(https\\:" in row and "\\<b\\>" in row
+    assert row.endswith("\\<b\\>ok\\</b\\> \\| rivi \\| |")  # a line break in a value does not end the row
