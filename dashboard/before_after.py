@@ -101,7 +101,9 @@ def before_after_section(ctx: Context, start: dt.date, weeks: int, *, key: str) 
     per_day = mean_difference(before_weeks, after_weeks) if before_weeks is not None and after_weeks is not None else None
     rows.append(_volume_row(records, per_day, days, threshold=threshold, language=language))
 
-    table = pl.DataFrame(rows).rename({
+    # Whether the change is clear before its interval: at 1024 px (a projector) the last
+    # column of this table was out of sight.
+    table = pl.DataFrame(rows).select("label", "before", "after", "change", "clear", "interval", "n").rename({
         "label": t("common.metric", language), "before": t("before_after.before", language), "after": t("before_after.after", language),
         "change": t("before_after.change", language), "interval": t("before_after.interval", language),
         "clear": t("before_after.clear", language), "n": t("before_after.n", language),

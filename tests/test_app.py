@@ -633,6 +633,8 @@ def test_before_and_after_a_pilot_gives_the_registrys_figures_for_whole_weeks_ei
         row = table[table["Mittari"] == "Ratkaistu ensikontaktissa"].iloc[0]
         assert row[column] == format_value(result["value"][0], "share", language="fi")
     assert len(table) == 6 and at.get("vega_lite_chart")
+    # whether the change is clear comes before its interval: in sight at 1024 px
+    assert list(table.columns)[:6] == ["Mittari", "Ennen", "Jälkeen", "Muutos", "Selvä muutos", "95 %:n väli"]
 
     hostile = new_app()
     hostile.query_params["pilot"] = "2026-13-45'); DROP TABLE contacts;--"
