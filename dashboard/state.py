@@ -116,11 +116,16 @@ def start_preload(engine: Engine | None = None) -> None:
             return
         if settings.timing_log is not None:  # read by benchmarks/start_timeline.py
             append_timing(settings.timing_log, {"preload_started_at": started, "at": time.time()})
-        start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log, audit_keep_days=settings.audit_keep_days)
+        _keep(store, settings)
 
     thread = threading.Thread(target=load, name="store-preload", daemon=True)
     _preloads[settings.resolved_database_url] = (thread, loaded)
     thread.start()
+
+
+def _keep(store: FactStore, settings: Settings) -> None:
+    """The server's keeper for ``store`` (dashboard/live.py), as the settings say."""
+    start_keeper(store, refresh_seconds=settings.refresh_seconds, timing_log=settings.timing_log, audit_keep_days=settings.audit_keep_days)
 
 
 _stores: dict[str, FactStore] = {}
@@ -183,7 +188,7 @@ def get_store() -> StoreView:
         _bad_data.pop(database_url, None)
         keep = _keep_when_read.pop(database_url, None)
         if keep is not None:
-            start_keeper(store, refresh_seconds=keep.refresh_seconds, timing_log=keep.timing_log, audit_keep_days=keep.audit_keep_days)
+            _keep(store, keep)
         view = store.view()
     return view
 

@@ -275,12 +275,13 @@ def remove_orphaned_scratch(folder: str | None) -> list[Path]:
 
 
 def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: signalling it is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 
