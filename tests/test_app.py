@@ -832,5 +832,32 @@ def test_a_text_table_escapes_what_it_shows():
     header, rule, row = table.value.splitlines()
     assert header == "| Lähde | Tila |" and rule == "| --- | --- |"
     assert row.count(" | ") == 1  # the pipe in the value does not make a column
-    assert "\\*\\*lihava\\*\\*" in row and "\\[linkki\\]\\(https\\:" in row and "\\<b\\>" in row
+    assert "\\*\\*lihava\\*\\*" in row and "\\[linkki\\]\\(https\u2060\\:" in row and "\\<b\\>" in row
     assert row.endswith("\\<b\\>ok\\</b\\> \\| rivi \\| |")  # a line break in a value does not end the row
+
+
+# GitHub-flavoured autolinking as Streamlit's Markdown runs it (mdast-util-gfm-autolink-literal,
+# in its JavaScript): on the text left once the escapes are read. JavaScript's \w is ASCII; the
+# address pattern is taken without its look-behind, so it finds more, not less.
+_GFM_URL = r"(?i)(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)"
+_GFM_EMAIL = r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)"
+
+
+def test_a_text_table_links_no_address_in_a_stored_value():
+    import re
+
+    stored = ["http://evil.example/", "HTTPS://evil.example/x?y=1", "www.evil.example", "Www.evil.example", "johtaja@evil.example", "mailto:a@evil.example"]
+
+    def page(stored):
+        from dashboard.elements import text_table
+
+        text_table([{"Lähde": value} for value in stored])
+
+    at = AppTest.from_function(page, args=(stored,)).run()
+    (table,) = at.markdown
+    rows = table.value.splitlines()[2:]
+    assert len(rows) == len(stored)
+    for row, value in zip(rows, stored, strict=True):
+        read = re.sub(r"\\(.)", r"\1", row)  # what the Markdown's text holds once escapes are read
+        assert read.replace("\u2060", "") == f"| {value} |"  # shown as stored (the joiner is invisible)
+        assert not re.search(_GFM_URL, read, re.ASCII) and not re.search(_GFM_EMAIL, read, re.ASCII), row

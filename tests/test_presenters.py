@@ -63,7 +63,7 @@ def test_a_name_from_the_identity_provider_is_shown_as_written_not_as_markdown()
 
     hostile = "**Iso** [klikkaa](javascript:alert(1)) $x$ <b>a</b> anna@example.fi \\"
     escaped = plain(hostile)
-    assert re.sub(r"\\(.)", r"\1", escaped) == hostile, "nothing lost"
+    assert re.sub(r"\\(.)", r"\1", escaped).replace("\u2060", "") == hostile, "nothing lost but invisible word joiners"
     assert not re.search(r"(?<!\\)[*\[\]()$<>@]", escaped), "every markup character escaped"
 
 
