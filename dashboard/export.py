@@ -110,16 +110,20 @@ def metrics_csv(result: pl.DataFrame, *, by: list[str], store: FactSource, langu
 
 def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource, perturbed: bool = False) -> str:
     """Long form: one object per group and metric, with the suppression flag; ``perturbed``
-    says that the counts were perturbed for publication."""
+    says that the counts were perturbed for publication. The metric's unit is ``metric_unit``,
+    and also ``unit`` as before unless the rows are grouped by the organisational unit, whose
+    code ``unit`` then is."""
     threshold = store.settings.small_cell_threshold
     records = []
     for record in result.with_columns(pl.col(pl.Date).cast(pl.String)).iter_rows(named=True):
         metric = REGISTRY[record["metric"]]
+        groups = {dim: record[dim] for dim in by}
         records.append(
             {
-                **{dim: record[dim] for dim in by},
+                **groups,
                 "metric": record["metric"],
                 "unit": metric.unit,
+                "metric_unit": metric.unit,
                 "value": record["value"],
                 "numerator": record["numerator"],
                 "denominator": record["denominator"],
@@ -130,6 +134,7 @@ def metrics_json(result: pl.DataFrame, *, by: list[str], store: FactSource, pert
                 "display": hidden_text(record, threshold, metric.unit) if record["suppressed"] else None,
                 "note": record["note"],
             }
+            | groups  # the grouping's value wins over a field of the same name
         )
     return json.dumps({"data_version": store.version, "perturbed": perturbed, "rows": records}, ensure_ascii=False, indent=1)
 

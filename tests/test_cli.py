@@ -72,6 +72,22 @@ def test_metrics_json_for_one_municipality_with_leading_zero_dropped(seeded_url,
     assert row["suppressed"] == (row["value"] is None)
 
 
+def test_metrics_json_by_unit_keeps_the_unit_code_and_the_metric_unit_apart(seeded_url, capsys):
+    """The metric's own "unit" field wrote "count" over every row's unit code."""
+    start, end = _window()
+    period = ["metrics", "--from", start, "--to", end, "--metric", "contacts"]
+    args = [*period, "--by", "unit"]
+    assert main([*args, "--format", "csv"]) == 0
+    table = pl.read_csv(io.StringIO(capsys.readouterr().out), infer_schema=False)
+    assert main([*args, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {row["unit"] for row in rows} == set(table["unit"].to_list()) and len(rows) > 1
+    assert {row["metric_unit"] for row in rows} == {"count"}
+    assert main([*period, "--by", "channel", "--format", "json"]) == 0
+    other = json.loads(capsys.readouterr().out)["rows"]
+    assert {(row["unit"], row["metric_unit"]) for row in other} == {("count", "count")}  # as before, for other groupings
+
+
 def test_reference_load_updates_population(seeded_url, tmp_path, capsys):
     path = tmp_path / "vaesto.csv"
     path.write_text("code;year;population\n18;2025;4 800\n074;2025;970\n", encoding="utf-8")
