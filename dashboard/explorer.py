@@ -89,15 +89,21 @@ def ask(ctx: Context, measure: str, rows: str, columns: str | None) -> pl.DataFr
 
 def top_groups(result: pl.DataFrame, dimension: str, top: int | None, order: str, labels: dict[Any, str]) -> list[Any]:
     """The groups of ``dimension`` shown, in order: by value (largest first, hidden last) or by
-    label; the first ``top`` of them when asked."""
-    totals = result.group_by(dimension).agg(pl.col("value").max().alias("value"), pl.col("suppressed").all().alias("hidden"))
+    label; the first ``top`` of them when asked. Equal values and equal labels go by the
+    group's code, so the same question gives the same groups on every run (group_by gives
+    them in any order)."""
+    totals = (
+        result.group_by(dimension).agg(pl.col("value").max().alias("value"), pl.col("suppressed").all().alias("hidden"))
+        .sort(dimension, nulls_last=True)
+    )
+    by_code = {group: rank for rank, group in enumerate(totals[dimension].to_list())}
     if order == "value" or top is not None:
-        totals = totals.sort(["hidden", "value"], descending=[False, True], nulls_last=True)
+        totals = totals.sort(["hidden", "value"], descending=[False, True], nulls_last=True, maintain_order=True)
     groups = totals[dimension].to_list()
     if top is not None:
         groups = [g for g, hidden in zip(groups, totals["hidden"].to_list(), strict=True) if not hidden][:top]
     if order == "label":
-        groups = sorted(groups, key=lambda g: str(labels.get(g, g)))
+        groups = sorted(groups, key=lambda g: (str(labels.get(g, g)), by_code[g]))
     return groups
 
 

@@ -119,3 +119,22 @@ def test_quarters_are_whole_quarters_and_count_what_their_months_count():
     assert whole_buckets(dt.date(2026, 2, 1), dt.date(2026, 12, 31), "quarter") == (dt.date(2026, 4, 1), dt.date(2026, 12, 31))
     assert whole_buckets(dt.date(2026, 11, 2), dt.date(2026, 12, 1), "quarter") is None
     assert whole_buckets(dt.date(2025, 10, 1), dt.date(2025, 12, 31), "quarter") == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
+
+
+def test_the_explorers_top_groups_break_a_tie_by_the_groups_code_whatever_the_rows_order():
+    from dashboard.explorer import top_groups
+
+    frame = pl.DataFrame(
+        {
+            "municipality": ["005", "009", "010", "016", "018", "019", "020", "035"],
+            "value": [40.0, 25.0, 25.0, 40.0, 25.0, 10.0, None, 25.0],
+            "suppressed": [False, False, False, False, False, False, True, False],
+        }
+    )
+    labels = {code: "sama nimi" for code in frame["municipality"]}  # equal labels too
+    for seed in range(40):  # polars' group_by gives its groups in any order
+        rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert top_groups(rows, "municipality", 3, "value", labels) == ["005", "016", "009"]
+        assert top_groups(rows, "municipality", None, "value", labels) == ["005", "016", "009", "010", "018", "035", "019", "020"]
+        assert top_groups(rows, "municipality", None, "label", labels) == ["005", "009", "010", "016", "018", "019", "020", "035"]
+        assert top_groups(rows, "municipality", 3, "label", labels) == ["005", "009", "016"]
