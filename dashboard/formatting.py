@@ -127,14 +127,14 @@ def hidden_text(record: dict, threshold: int, unit: str = "count") -> str:
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:@])")
 # Where GitHub-flavoured autolinking finds a link in the text that is left once the escapes
 # are read (Streamlit's Markdown looks for them there, so an escape alone does not stop it):
-# a scheme's ":" ("http://", "mailto:"), an address's "@", and the "." after "www".
-_AUTOLINK_JOINTS = re.compile(r"(?=[:@])|(?i:(?<=www)(?=\.))")
+# the ":" of "://", an address's "@" (also after "mailto:"), and the "." after "www".
+_AUTOLINK_JOINTS = re.compile(r"(?=://|@)|(?i:(?<=www)(?=\.))")
 WORD_JOINER = "\u2060"
 
 
 def plain(text: str) -> str:
     """A value from outside (a name or address from the identity provider, a source system's
     name) for a Markdown text, as written: no emphasis, link, math or address link is made
-    of it. An invisible word joiner stands before each ":" and "@" and in "www.", so that no
-    address in it is linked either."""
+    of it. An invisible word joiner stands in each "://", before each "@" and in "www.", so
+    that no address in it is linked either."""
     return _MARKDOWN_SPECIALS.sub(r"\\\1", _AUTOLINK_JOINTS.sub(WORD_JOINER, text))
