@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import definitions, presentation
 from dashboard.components import report_button
-from dashboard.filters import filter_sidebar, language_selector, publication_toggle
+from dashboard.filters import filter_sidebar, language_selector, publication_refused, publication_toggle
 from dashboard.formatting import format_moment, format_time, plain
 from dashboard.i18n import t
 from dashboard.live import published_view
@@ -67,9 +67,10 @@ with page_run_turn(settings) as queued_seconds:
         st.warning(t("error.database_lost", language, time=last), icon=":material/cloud_off:")
     filters, comparison, preset = filter_sidebar(store, language, user.scope, draw=not presenting)
     publication = publication_toggle(language, available=settings.publication_ready, draw=not presenting)
-    if presenting and st.query_params.get("public") == "1" and not publication:
-        # Asked for figures fit to publish, it must not quietly show exact ones.
+    if publication_refused(publication):
+        # Asked for figures fit to publish, no page may quietly show exact ones.
         st.error(t("publication.unavailable", language), icon=":material/public_off:")
+        sign_out_button(user, language)
         st.stop()
     set_context(
         Context(

@@ -118,14 +118,21 @@ def _seed_public() -> None:
 
 def publication_toggle(language: str, *, available: bool, draw: bool = True) -> bool:
     """Published figures (cell-key method) for showing outside the county: the whole view,
-    its downloads and presentation mode. In the URL as ``public=1``."""
+    its downloads and presentation mode. In the URL as ``public=1``. When they cannot be made
+    (``available`` False) a request for them stays in the state and the URL, so that every
+    run refuses it (``publication_refused``) instead of the next one showing exact figures."""
     _seed_public()
     if not available:
-        st.session_state["public"] = False
         return False
     if not draw:
         return bool(st.session_state["public"])
     return bool(st.sidebar.toggle(t("publication.toggle", language), key="public", help=t("publication.toggle_help", language)))
+
+
+def publication_refused(publication: bool) -> bool:
+    """Figures fit to publish were asked for (the URL's ``public=1``, held in the state) and
+    cannot be given: the page must show none rather than the exact ones."""
+    return bool(st.session_state.get("public")) and not publication
 
 
 def filter_sidebar(store: FactSource, language: str, scope: Scope, *, draw: bool = True) -> tuple[Filters, Filters | None, str]:

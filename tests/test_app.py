@@ -604,6 +604,28 @@ def test_published_figures_are_refused_not_replaced_by_exact_ones_without_the_co
         assert not at.metric and not at.get("vega_lite_chart"), "no figures in place of the published ones"
 
 
+@pytest.mark.parametrize(("page", "language", "words"), [
+    ("overview.py", "fi", "julkaisuavainta"), ("channels.py", "sv", "publiceringsnyckel"), ("explore.py", "en", "publication key"),
+])
+def test_every_page_refuses_published_figures_without_the_county_key_not_only_presentation_mode(app_env, monkeypatch, fresh_stores, page, language, words):
+    monkeypatch.delenv("OHJAUSTAULU_PUBLICATION_KEY", raising=False)
+    get_settings.cache_clear()
+    if get_settings().publication_ready:
+        pytest.skip("SQLite demo: the demo key serves, and the published figures are shown")
+    at = new_app()
+    at.query_params["public"] = "1"
+    at.query_params["lang"] = language
+    at.run(timeout=120)
+    if page != "overview.py":
+        at.switch_page(str(ROOT / "pages" / page))
+    for _ in range(2):  # and again on the next run (a live refresh, a filter changed): not exact figures then either
+        at.run(timeout=120)
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
+        assert not at.metric and not at.get("vega_lite_chart") and not at.dataframe and not at.title, "no figures in place of the published ones"
+        assert at.query_params.get("public") == "1"  # the address still asks for them
+
+
 def test_before_and_after_a_pilot_gives_the_registrys_figures_for_whole_weeks_either_side(app_env):
     """The page's 'before' and 'after' are the registry's figures for the whole weeks on each
     side of the first day, the change their difference; a hostile date in the URL is not used."""
