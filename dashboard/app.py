@@ -13,7 +13,7 @@ from dashboard.filters import filter_sidebar, language_selector, publication_ref
 from dashboard.formatting import format_moment, format_time, plain
 from dashboard.i18n import t
 from dashboard.live import published_view
-from dashboard.signin import audit_page_view, current_user, sign_out_button
+from dashboard.signin import audit_page_view, current_user, grants_changed, sign_out_button
 from dashboard.state import Context, get_context, get_store, page_run_turn, set_context
 from dashboard.timing import log_data_time, start_data_time
 from data_access.config import get_settings
@@ -89,15 +89,19 @@ with page_run_turn(settings) as queued_seconds:
 
     @st.fragment(run_every=settings.refresh_seconds)
     def live_refresh() -> None:
-        """Rerun the page only when data newer than it shows has arrived: in the server, once the
-        keeper has the new version's results ready; otherwise by asking the database."""
+        """Rerun the page only when data newer than it shows has arrived (in the server, once the
+        keeper has the new version's results ready; otherwise by asking the database), or when
+        the signed-in person's grants have changed: an idle page is refused too once revoked."""
         view = published_view(store)
         if view is None:  # no keeper (a bare run): look at the database here
             with contextlib.suppress(DatabaseUnavailable):
                 store.origin.refresh()
             view = store.origin.view()
         health = store.origin.health
-        if view.key != st.session_state.get("_rendered_version") or health.reachable != st.session_state.get("_rendered_reachable"):
+        if (
+            view.key != st.session_state.get("_rendered_version") or health.reachable != st.session_state.get("_rendered_reachable")
+            or grants_changed(settings, store.engine)
+        ):
             st.rerun(scope="app")
         if health.reachable and health.answered_at is not None:
             st.caption(t("freshness.updated", language, time=format_time(health.answered_at.astimezone(HELSINKI), language)))

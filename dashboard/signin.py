@@ -27,7 +27,9 @@ from data_access.metrics import Filters
 log = logging.getLogger(__name__)
 
 # A signed-in person's grants are read again after this long: a revoked grant takes effect
-# within a minute without a database read on every live refresh.
+# within a minute without a database read on every live refresh. An open page's live refresh
+# (every refresh_seconds) reads them too once they are this old (grants_changed), so an idle
+# page is refused within RECHECK_SECONDS + refresh_seconds (70 s by default) without new data.
 RECHECK_SECONDS = 60.0
 
 
@@ -72,6 +74,26 @@ def current_user(settings: Settings, engine: Engine, language: str) -> User:
         audit_sign_in(engine, found.email, signed_in_at=st.user.get("iat"))
     st.session_state["_user"] = (email, time.monotonic(), found)
     return found
+
+
+def grants_changed(settings: Settings, engine: Engine) -> bool:
+    """For an open page's live refresh: whether the signed-in person, read again once the
+    grants the page was drawn with are RECHECK_SECONDS old, is no longer the same (removed,
+    a grant revoked or given, another role). Then the page must run again, and current_user
+    reads them again there; unchanged, they count as read now. Nothing is read more often,
+    nor in demo mode; a database that went away changes nothing (the frame says so)."""
+    cached = st.session_state.get("_user")
+    if not settings.sign_in or cached is None or time.monotonic() - cached[1] < RECHECK_SECONDS:
+        return False
+    email, _, shown = cached
+    try:
+        found = find_user(engine, email)
+    except sa.exc.DBAPIError:
+        return False
+    if found == shown:
+        st.session_state["_user"] = (email, time.monotonic(), found)
+        return False
+    return True
 
 
 def sign_out_button(user: User, language: str) -> None:

@@ -235,6 +235,55 @@ def test_a_user_without_grants_is_told_so(signed_app):
     assert not at.metric and not at.dataframe
 
 
+def _live_refresh_run(at: AppTest) -> AppTest:
+    """What an open page's browser asks for every refresh_seconds with nothing else happening:
+    a run of the live refresh fragment alone (Streamlit's auto rerun). AppTest has no call for
+    it, so its run is asked with the fragment's id, as the browser asks."""
+    from functools import partial
+    from unittest import mock
+
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+    (fragment_id,) = at._fragment_storage._fragments  # the live refresh, the frame's one fragment
+    with mock.patch("streamlit.testing.v1.local_script_runner.RerunData", partial(RerunData, fragment_id=fragment_id, is_auto_rerun=True)):
+        at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _grants_read_ago(at: AppTest, seconds: float) -> None:
+    email, read_at, user = at.session_state["_user"]
+    at.session_state["_user"] = (email, read_at - seconds, user)
+
+
+def test_an_idle_open_page_is_refused_once_its_grant_is_revoked_without_new_data(signed_app):
+    import time
+
+    from dashboard.signin import RECHECK_SECONDS
+
+    code, _, _ = _busiest(signed_app)
+    add_user(signed_app, "kunta@example.fi", role="viewer")
+    grant(signed_app, "kunta@example.fi", municipality=code)
+    at = _app("kunta@example.fi")
+    assert at.metric and at.title
+
+    def only_the_refresh_ran() -> bool:  # its time in the sidebar, and nothing of the page drawn again
+        return not at.main.children and [c.value.startswith("Päivitetty") for c in at.sidebar.caption] == [True]
+
+    _grants_read_ago(at, RECHECK_SECONDS)
+    _live_refresh_run(at)  # read again, unchanged: the page stays, and the grants count as read now
+    assert only_the_refresh_ran() and at.session_state["_user"][1] > time.monotonic() - 5
+    revoke(signed_app, "kunta@example.fi", municipality=code)
+    _live_refresh_run(at)  # read less than RECHECK_SECONDS ago: not read again
+    assert only_the_refresh_ran()
+    _grants_read_ago(at, RECHECK_SECONDS)
+    _live_refresh_run(at)  # no new data: only the refresh's own run, and the page runs again
+    assert any("ei ole vielä annettu oikeutta" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.metric and not at.dataframe and not at.get("vega_lite_chart") and not at.title
+    # read at most RECHECK_SECONDS after the last read, by a refresh at most refresh_seconds later
+    assert RECHECK_SECONDS + get_settings().refresh_seconds <= 75
+
+
 def test_sign_in_page_views_and_downloads_are_audited_and_admins_see_them(signed_app):
     code, _, _ = _busiest(signed_app)
     add_user(signed_app, "admin@example.fi", role="admin")
