@@ -229,13 +229,13 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         raise FileError(f"{folder}: not a folder")
     watcher = Watcher(
         engine, folder, load_profile(Path(args.profile) if args.profile else None), kind=args.kind,
-        source_system=args.source_system, settle_seconds=args.settle,
+        source_system=args.source_system, settle_seconds=args.settle, done_after_seconds=args.done_after,
     )
 
     def show(path: Path, result) -> None:
-        print(result.text() if hasattr(result, "text") else f"failed: {result}", flush=True)
+        print(result.text() if hasattr(result, "text") else result, flush=True)
 
-    say(f"watching {folder} (Ctrl+C to stop); processed files move to done/ or failed/")
+    say(f"watching {folder} (Ctrl+C to stop); loaded files move to done/, refused ones to failed/ with the reason")
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     with contextlib.suppress(KeyboardInterrupt):
         watch(watcher, interval=args.interval, report=show, until=lambda: deadline is not None and time.monotonic() > deadline)
@@ -385,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch_cmd.add_argument("--profile")
     watch_cmd.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the folder")
     watch_cmd.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged before it is read")
+    watch_cmd.add_argument(
+        "--done-after", type=float, default=60.0,
+        help="seconds a loaded file whose writer cannot be seen (a network share, another user's file) stays unchanged before it moves to done/; it is loaded again if it changes",
+    )
     watch_cmd.add_argument("--max-seconds", type=float, help="stop after this long (default: run until stopped)")
     watch_cmd.set_defaults(handler=cmd_watch)
 
