@@ -263,20 +263,22 @@ def main() -> None:
 
     engine = create_db_engine(url)
     upgrade_database(engine)
-    with tempfile.TemporaryDirectory(prefix="ohjaustaulu-bench-") as folder:
-        settings = Settings(database_url=url, snapshot_dir=Path(folder))
-        started = time.perf_counter()
-        first = FactStore(engine, settings)
-        first.refresh()
-        first_seconds = time.perf_counter() - started
-        first.wait_for_save()
-        del first
-        gc.collect()
-        print(f"fact store: first read of every row {first_seconds:.1f} s", flush=True)
-        started = time.perf_counter()
-        store = FactStore(engine, settings)
-        store.refresh()
-        load_seconds = time.perf_counter() - started
+    # The snapshot folder holds the store's history files (months on disk): it must outlive
+    # the store, so it is removed at the end, not when the store has been made.
+    snapshots = tempfile.TemporaryDirectory(prefix="ohjaustaulu-bench-")
+    settings = Settings(database_url=url, snapshot_dir=Path(snapshots.name))
+    started = time.perf_counter()
+    first = FactStore(engine, settings)
+    first.refresh()
+    first_seconds = time.perf_counter() - started
+    first.wait_for_save()
+    del first
+    gc.collect()
+    print(f"fact store: first read of every row {first_seconds:.1f} s", flush=True)
+    started = time.perf_counter()
+    store = FactStore(engine, settings)
+    store.refresh()
+    load_seconds = time.perf_counter() - started
     frames_mb = sum(getattr(store, n).estimated_size("mb") for n in ("contacts", "referrals", "feedback"))
     print(f"fact store: restart from the saved snapshot {load_seconds:.1f} s (restored: {store.restored_version is not None}; "
           f"{store.contacts.height:,} contacts, frames {frames_mb:.0f} MB, process {resident_mb():.0f} MB resident)", flush=True)
@@ -348,6 +350,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / f"pages_{args.database}_{args.contacts}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
+    snapshots.cleanup()
     print(f"written {out}")
 
 
