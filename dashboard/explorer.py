@@ -107,6 +107,13 @@ def top_groups(result: pl.DataFrame, dimension: str, top: int | None, order: str
     return groups
 
 
+def among(result: pl.DataFrame, dimension: str, groups: list[Any]) -> pl.DataFrame:
+    """The rows of ``groups``, the unknown group (null) too when it is one of them: is_in
+    passes no null, and the unknown group never appeared as a row."""
+    chosen = pl.col(dimension).is_in([g for g in groups if g is not None])
+    return result.filter(chosen | pl.col(dimension).is_null() if None in groups else chosen)
+
+
 def others_text(ctx: Context, result: pl.DataFrame, measure: str, shown: pl.DataFrame) -> str | None:
     """The groups not shown, as one figure: the total less what is shown (counts; shares from
     their counts). Nothing the total and the shown cells do not already tell; hidden below
@@ -140,7 +147,7 @@ def show(ctx: Context) -> None:
     labels = labels_for(ctx.store, rows, result[rows].unique().to_list(), language) if rows not in TIMES else {}
     by = [rows, *([columns] if columns else [])]
     groups = None if rows in TIMES else top_groups(result, rows, top, order, labels)
-    shown = result if groups is None else result.filter(pl.col(rows).is_in(groups))
+    shown = result if groups is None else among(result, rows, groups)
     metric = REGISTRY[measure]
     table = display_table(shown, by=by, store=ctx.store, language=language, metrics=[measure])
     if columns:

@@ -138,3 +138,23 @@ def test_the_explorers_top_groups_break_a_tie_by_the_groups_code_whatever_the_ro
         assert top_groups(rows, "municipality", None, "value", labels) == ["005", "016", "009", "010", "018", "035", "019", "020"]
         assert top_groups(rows, "municipality", None, "label", labels) == ["005", "009", "010", "016", "018", "019", "020", "035"]
         assert top_groups(rows, "municipality", 3, "label", labels) == ["005", "009", "016"]
+
+
+def test_the_explorers_unknown_group_is_a_row_of_its_own(engine, settings):
+    """Contacts with no service line recorded are a group like any other: among the top
+    groups and in the rows the explorer shows (is_in passed no null, so the group vanished)."""
+    import datetime as dt
+
+    from dashboard.explorer import among, top_groups
+    from data_access.metrics import Filters, compute
+    from tests.factories import add_contacts, make_store
+
+    add_contacts(engine, [
+        {"occurred_at": "2025-11-12T10:00:00", "municipality_code": "853", "service_line": line}
+        for line, n in (("health", 30), (None, 12), ("social", 8)) for _ in range(n)
+    ])
+    store = make_store(engine, settings)
+    result = compute(store, metrics=["contacts"], filters=Filters(start=dt.date(2025, 11, 1), end=dt.date(2025, 11, 30)), by=["service_line"])
+    groups = top_groups(result, "service_line", 2, "value", {})
+    assert groups == ["health", None]
+    assert sorted(among(result, "service_line", groups)["value"].to_list()) == [12.0, 30.0]
