@@ -729,7 +729,7 @@ def _explore(**params: str) -> AppTest:
     [
         ("contacts", "week", "none"), ("first_contact_resolution", "channel", "none"), ("first_contact_resolution", "reason", "channel"),
         ("referrals", "destination", "age_band"), ("referrals", "month", "destination"), ("queue_median_seconds", "municipality", "none"),
-        ("nps", "channel", "none"), ("electronic_share", "service_line", "age_band"), ("failure_demand_share", "day", "none"),
+        ("nps", "quarter", "none"), ("electronic_share", "service_line", "age_band"), ("failure_demand_share", "day", "none"),
         ("contacts", "quarter", "channel"), ("cases_opened", "week", "none"), ("multi_service_clients", "age_band", "none"),
     ],
 )

@@ -7,6 +7,7 @@ totals and what each mark means (docs/privacy.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import itertools
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from data_access.metrics import REGISTRY, Filters, compute
 from data_access.metrics.cells import Cells, GroupKeys
+from data_access.metrics.definitions import SCALE_MIN_ANSWERS
 from data_access.metrics.disclosure import protect, protect_count
 from tests.factories import add_contacts, make_store
 
@@ -314,3 +316,89 @@ def test_a_small_municipality_is_not_quiet_before_its_usual_first_contact(engine
     eight_next_morning = dt.datetime(2025, 11, 21, 6, 0, tzinfo=dt.UTC)
     quiet = {row.key: row.quiet for row in freshness_rows(newest.rows(), now=eight_next_morning, quiet_after_minutes=60)}
     assert quiet == {"421": False, "853": True}
+
+
+# --- a mean of a 0-10 scale and NPS: no answer value's small count follows (docs/privacy.md) ---
+
+SCALE = range(11)
+NPS_GROUPS = (tuple(range(0, 7)), (7, 8), (9, 10))  # detractors, passives, promoters
+
+
+@functools.cache
+def _sums(m: int, allowed: tuple[int, ...]) -> int:
+    """The sums m answers from ``allowed`` can make, as a bit set."""
+    if m == 0:
+        return 1
+    below = _sums(m - 1, allowed)
+    out = 0
+    for v in allowed:
+        out |= below << v
+    return out
+
+
+def _plus(a: int, b: int) -> int:
+    """Every sum of one from bit set ``a`` and one from ``b``."""
+    out, shift = 0, 0
+    while a:
+        if a & 1:
+            out |= b << shift
+        a >>= 1
+        shift += 1
+    return out
+
+
+def _shown_classes(n: int) -> list[int]:
+    """Sums of n answers that show the same mean, as bit sets: the product's rounding (to
+    one decimal, polars' own) over every possible sum."""
+    sums = np.arange(10 * n + 1)
+    shown = ((pl.Series(sums / n) * 10).round(0) / 10).to_list()
+    classes: dict[float, int] = {}
+    for total, value in zip(sums.tolist(), shown, strict=True):
+        classes[value] = classes.get(value, 0) | (1 << total)
+    return list(classes.values())
+
+
+def _determined_small_counts(n: int, groups: tuple[tuple[int, ...], ...], sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(value, count) pairs where every set of n answers showing the same figures (the rounded
+    mean; and the answers per group of ``groups``, ``sizes``, when the NPS is shown) gives that
+    value the same count of 1..threshold-1."""
+    classes = _shown_classes(n)
+    found = []
+    for g, (group, size) in enumerate(zip(groups, sizes, strict=True)):
+        others = 1
+        for h, (other, other_size) in enumerate(zip(groups, sizes, strict=True)):
+            if h != g:
+                others = _plus(others, _sums(other_size, other))
+        for v in group:
+            rest = tuple(u for u in group if u != v)
+            reach = [(_plus(_sums(size - k, rest), others) << (k * v)) if (rest or k == size) else 0 for k in range(size + 1)]
+            for members in classes:
+                counts = {k for k in range(size + 1) if reach[k] & members}
+                if len(counts) == 1 and 1 <= (k := counts.pop()) < THRESHOLD:
+                    found.append((v, k))
+    return found
+
+
+def test_a_0_10_mean_gives_no_small_count_of_an_answer_back():
+    """From the shown mean (one decimal) and n, no answer value's count of 1..4 is determined,
+    for every set of n answers, n from the minimum up to 120. With 3, 9, 10, 10, 10, 10, 10 (n 7)
+    the mean and its old interval gave the set back."""
+    for n in range(SCALE_MIN_ANSWERS, 121):
+        assert _determined_small_counts(n, (tuple(SCALE),), (n,)) == [], n
+    assert _determined_small_counts(13, (tuple(SCALE),), (13,)), "13 answers: 9,9 means one 9 among twelve 10s"
+
+
+def test_a_0_10_mean_beside_its_nps_gives_no_small_count_back():
+    """The NPS of the same answers shows how many answered 0-6, 7-8 and 9-10 (each 0 or at
+    least the threshold, else it is hidden). With the mean beside it, no value's small count
+    is determined from SCALE_MIN_ANSWERS on; 20 answers all 7 or 8 with a mean of 7,1 are two
+    8s, so one fewer would not do. (Checked up to 46 answers outside the suite.)"""
+
+    def shown_nps(n: int) -> list[tuple[int, int, int]]:
+        return [(d, a, n - d - a) for d in range(n + 1) for a in range(n + 1 - d)
+                if all(c == 0 or c >= THRESHOLD for c in (d, a, n - d - a))]
+
+    for n in range(SCALE_MIN_ANSWERS, SCALE_MIN_ANSWERS + 3):
+        for sizes in shown_nps(n):
+            assert _determined_small_counts(n, NPS_GROUPS, sizes) == [], (n, sizes)
+    assert (8, 2) in _determined_small_counts(SCALE_MIN_ANSWERS - 1, NPS_GROUPS, (0, SCALE_MIN_ANSWERS - 1, 0))

@@ -236,23 +236,39 @@ def test_service_start_within_care_guarantee_depends_on_date_and_age(engine, set
 
 
 def test_feedback_mean_and_nps(engine, settings):
-    scores = [10, 10, 9, 8, 6, 10]
+    # 12 promoters, 5 passives, 6 detractors: each NPS count at least the threshold, and more
+    # answers than a 0-10 mean needs (definitions.SCALE_MIN_ANSWERS).
+    scores = [10] * 8 + [9] * 4 + [8] * 3 + [7] * 2 + [6] * 3 + [3] * 2 + [0]
+    n = len(scores)
     add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": s} for s in scores])
     result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps"], filters=MARCH)
-    assert _value(result, "recommend_mean")["value"] == pytest.approx(53 / 6)
-    assert _value(result, "nps")["value"] == pytest.approx((4 - 1) / 6 * 100)
-    # The intervals, computed here by hand: the mean's from the answers' sample deviation,
-    # the NPS's from each answer scored +1 / 0 / -1.
-    mean = 53 / 6
-    sd = (sum((s - mean) ** 2 for s in scores) / 5) ** 0.5
+    mean = round(sum(scores) / n, 1)
+    assert _value(result, "recommend_mean")["value"] == pytest.approx(mean)
+    assert _value(result, "nps")["value"] == pytest.approx((12 - 6) / n * 100)
+    # The intervals, computed here by hand: the mean's is Wilson's for mean / 10 with n answers
+    # (from the shown mean and n alone); the NPS's from each answer scored +1 / 0 / -1.
+    p, z = mean / 10, 1.959964
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
     low, high = _value(result, "recommend_mean")["ci_low"], _value(result, "recommend_mean")["ci_high"]
-    assert (low, high) == (pytest.approx(mean - 1.96 * sd / 6**0.5, abs=1e-3), pytest.approx(mean + 1.96 * sd / 6**0.5, abs=1e-3))
+    assert (low, high) == (pytest.approx((centre - half) * 10, abs=1e-3), pytest.approx((centre + half) * 10, abs=1e-3))
     points = [1 if s >= 9 else -1 if s <= 6 else 0 for s in scores]
-    var = sum(p * p for p in points) / 6 - (sum(points) / 6) ** 2
+    var = sum(p * p for p in points) / n - (sum(points) / n) ** 2
     nps = _value(result, "nps")
-    assert nps["ci_high"] - nps["value"] == pytest.approx(1.96 * (var / 6) ** 0.5 * 100, abs=0.05)
+    assert nps["ci_high"] - nps["value"] == pytest.approx(1.96 * (var / n) ** 0.5 * 100, abs=0.05)
+    assert nps["denominator"] == n
     answers = compute(make_store(engine, settings), metrics=["feedback_answers"], filters=MARCH)
-    assert _value(answers, "feedback_answers")["value"] == 6
+    assert _value(answers, "feedback_answers")["value"] == n
+
+
+def test_a_0_10_mean_needs_enough_answers_and_nps_hides_a_small_group(engine, settings):
+    """20 answers: the mean is hidden (its n is not small: the mark is ".."); one detractor
+    among 20 hides the NPS, whose value, interval and n would give the 1 back."""
+    add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": s} for s in [10] * 12 + [8] * 7 + [2]])
+    result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps"], filters=MARCH)
+    mean, nps = _value(result, "recommend_mean"), _value(result, "nps")
+    assert mean["suppressed"] and mean["secondary"] and mean["value"] is None and mean["ci_low"] is None
+    assert nps["suppressed"] and nps["value"] is None and nps["denominator"] is None and nps["ci_high"] is None
 
 
 def test_feedback_figures_with_few_answers_are_hidden_with_their_intervals(engine, settings):

@@ -218,13 +218,14 @@ def test_feedback_by_unit_is_its_contacts_unit_even_when_the_contact_arrives_lat
 
     add_contacts(engine, [{"contact_id": f"a{i}", "occurred_at": "2025-03-10T10:00:00", "unit_code": "853-1"} for i in range(4)])
     add_feedback(engine, [{"contact_id": f"a{i}", "answered_at": "2025-03-10T12:00:00", "recommend_score": 9} for i in range(4)])
-    add_feedback(engine, [{"contact_id": f"b{i}", "answered_at": "2025-03-11T12:00:00", "recommend_score": 3} for i in range(3)])
+    # 21 answers: a 0-10 mean is shown from that many on (definitions.SCALE_MIN_ANSWERS)
+    add_feedback(engine, [{"contact_id": f"b{i}", "answered_at": "2025-03-11T12:00:00", "recommend_score": 3} for i in range(21)])
     store = make_store(engine, settings)
     by_unit = compute(store, filters=MARCH, metrics=["feedback_answers"], by=["unit"])
     assert figure(by_unit, "feedback_answers", unit="853-1")["value"] == 4
-    assert by_unit.filter(pl.col("unit").is_null())["value"].item() == 3  # their contacts have not arrived
-    add_contacts(engine, [{"contact_id": f"b{i}", "occurred_at": "2025-03-11T10:00:00", "unit_code": "853-2"} for i in range(3)])
+    assert by_unit.filter(pl.col("unit").is_null())["value"].item() == 21  # their contacts have not arrived
+    add_contacts(engine, [{"contact_id": f"b{i}", "occurred_at": "2025-03-11T10:00:00", "unit_code": "853-2"} for i in range(21)])
     store.refresh()
     by_unit = compute(store, filters=MARCH, metrics=["feedback_answers", "recommend_mean"], by=["unit"])
-    assert figure(by_unit, "feedback_answers", unit="853-2")["value"] == 3
+    assert figure(by_unit, "feedback_answers", unit="853-2")["value"] == 21
     assert figure(by_unit, "recommend_mean", unit="853-2")["value"] == 3.0

@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from data_access.codes import CHANNELS
 from data_access.metrics import Filters, compute
 from data_access.metrics.publication import KEYS, perturb, record_key, seed_of
-from tests.factories import add_contacts, make_store
+from tests.factories import add_contacts, add_feedback, make_store
 
 THRESHOLD = 5
 NOVEMBER = Filters(start=dt.date(2025, 11, 1), end=dt.date(2025, 11, 30))
@@ -162,3 +163,57 @@ def test_nothing_is_published_with_the_public_demo_key_on_a_county_database_and_
     assert compute(store, metrics=["contacts"], filters=NOVEMBER).height == 1, "the county's own figures are not held back"
     with pytest.raises(ValidationError, match="at least 8 characters"):
         Settings(database_url=settings.database_url, publication_key="  ")
+
+
+def test_published_n_of_means_nps_and_quantiles_is_perturbed_and_their_intervals_follow_it(engine, settings):
+    """Feedback answers and queued contacts on each day of November: every published figure
+    whose n is a count (a 0-10 mean, NPS, a median queue time) publishes a perturbed n, never
+    1-4 (NPS's: three perturbed counts, within 6 of the true n); NPS's three counts add up to it and its value and interval are theirs; a score's
+    interval is the one its published n gives. The noise moves a count of 7 or more by -2..+2
+    and leaves it as it is for half the cell keys: over 30 days and three measures the exact n
+    comes back in about half the cells, and in no more than two thirds here."""
+    rng = random.Random(11)
+    add_feedback(engine, [
+        {"answered_at": f"2025-11-{day:02d}T{rng.randint(8, 15):02d}:00:00", "recommend_score": rng.choice([0, 5, 7, 8, 9, 10, 10])}
+        for day in range(1, 31) for _ in range(rng.randint(22, 40))
+    ])
+    add_contacts(engine, [
+        {"occurred_at": f"2025-11-{day:02d}T10:00:00", "municipality_code": "853", "channel": "phone", "queue_seconds": rng.randint(0, 900)}
+        for day in range(1, 31) for _ in range(rng.randint(8, 30))
+    ])
+    store = make_store(engine, settings)
+    metrics = ["recommend_mean", "nps", "queue_median_seconds"]
+    exact = compute(store, metrics=metrics, filters=NOVEMBER, by=["day"]).sort("metric", "day")
+    published = compute(store, metrics=metrics, filters=NOVEMBER, by=["day"], publication=True).sort("metric", "day")
+    true_n, shown_n = exact["denominator"].to_numpy(), published["denominator"].to_numpy()
+    both = ~np.isnan(true_n) & ~np.isnan(shown_n)
+    assert both.sum() >= 60
+    assert not np.any((shown_n[both] >= 1) & (shown_n[both] < THRESHOLD))
+    # NPS's n is the sum of its three perturbed counts; every other n is one perturbed count.
+    nps = (published["metric"] == "nps").to_numpy()
+    assert np.all(np.abs(shown_n[both] - true_n[both]) <= np.where(nps[both], 6, 2))
+    assert (shown_n[both] == true_n[both]).mean() <= 2 / 3, "the published n is the true one too often"
+    assert (shown_n[both] != true_n[both]).any()
+    for row in published.filter(pl.col("metric") == "recommend_mean", ~pl.col("suppressed")).iter_rows(named=True):
+        n, p, z = row["denominator"], row["value"] / 10, 1.959964
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+        assert row["ci_low"] == pytest.approx((centre - half) * 10) and row["ci_high"] == pytest.approx((centre + half) * 10)
+
+
+def test_differencing_published_nps_over_overlapping_periods_gives_noise(engine, settings):
+    """Published NPS n over 15-30 and 16-30 November: the difference is not the answers of
+    the 15th (the attack of issue 38 found one answer that way with exact n)."""
+    rng = random.Random(5)
+    add_feedback(engine, [
+        {"answered_at": f"2025-11-{day:02d}T10:00:00", "recommend_score": rng.choice([3, 7, 9, 10])} for day in range(16, 31) for _ in range(4)
+    ])
+    store = make_store(engine, settings)
+    differences = []
+    for answers in range(1, 13):
+        add_feedback(engine, [{"answered_at": "2025-11-15T10:00:00", "recommend_score": 10}])
+        store = make_store(engine, settings)
+        longer = compute(store, metrics=["nps"], filters=Filters(start=dt.date(2025, 11, 15), end=NOVEMBER.end), publication=True)
+        shorter = compute(store, metrics=["nps"], filters=Filters(start=dt.date(2025, 11, 16), end=NOVEMBER.end), publication=True)
+        differences.append((answers, longer["denominator"].item() - shorter["denominator"].item()))
+    assert sum(1 for answers, difference in differences if difference == answers) <= 8, differences

@@ -15,9 +15,11 @@ class GroupKeys:
     """The result's groups, and what disclosure control needs of them: the lines each row
     belongs to and the rows' order."""
 
-    def __init__(self, groups: pl.DataFrame, by: list[str], *, period: np.ndarray) -> None:
+    def __init__(self, groups: pl.DataFrame, by: list[str], *, period: np.ndarray, counties: dict[str, str] | None = None) -> None:
         # A frame of no columns has no height: the period index (0 with one period) has one.
         self.frame, self.by, self.period, self.height = groups, by, period, len(period)
+        # Each municipality's county: a table by municipality has its counties' totals beside it.
+        self.counties = counties or {}
         self._lines: list[np.ndarray] | None = None
         self._rank: np.ndarray | None = None
 
@@ -73,3 +75,6 @@ class Cells:
     # The people a figure is about when its counts are not people (the contacts of
     # multi-service clients): protected like any count the figure implies.
     people: np.ndarray | None = None
+    # Counts a figure is made of besides its numerator and denominator (NPS: promoters,
+    # passives and detractors): protected like any count the figure implies.
+    parts: list[np.ndarray] | None = None

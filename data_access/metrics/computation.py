@@ -18,7 +18,7 @@ import polars as pl
 
 from data_access.history import FRAMES
 from data_access.metrics.cells import Cells, GroupKeys
-from data_access.metrics.definitions import get_metric
+from data_access.metrics.definitions import NPS_PARTS, get_metric, nps_figures
 from data_access.metrics.disclosure import protect
 from data_access.metrics.publication import perturb, record_key, seed_of
 from data_access.metrics.types import (
@@ -65,6 +65,7 @@ def compute(
     # the lookup.
     places = list(zip(*(store.municipalities[c].to_list() for c in PLACE_COLUMNS), strict=True))
     allowed = [_allowed_places(places, f, scope) for f in periods]
+    counties = dict(places)
     chosen = [get_metric(key) for key in metrics]
     cells: dict[str, Cells] = {}
     if publication and not store.settings.publication_ready:
@@ -76,10 +77,12 @@ def compute(
         if by and set(by) <= {"municipality", "region"}:
             together = _with_empty_places(together, by, allowed)
         period = together[PERIOD].to_numpy().astype(np.int64) if PERIOD in together.columns else np.zeros(together.height, dtype=np.int64)
-        keys = GroupKeys(pl.DataFrame([together[d] for d in by]), by, period=period)
+        keys = GroupKeys(pl.DataFrame([together[d] for d in by]), by, period=period, counties=counties)
         for metric in members:
             finished = _finish(store, metric, together, keys, periods, allowed, published=seed is not None)
-            protect(finished, threshold=store.settings.small_cell_threshold)
+            # Published counts carry cell-key noise, which protects the tables one can set side
+            # by side (the same cell always gets the same noise): the linked audit is for exact figures.
+            protect(finished, threshold=store.settings.small_cell_threshold, linked=seed is None)
             cells[metric.key] = finished
     return _long([cells[m.key] for m in chosen if m.key in cells], by, periods=isinstance(filters, tuple))
 
@@ -287,6 +290,14 @@ def _finish(
     """``_figures``, with the number of people each figure is about where its counts are not
     people (``people``: disclosure control protects it like any count the figure implies)."""
     cells = _figures(store, metric, together, keys, periods, allowed, published=published)
+    if metric.unit == "nps":
+        parts = [np.nan_to_num(_column(together, f"{metric.key}__part_{name}"), nan=0.0) for name in NPS_PARTS]
+        if published:
+            threshold = store.settings.small_cell_threshold
+            parts = [perturb(part, _column(together, f"{metric.key}__part_{name}_key"), threshold=threshold) for part, name in zip(parts, NPS_PARTS, strict=True)]
+        cells.parts = parts
+        cells.value, cells.ci_low, cells.ci_high = nps_figures(*parts)
+        cells.denominator = parts[0] + parts[1] + parts[2]
     if f"{metric.key}__people" in together.columns:
         cells.people = np.nan_to_num(_column(together, f"{metric.key}__people"), nan=0.0)
     return cells
@@ -303,6 +314,7 @@ def _figures(
     30 of them per registry call."""
     numerator = _column(together, f"{metric.key}__numerator")
     denominator = _column(together, f"{metric.key}__denominator")
+    exact_n = denominator.copy()
     nothing = np.full(keys.height, np.nan)
     note: list[str | None] = [None] * keys.height
     if metric.unit in ("count", "per_1000"):
@@ -329,13 +341,17 @@ def _figures(
         note = [None if k else "population_missing" for k in known.tolist()]
         return Cells(metric, keys, numerator, np.where(known, population, np.nan), value, nothing, nothing.copy(), note)
     value = _column(together, f"{metric.key}__value")
-    if f"{metric.key}__half" in together.columns:  # a mean or a score with its 95 % half-width
+    if f"{metric.key}__half" in together.columns:  # a mean with its 95 % half-width
         half = _column(together, f"{metric.key}__half")
-        return Cells(metric, keys, numerator, denominator, value, value - half, value + half, note)
-    if f"{metric.key}__ci_low" in together.columns:  # an interval of its own (a median's)
+        cells = Cells(metric, keys, numerator, denominator, value, value - half, value + half, note)
+    elif f"{metric.key}__ci_low" in together.columns:  # an interval of its own (a median's, a score's)
         low, high = _column(together, f"{metric.key}__ci_low"), _column(together, f"{metric.key}__ci_high")
-        return Cells(metric, keys, numerator, denominator, value, low, high, note)
-    return Cells(metric, keys, numerator, denominator, value, nothing, nothing.copy(), note)
+        cells = Cells(metric, keys, numerator, denominator, value, low, high, note)
+    else:
+        cells = Cells(metric, keys, numerator, denominator, value, nothing, nothing.copy(), note)
+    if published:
+        _published_interval(metric, cells, exact_n)
+    return cells
 
 
 def _perturbed(
@@ -353,6 +369,21 @@ def _perturbed(
         denominator = perturb(denominator, _column(together, f"{metric.key}__denominator_key"), threshold=threshold)
         numerator = np.fmin(numerator, denominator)
     return numerator, denominator
+
+
+def _published_interval(metric: Metric, cells: Cells, exact_n: np.ndarray) -> None:
+    """A published mean's, score's or quantile's interval, made with the published n: an
+    interval from the true n gives it back (a score's Wilson interval is a function of its
+    mean and n alone; a mean's half-width scales with 1/sqrt(n))."""
+    n = cells.denominator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric.unit == "score":
+            low, high = wilson_interval(cells.value / 10 * n, n)
+            cells.ci_low, cells.ci_high = np.where(n > 0, low * 10, np.nan), np.where(n > 0, high * 10, np.nan)
+        elif metric.unit == "mean":
+            scale = np.sqrt(exact_n / n)
+            half = (cells.ci_high - cells.ci_low) / 2 * scale
+            cells.ci_low, cells.ci_high = np.where(n > 0, cells.value - half, np.nan), np.where(n > 0, cells.value + half, np.nan)
 
 
 def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:

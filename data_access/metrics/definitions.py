@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 
+import numpy as np
 import polars as pl
 
 from data_access import codes
@@ -35,6 +36,12 @@ def _share(flag: pl.Expr) -> list[pl.Expr]:
     ]
 
 
+def _answers_key(values: pl.Expr) -> pl.Expr:
+    """The sum of the record keys of the rows a figure's number of answers counts (kept only
+    when publishing: that n is then perturbed like any count, publication.py)."""
+    return pl.col(RECORD_KEY).filter(values.is_not_null()).sum().alias("denominator_key")
+
+
 def _quantile(q: float) -> Callable[[Settings], list[pl.Expr]]:
     def aggregate(_settings: Settings) -> list[pl.Expr]:
         seconds = pl.col("queue_seconds").filter(pl.col("channel").is_in(list(codes.QUEUED_CHANNELS)))
@@ -42,24 +49,43 @@ def _quantile(q: float) -> Callable[[Settings], list[pl.Expr]]:
             seconds.quantile(q, interpolation="linear").alias("value"),
             pl.lit(None, pl.Float64).alias("numerator"),
             seconds.count().cast(pl.Float64).alias("denominator"),
+            pl.col(RECORD_KEY).filter(pl.col("channel").is_in(list(codes.QUEUED_CHANNELS)) & pl.col("queue_seconds").is_not_null())
+            .sum().alias("denominator_key"),
         ]
 
     return aggregate
 
 
+NPS_PARTS = ("promoters", "passives", "detractors")
+
+
 def _nps(_settings: Settings) -> list[pl.Expr]:
-    """Promoters less detractors, in points; its 95 % half-width from the variance of each
-    answer scored +1, 0 or -1: (p+ + p-) - (p+ - p-)^2 (normal approximation)."""
+    """Promoters (9-10), passives (7-8) and detractors (0-6) as counts of their own
+    (``part_*``): the value, its interval and n give all three back, so disclosure control
+    protects each like any count, and publication perturbs each. The value and its 95 %
+    half-width are made from the three (``nps_figures``)."""
     score = pl.col("recommend_score")
-    n = score.count().cast(pl.Float64)
-    promoters, detractors = (score >= 9).sum() / n, (score <= 6).sum() / n
-    variance = promoters + detractors - (promoters - detractors) ** 2
+    groups = {"promoters": score >= 9, "passives": (score >= 7) & (score <= 8), "detractors": score <= 6}
     return [
-        ((promoters - detractors) * 100).alias("value"),
+        pl.lit(None, pl.Float64).alias("value"),
         pl.lit(None, pl.Float64).alias("numerator"),
-        n.alias("denominator"),
-        (Z95 * (variance / n).sqrt() * 100).alias("half"),
+        score.count().cast(pl.Float64).alias("denominator"),
+        *(flag.sum().cast(pl.Float64).alias(f"part_{name}") for name, flag in groups.items()),
+        *(pl.col(RECORD_KEY).filter(flag.fill_null(False)).sum().alias(f"part_{name}_key") for name, flag in groups.items()),
     ]
+
+
+def nps_figures(promoters: np.ndarray, passives: np.ndarray, detractors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NPS (promoters less detractors, in points) and its 95 % interval from the three counts:
+    the variance of each answer scored +1, 0 or -1 is (p+ + p-) - (p+ - p-)^2 (normal
+    approximation)."""
+    n = promoters + passives + detractors
+    with np.errstate(divide="ignore", invalid="ignore"):
+        high_share, low_share = promoters / n, detractors / n
+        value = (high_share - low_share) * 100
+        half = Z95 * np.sqrt(np.maximum(high_share + low_share - (high_share - low_share) ** 2, 0.0) / n) * 100
+    known = n > 0
+    return np.where(known, value, np.nan), np.where(known, value - half, np.nan), np.where(known, value + half, np.nan)
 
 
 def _within_guarantee(_settings: Settings) -> list[pl.Expr]:
@@ -94,7 +120,10 @@ def _median_days(column: str) -> Callable[[Settings], list[pl.Expr]]:
 
     def aggregate(_settings: Settings) -> list[pl.Expr]:
         days = pl.col(column).drop_nulls()
-        return [days.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), days.count().cast(pl.Float64).alias("denominator")]
+        return [
+            days.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), days.count().cast(pl.Float64).alias("denominator"),
+            _answers_key(pl.col(column)),
+        ]
 
     return aggregate
 
@@ -109,7 +138,36 @@ def _mean_of(column: str, *, per_case: bool = False) -> Callable[[Settings], lis
         n = values.count().cast(pl.Float64)
         return [
             values.mean().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.alias("denominator"),
-            (Z95 * values.std() / n.sqrt()).alias("half"), *([_cases_of(column)] if per_case else []),
+            (Z95 * values.std() / n.sqrt()).alias("half"), *([_cases_of(column)] if per_case else []), _answers_key(pl.col(column)),
+        ]
+
+    return aggregate
+
+
+# A mean of a 0-10 scale is shown to one decimal and only over at least this many answers.
+# Then no answer value's count of 1..threshold-1 follows from the figures shown, the NPS
+# counts of the same answers included: tests/test_disclosure.py enumerates every set of
+# answers (the NPS counts beside it: 20 answers all 7 or 8 with a mean of 7,1 are two 8s).
+SCALE_MIN_ANSWERS = 21
+
+
+def _scale_mean(column: str, *, top: int = 10) -> Callable[[Settings], list[pl.Expr]]:
+    """The mean of answers on a 0..``top`` scale, to one decimal, and its 95 % interval from
+    that mean and n alone (Wilson's interval of mean/top: the widest spread a bounded scale can
+    have at that mean). An interval from the answers' own spread gives their sum of squares
+    back, and with the mean and n a unique set of answers (3, 9, 10, 10, 10, 10, 10)."""
+
+    def aggregate(_settings: Settings) -> list[pl.Expr]:
+        values = pl.col(column).drop_nulls()
+        n = values.count().cast(pl.Float64)
+        mean = (values.mean() * 10).round(0) / 10
+        p = mean / top
+        z2 = Z95 * Z95
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = Z95 * (p * (1 - p) / n + z2 / (4 * n * n)).sqrt() / (1 + z2 / n)
+        return [
+            mean.alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.alias("denominator"),
+            ((centre - half) * top).alias("ci_low"), ((centre + half) * top).alias("ci_high"), _answers_key(pl.col(column)),
         ]
 
     return aggregate
@@ -135,6 +193,7 @@ def _median_with_interval(column: str, *, per_case: bool = False) -> Callable[[S
             values.median().alias("value"), pl.lit(None, pl.Float64).alias("numerator"), n.cast(pl.Float64).alias("denominator"),
             # None over no rows (a period without measurements asked as a whole).
             values.get(low, null_on_oob=True).alias("ci_low"), values.get(high, null_on_oob=True).alias("ci_high"), *([_cases_of(column)] if per_case else []),
+            _answers_key(pl.col(column)),
         ]
 
     return aggregate
@@ -420,11 +479,14 @@ REGISTRY: dict[str, Metric] = {
             key="recommend_mean", unit="score", source="feedback",
             labels={"fi": "Suositteluhalukkuus (0–10)", "sv": "Rekommendation (0–10)", "en": "Recommendation score (0–10)"},
             definitions={
-                "fi": "Asiakaspalautteen suositteluhalukkuuden keskiarvo asteikolla 0–10.",
-                "sv": "Medelvärde av rekommendationsviljan i kundrespons på skalan 0–10.",
-                "en": "Mean of the client feedback recommendation score on a 0–10 scale.",
+                "fi": "Asiakaspalautteen suositteluhalukkuuden keskiarvo asteikolla 0–10, yhden desimaalin tarkkuudella; "
+                "näytetään vähintään 21 vastauksesta. 95 %:n väli keskiarvosta ja vastausten määrästä (Wilson, asteikon suurin hajonta).",
+                "sv": "Medelvärde av rekommendationsviljan i kundrespons på skalan 0–10, med en decimal; visas för minst 21 svar. "
+                "95 % intervall från medelvärdet och antalet svar (Wilson, skalans största spridning).",
+                "en": "Mean of the client feedback recommendation score on a 0–10 scale, to one decimal; shown over at least 21 "
+                "answers. 95 % interval from the mean and the number of answers (Wilson, the widest spread the scale allows).",
             },
-            aggregate=_mean_of("recommend_score"),
+            aggregate=_scale_mean("recommend_score"),
         ),
         Metric(
             key="feedback_answers", unit="count", source="feedback",

@@ -29,6 +29,8 @@ import numpy as np
 import polars as pl
 
 from data_access.metrics.cells import Cells, GroupKeys
+from data_access.metrics.definitions import SCALE_MIN_ANSWERS
+from data_access.metrics.linked import protect_boxes
 
 # Rounds of closing lines; each round can only add hidden cells, so it ends, and in practice
 # after two or three.
@@ -38,7 +40,7 @@ MAX_ROUNDS = 50
 def implied_counts(cells: Cells) -> list[np.ndarray]:
     """The counts each of the metric's figures shows or implies (NaN where there is none)."""
     metric = cells.metric
-    people = [] if cells.people is None else [cells.people]
+    people = [*([] if cells.people is None else [cells.people]), *(cells.parts or [])]
     if metric.unit in ("count", "per_1000") or metric.share_of_total:
         # A share of the line's total shows its count (share x the public total) and nothing
         # more; protected as that count alone, it hides exactly the cells the count hides.
@@ -52,7 +54,7 @@ def small(values: np.ndarray, *, threshold: int) -> np.ndarray:
     return (values >= 1) & (values <= threshold - 1)
 
 
-def protect(cells: Cells, *, threshold: int) -> None:
+def protect(cells: Cells, *, threshold: int, linked: bool = True) -> None:
     """Hide, in place, what the rules above hide; ``cells.suppressed`` says which figures are
     hidden and ``cells.secondary`` which of those only to protect another.
 
@@ -67,9 +69,14 @@ def protect(cells: Cells, *, threshold: int) -> None:
     for count in implied_counts(cells):
         values = np.nan_to_num(count, nan=0.0)
         primary |= small(values, threshold=threshold)
-        hidden_here, unmarked_here = protect_count(values, cells.keys, threshold=threshold)
+        hidden_here, unmarked_here = protect_count(values, cells.keys, threshold=threshold, linked=linked)
         hidden |= hidden_here
         unmarked |= unmarked_here
+    if cells.metric.unit == "score":
+        # A mean of a 0-10 scale over fewer answers than SCALE_MIN_ANSWERS can give a set of
+        # answers back (definitions.py); "(n<5)" would say something false of its n.
+        few = np.nan_to_num(cells.denominator, nan=0.0) < SCALE_MIN_ANSWERS
+        hidden |= few & (np.nan_to_num(cells.denominator, nan=0.0) > 0)
     cells.suppressed = hidden
     cells.secondary = hidden & (~primary | unmarked)
     for column in ("value", "numerator", "ci_low", "ci_high"):
@@ -78,13 +85,16 @@ def protect(cells: Cells, *, threshold: int) -> None:
         cells.denominator = np.where(hidden, np.nan, cells.denominator)
 
 
-def protect_count(values: np.ndarray, keys: GroupKeys, *, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+def protect_count(
+    values: np.ndarray, keys: GroupKeys, *, threshold: int, linked: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """The cells to hide of one count over a result's groups: primary, then secondary along
-    every line until no line is open; and the cells whose "<5"
-    would tell too much: the hidden cells of a line that stays open because nothing is left to
-    hide (one count of 1 and one of 5, the rest zero: "<5" and a secondary mark would give
-    1 and 5 back from the total of 6). They read as secondary, a mark that says nothing of
-    size."""
+    every line until no line is open, then (``linked``) a box for every hidden small count
+against every table one can get together with this one (linked.py); and
+    the cells whose "<5" would tell too much: the hidden cells of a line that stays open
+    because nothing is left to hide (one count of 1 and one of 5, the rest zero: "<5" and a
+    secondary mark would give 1 and 5 back from the total of 6). They read as secondary, a
+    mark that says nothing of size."""
     hidden = small(values, threshold=threshold)
     unmarked = np.zeros(len(values), dtype=bool)
     if keys.by and hidden.any():
@@ -95,7 +105,31 @@ def protect_count(values: np.ndarray, keys: GroupKeys, *, threshold: int) -> tup
                 changed |= _close(values, hidden, line, tiebreak, threshold=threshold, unmarked=unmarked)
             if not changed:
                 break
+        # Beside the lines, every table one can get together with this one (its one-way tables,
+        # its counties, its weeks and months): each hidden small count lies on a box of hidden
+        # cells that keeps all their totals (linked.py). One line alone is closed above.
+        if linked and (len(keys.by) > 1 or keys.by[0] in ("municipality", "day")):
+            county_shown = _county_shown(values, keys, threshold=threshold) if "municipality" in keys.by and keys.counties else None
+            protect_boxes(
+                values, hidden, keys.frame, keys.by, keys.period, tiebreak, threshold=threshold, counties=keys.counties,
+                county_shown=county_shown, unmarked=unmarked,
+            )
     return hidden, unmarked
+
+
+def _county_shown(values: np.ndarray, keys: GroupKeys, *, threshold: int) -> np.ndarray:
+    """For each row, whether the table by county (the municipality replaced by its county, the
+    other groupings kept) shows its county's total: protected there by these same rules."""
+    frame = keys.frame.with_columns(pl.col("municipality").cast(pl.String).replace_strict(keys.counties, default=None, return_dtype=pl.String))
+    by = ["region" if d == "municipality" else d for d in keys.by]
+    frame = frame.rename({"municipality": "region"})
+    ids = frame.with_columns(pl.Series("__period", keys.period)).select(pl.struct(["__period", *by]).rank("dense")).to_series().to_numpy().astype(np.int64) - 1
+    _, first = np.unique(ids, return_index=True)
+    totals = np.bincount(ids, weights=values)
+    county_keys = GroupKeys(frame[first], by, period=keys.period[first])
+    county_hidden, _ = protect_count(totals, county_keys, threshold=threshold)
+    shown: np.ndarray = ~county_hidden[ids]
+    return shown
 
 
 def _close(
