@@ -39,6 +39,7 @@ from dashboard.presenters import (
 from dashboard.state import Context, with_period
 from data_access import codes
 from data_access.metrics import REGISTRY, Filters, funnel_limits
+from data_access.metrics.definitions import SCALE_MIN_ANSWERS as SCALE_MIN_ANSWERS  # the experience page states the rule
 from data_access.periods import local_now, so_far_minute, whole_buckets
 
 GRAINS = ("day", "week", "month")

@@ -6,13 +6,13 @@ import streamlit as st
 from dashboard.filters import url_tabs
 from dashboard.i18n import t
 from dashboard.plan import Plan
-from dashboard.sections import breakdown, grain_selector, trend
+from dashboard.sections import SCALE_MIN_ANSWERS, breakdown, grain_selector, trend
 from dashboard.state import get_context
 
 ctx = get_context()
 language = ctx.language
 st.title(t("page.experience", language))
-st.caption(t("experience.intro", language, threshold=ctx.settings.small_cell_threshold))
+st.caption(t("experience.intro", language, threshold=ctx.settings.small_cell_threshold, answers=SCALE_MIN_ANSWERS))
 grain = grain_selector(ctx)
 
 st.subheader(t("experience.trend", language))
