@@ -104,29 +104,28 @@ class _Grid:
             dense[coords] = rows
             self.dense[p] = dense
 
-    def neighbours(self, cell: int) -> np.ndarray:
-        """The cells sharing a line with ``cell``."""
+    def _lines(self, cell: int) -> list[np.ndarray]:
+        """The cells of each line through ``cell`` (one grouping free, the rest its own)."""
         p = int(self.period[cell])
         own_at = [self.position[(p, d)][column[cell]] for d, column in enumerate(self.columns)]
-        found = []
-        for d in range(len(self.by)):
-            index: list[int | slice] = list(own_at)
-            index[d] = slice(None)
-            found.append(self.dense[p][tuple(index)].ravel())
-        out: np.ndarray = np.unique(np.concatenate(found))
-        return out[out >= 0]
-
-    def total_shown(self, cell: int, *, threshold: int) -> bool:
-        """Whether a total ``cell`` lies in (one of its lines, or the whole period's) is not small,
-        so that some table shows it."""
-        p = int(self.period[cell])
-        own_at = [self.position[(p, d)][column[cell]] for d, column in enumerate(self.columns)]
-        totals = [float(self.values[self.dense[p][self.dense[p] >= 0]].sum())]
+        lines = []
         for d in range(len(self.by)):
             index: list[int | slice] = list(own_at)
             index[d] = slice(None)
             line = self.dense[p][tuple(index)].ravel()
-            totals.append(float(self.values[line[line >= 0]].sum()))
+            lines.append(line[line >= 0])
+        return lines
+
+    def neighbours(self, cell: int) -> np.ndarray:
+        """The cells sharing a line with ``cell``."""
+        out: np.ndarray = np.unique(np.concatenate(self._lines(cell)))
+        return out
+
+    def total_shown(self, cell: int, *, threshold: int) -> bool:
+        """Whether a total ``cell`` lies in (one of its lines, or the whole period's) is not small,
+        so that some table shows it."""
+        dense = self.dense[int(self.period[cell])]
+        totals = [float(self.values[dense[dense >= 0]].sum()), *(float(self.values[line].sum()) for line in self._lines(cell))]
         return any(not 1 <= total < threshold for total in totals)
 
     def sides(self, cell: int, d: int) -> list[object]:
