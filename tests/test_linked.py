@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from data_access.metrics import Filters, compute
+from data_access.metrics import Filters, compute, linked
 from data_access.metrics.cells import GroupKeys
-from data_access.metrics.disclosure import protect_count
+from data_access.metrics.disclosure import protect_count, small
 from tests.factories import add_contacts, make_store
 
 THRESHOLD = 5
@@ -108,6 +108,61 @@ def test_no_hidden_small_count_of_a_two_way_table_follows_from_its_margins_and_c
     assert (hidden >= ((values >= 1) & (values < THRESHOLD))).all()
     for cell, (low, high) in attack(values, hidden, unmarked, _margins(values, keys)).items():
         assert high > low, f"cell {cell} (true {values[cell]:.0f}) is {low} whatever else is hidden: {values.reshape(rows, columns)}"
+
+
+def _days(counts: list[int], first: dt.date) -> tuple[np.ndarray, GroupKeys]:
+    days = [first + dt.timedelta(days=k) for k in range(len(counts))]
+    return np.array(counts, dtype=float), GroupKeys(pl.DataFrame({"day": days}), ["day"], period=np.zeros(len(days), dtype=np.int64))
+
+
+def _calendar_totals(values: np.ndarray, keys: GroupKeys) -> list[tuple[np.ndarray, float]]:
+    """The totals one can get beside a daily table: by week, by month and the whole period,
+    each protected as its own table (a small one is hidden there too)."""
+    days = keys.frame["day"].to_list()
+    out = []
+    for of in (lambda d: d - dt.timedelta(days=d.weekday()), lambda d: (d.year, d.month), lambda d: None):
+        labels = [of(d) for d in days]
+        groups = {label: np.flatnonzero([x == label for x in labels]) for label in dict.fromkeys(labels)}
+        totals = np.array([values[cells].sum() for cells in groups.values()])
+        if len(groups) > 1:
+            margin = GroupKeys(pl.DataFrame({"week": list(range(len(groups)))}), ["week"], period=np.zeros(len(groups), dtype=np.int64))
+            hidden, _ = protect_count(totals.copy(), margin, threshold=THRESHOLD)
+        else:
+            hidden = (totals >= 1) & (totals < THRESHOLD)
+        out.extend((cells, float(total)) for cells, total, off in zip(groups.values(), totals, hidden, strict=True) if not off)
+    return out
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.integers(8, 24), st.dates(dt.date(2025, 1, 1), dt.date(2026, 12, 31)), st.data())
+def test_no_hidden_small_day_follows_from_the_weeks_months_and_the_whole_period(length, first, data):
+    """A daily trend beside the same figures by week and by month: a hidden small day may be
+    worked out from neither (its box partner is a day of the same week and month)."""
+    values, keys = _days(data.draw(st.lists(small_heavy, min_size=length, max_size=length)), first)
+    hidden, unmarked = protect_count(values, keys, threshold=THRESHOLD)
+    assert (hidden >= ((values >= 1) & (values < THRESHOLD))).all()
+    for cell, (low, high) in attack(values, hidden, unmarked, _calendar_totals(values, keys)).items():
+        assert high > low, f"day {cell} (true {values[cell]:.0f}) is {low}: {values.tolist()} from {first}"
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.integers(2, 60), st.dates(dt.date(2025, 1, 1), dt.date(2026, 12, 31)), st.data())
+def test_a_daily_table_gets_the_same_cells_hidden_by_its_pairs_as_by_the_general_boxes(length, first, data):
+    """linked._protect_days, the pairs of a table by day alone, hides and unmarks exactly what
+    the general boxes (_protect_grid) would: it is only faster."""
+    values, keys = _days(data.draw(st.lists(small_heavy, min_size=length, max_size=length)), first)
+    start = small(values, threshold=THRESHOLD)
+    order = sorted(np.flatnonzero(start).tolist(), key=lambda c: keys.rank[c])
+    results = []
+    for way in ("days", "grid"):
+        hidden, unmarked = start | (values == THRESHOLD + 3), np.zeros(length, dtype=bool)
+        if way == "days":
+            linked._protect_days(values, hidden, keys.frame["day"].to_list(), keys.period, keys.rank, order, threshold=THRESHOLD, unmarked=unmarked)
+        else:
+            grid = linked._Grid(values, keys.frame, ["day"], keys.period, {}, None)
+            linked._protect_grid(grid, hidden, keys.rank, order, threshold=THRESHOLD, unmarked=unmarked)
+        results.append((hidden.tolist(), unmarked.tolist()))
+    assert results[0] == results[1]
 
 
 def _contacts(municipality: str, channel: str, n: int) -> list[dict]:

@@ -22,6 +22,9 @@ class GroupKeys:
         self.counties = counties or {}
         self._lines: list[np.ndarray] | None = None
         self._rank: np.ndarray | None = None
+        # The cells disclosure control hides of each count it was given over these groups: the
+        # metrics of one result often imply the same count (contacts, and contacts per 1 000).
+        self.protected: dict[tuple[bytes, int, bool], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def lines(self) -> list[np.ndarray]:

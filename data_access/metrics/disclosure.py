@@ -95,6 +95,10 @@ against every table one can get together with this one (linked.py); and
     because nothing is left to hide (one count of 1 and one of 5, the rest zero: "<5" and a
     secondary mark would give 1 and 5 back from the total of 6). They read as secondary, a
     mark that says nothing of size."""
+    memo = (np.ascontiguousarray(values, dtype=np.float64).tobytes(), threshold, linked)
+    if memo in keys.protected:
+        hidden, unmarked = keys.protected[memo]
+        return hidden.copy(), unmarked.copy()
     hidden = small(values, threshold=threshold)
     unmarked = np.zeros(len(values), dtype=bool)
     if keys.by and hidden.any():
@@ -114,19 +118,24 @@ against every table one can get together with this one (linked.py); and
                 values, hidden, keys.frame, keys.by, keys.period, tiebreak, threshold=threshold, counties=keys.counties,
                 county_shown=county_shown, unmarked=unmarked,
             )
+    keys.protected[memo] = (hidden.copy(), unmarked.copy())
     return hidden, unmarked
 
 
 def _county_shown(values: np.ndarray, keys: GroupKeys, *, threshold: int) -> np.ndarray:
     """For each row, whether the table by county (the municipality replaced by its county, the
     other groupings kept) shows its county's total: protected there by these same rules."""
-    frame = keys.frame.with_columns(pl.col("municipality").cast(pl.String).replace_strict(keys.counties, default=None, return_dtype=pl.String))
-    by = ["region" if d == "municipality" else d for d in keys.by]
-    frame = frame.rename({"municipality": "region"})
-    ids = frame.with_columns(pl.Series("__period", keys.period)).select(pl.struct(["__period", *by]).rank("dense")).to_series().to_numpy().astype(np.int64) - 1
+    names = [None if v is None else keys.counties.get(str(v)) for v in keys.frame["municipality"].to_list()]
+    code = {name: k for k, name in enumerate(dict.fromkeys(names))}
+    county = np.array([code[name] for name in names], dtype=np.int64)
+    # The rows of one period with the same other groupings are a line along the municipality.
+    along = keys.lines[keys.by.index("municipality")]
+    ids = np.unique(along * len(code) + county, return_inverse=True)[1].astype(np.int64).ravel()
     _, first = np.unique(ids, return_index=True)
+    by = ["region" if d == "municipality" else d for d in keys.by]
+    frame = keys.frame[first].with_columns(pl.Series("municipality", [names[i] for i in first.tolist()], dtype=pl.String)).rename({"municipality": "region"})
     totals = np.bincount(ids, weights=values)
-    county_keys = GroupKeys(frame[first], by, period=keys.period[first])
+    county_keys = GroupKeys(frame, by, period=keys.period[first])
     county_hidden, _ = protect_count(totals, county_keys, threshold=threshold)
     shown: np.ndarray = ~county_hidden[ids]
     return shown

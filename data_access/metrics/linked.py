@@ -41,6 +41,9 @@ import itertools
 import numpy as np
 import polars as pl
 
+# Box corners worked out at once (cells x boxes x corners), to bound the memory for a large table.
+BOX_BUDGET = 1_000_000
+
 
 def protect_boxes(
     values: np.ndarray, hidden: np.ndarray, frame: pl.DataFrame, by: list[str], period: np.ndarray, rank: np.ndarray,
@@ -49,23 +52,38 @@ def protect_boxes(
     """Hide, in place, more cells until every hidden small count lies on a box of hidden cells
     (module docstring); True when anything was hidden. ``county_shown``: for each row, whether
     the county table shows its county's total (None: no municipality grouping)."""
-    grid = _Grid(values, frame, by, period, counties, county_shown)
     small = hidden & (values >= 1) & (values < threshold)
     if len(by) == 1:
         # A one-way table's only total is the whole area's: where it is small it is hidden
         # wherever it is shown, and nothing here can be worked out from it.
         totals = np.bincount(np.unique(period, return_inverse=True)[1], weights=values)
         small &= ~((totals >= 1) & (totals < threshold))[np.unique(period, return_inverse=True)[1]]
+    order = sorted(np.flatnonzero(small).tolist(), key=lambda c: rank[c])
+    if by == ["day"]:
+        return _protect_days(values, hidden, frame["day"].to_list(), period, rank, order, threshold=threshold, unmarked=unmarked)
+    return _protect_grid(_Grid(values, frame, by, period, counties, county_shown), hidden, rank, order, threshold=threshold, unmarked=unmarked)
+
+
+def _protect_grid(grid: _Grid, hidden: np.ndarray, rank: np.ndarray, order: list[int], *, threshold: int, unmarked: np.ndarray) -> bool:
+    """``protect_boxes`` for any table: the small counts in ``order``, each on a box of hidden
+    cells or the cheapest one completed."""
+    values = grid.values
     changed = False
-    for cell in sorted(np.flatnonzero(small).tolist(), key=lambda c: rank[c]):
-        boxes = grid.boxes(cell, hidden, threshold=threshold)
-        if boxes is None:
-            continue  # a box of hidden cells is there already
+    # Which boxes a cell may lie on depends on the counts alone, not on what is hidden: they are
+    # found for every cell at once, with the cells on a box of hidden cells already left out
+    # (hiding more never breaks one); the loop looks again only at the others.
+    candidates = grid.open_boxes(order, hidden, threshold=threshold)
+    for cell in order:
+        if cell not in candidates:
+            continue
+        boxes = candidates[cell]
+        if len(boxes) and hidden[boxes].all(axis=1).any():
+            continue  # a box of hidden cells is there now
         if not len(boxes):
-            lines = grid.neighbours(cell)
             if grid.total_shown(cell, threshold=threshold):
                 # Some total it lies in is shown: the marks must not say which hidden cell is small.
-                unmarked[lines] |= hidden[lines]
+                for line in grid.lines_through(cell):
+                    unmarked[line] |= hidden[line]
                 unmarked[cell] = True
             continue
         shown = ~hidden[boxes]
@@ -73,6 +91,56 @@ def protect_boxes(
         hidden[boxes[cost[0]]] = True
         changed = True
     return changed
+
+
+def _protect_days(
+    values: np.ndarray, hidden: np.ndarray, days: list[object], period: np.ndarray, rank: np.ndarray, order: list[int],
+    *, threshold: int, unmarked: np.ndarray,
+) -> bool:
+    """``protect_boxes`` for a table by day alone, where a box is a pair: the small count and
+    another day of its week and month moving the other way. The same choices as the boxes
+    of any table (tests/test_linked.py compares them), in plain Python: the other days are
+    at most six, and a three-year daily trend has a thousand small days."""
+    up, down = _moves(values, threshold)
+    periods = period.tolist()
+    mates: dict[tuple[int, object], list[int]] = {}
+    for cell, day in enumerate(days):
+        mates.setdefault((periods[cell], _week_and_month(day)), []).append(cell)
+    changed = False
+    for cell in order:
+        movable = [
+            other for other in mates[(periods[cell], _week_and_month(days[cell]))]
+            if other != cell and ((up[cell] and down[other]) or (down[cell] and up[other]))
+        ]
+        if any(hidden[other] for other in movable):
+            continue  # a pair of hidden days is there already
+        if not movable:
+            # No pair: the period's total is shown (a small one left the cell out above), so
+            # the marks must not say which hidden day is small.
+            same = period == period[cell]
+            unmarked[same] |= hidden[same]
+            unmarked[cell] = True
+            continue
+        hidden[min(movable, key=lambda other: (values[other], rank[other]))] = True
+        changed = True
+    return changed
+
+
+def _week_and_month(day: object) -> object:
+    """What a day's box partner must share with it: its week and month (their totals are kept)."""
+    if not isinstance(day, dt.date):
+        return ("not a day", day)
+    return (day - dt.timedelta(days=day.weekday()), day.year, day.month)
+
+
+def _moves(values: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each cell may take one more (``up``) or one less (``down``) and keep its mark: a
+    small count stays 1..threshold-1, another count at least the threshold, a zero zero. One
+    place more at the end stands for "no cell" (index -1), which never moves."""
+    small = (values >= 1) & (values < threshold)
+    up = np.where(small, values <= threshold - 2, values >= threshold)
+    down = np.where(small, values >= 2, values >= threshold + 1)
+    return np.append(up, False), np.append(down, False)
 
 
 class _Grid:
@@ -83,9 +151,11 @@ class _Grid:
     ) -> None:
         self.values, self.by, self.period = values, by, period
         self.columns = [frame[name].to_list() for name in by]
-        self.cells = {(int(p), *coords): i for i, (p, *coords) in enumerate(zip(period.tolist(), *self.columns, strict=True))}
         self.counties, self.county_shown = counties, county_shown
         self._sides: dict[tuple[int, int, object, bool], list[object]] = {}
+        self._classes: dict[tuple[int, int, bool], dict[object, list[object]]] = {}
+        self._padded_dense: dict[int, np.ndarray] = {}
+        self._period_total: dict[int, float] = {}
         if county_shown is not None and "municipality" in by:
             names = [counties.get(str(v), "") for v in self.columns[by.index("municipality")]]
             lookup = {name: k for k, name in enumerate(sorted(set(names)))}
@@ -116,16 +186,18 @@ class _Grid:
             lines.append(line[line >= 0])
         return lines
 
-    def neighbours(self, cell: int) -> np.ndarray:
-        """The cells sharing a line with ``cell``."""
-        out: np.ndarray = np.unique(np.concatenate(self._lines(cell)))
-        return out
+    def lines_through(self, cell: int) -> list[np.ndarray]:
+        """The cells of each line through ``cell`` (one grouping free, the rest its own)."""
+        return self._lines(cell)
 
     def total_shown(self, cell: int, *, threshold: int) -> bool:
         """Whether a total ``cell`` lies in (one of its lines, or the whole period's) is not small,
         so that some table shows it."""
-        dense = self.dense[int(self.period[cell])]
-        totals = [float(self.values[dense[dense >= 0]].sum()), *(float(self.values[line].sum()) for line in self._lines(cell))]
+        p = int(self.period[cell])
+        if p not in self._period_total:
+            dense = self.dense[p]
+            self._period_total[p] = float(self.values[dense[dense >= 0]].sum())
+        totals = [self._period_total[p], *(float(self.values[line].sum()) for line in self._lines(cell))]
         return any(not 1 <= total < threshold for total in totals)
 
     def sides(self, cell: int, d: int) -> list[object]:
@@ -138,63 +210,103 @@ class _Grid:
         return self._sides[key]
 
     def _find_sides(self, p: int, d: int, own: object, within_county: bool) -> list[object]:
-        name = self.by[d]
-        options = [v for v in self.present[(p, d)] if v != own]
-        if within_county:
-            # Its county's total is shown: the other side keeps it, in the same county. (Where it
-            # is hidden, a box may cross counties if every county total it touches is hidden.)
-            options = [v for v in options if self.counties.get(str(v)) == self.counties.get(str(own))]
-        if name == "day" and isinstance(own, dt.date):
-            week, month = own - dt.timedelta(days=own.weekday()), (own.year, own.month)
-            options = [v for v in options if isinstance(v, dt.date) and v - dt.timedelta(days=v.weekday()) == week and (v.year, v.month) == month]
-        return options
+        # The values of grouping d in the period, by the class a box keeps them in: one pass
+        # over them per period and grouping (a search per cell was quadratic in the days).
+        key = (p, d, within_county)
+        if key not in self._classes:
+            classes: dict[object, list[object]] = {}
+            for v in self.present[(p, d)]:
+                classes.setdefault(self._class(d, v, within_county), []).append(v)
+            self._classes[key] = classes
+        return [v for v in self._classes[key].get(self._class(d, own, within_county), ()) if v != own]
 
-    def boxes(self, cell: int, hidden: np.ndarray, *, threshold: int) -> np.ndarray | None:
-        """None when a box of hidden cells runs through ``cell`` already; else every box through
-        it whose corners can all move (shown or hidden), as rows of corner indices with
-        ``cell`` first (none: an empty array)."""
-        sides = [self.sides(cell, d) for d in range(len(self.by))]
-        active = [d for d in range(len(self.by)) if sides[d]]
-        if not active:
-            return np.zeros((0, 1), dtype=np.int64)
-        p = int(self.period[cell])
-        own = [column[cell] for column in self.columns]
-        # Every box at once: its corners' rows, one column per corner (-1: no such cell, a zero).
-        own_at = [self.position[(p, d)][own[d]] for d in range(len(self.by))]
-        grids = np.meshgrid(*(np.array([self.position[(p, d)][v] for v in sides[d]], dtype=np.int64) for d in active), indexing="ij")
+    def _class(self, d: int, value: object, within_county: bool) -> object:
+        """What a box's other side must share with ``value``: its county where that county's
+        total is shown (where it is hidden, a box may cross counties if every county total it
+        touches is hidden); for a day, its week and month (their totals are kept)."""
+        if within_county:
+            return self.counties.get(str(value))
+        if self.by[d] == "day":
+            return _week_and_month(value)
+        return None
+
+    def open_boxes(self, cells: list[int], hidden: np.ndarray, *, threshold: int) -> dict[int, np.ndarray]:
+        """For each cell on no box of hidden cells, every box through it whose corners can all
+        move, as rows of corner indices with the cell first (none: an empty array). Cells with
+        the same period and the same groupings free are taken together, in numpy, up to
+        BOX_BUDGET corners at a time."""
+        together: dict[tuple[int, tuple[int, ...]], list[tuple[int, list[list[object]]]]] = {}
+        out: dict[int, np.ndarray] = {}
+        for cell in cells:
+            sides = [self.sides(cell, d) for d in range(len(self.by))]
+            active = tuple(d for d in range(len(self.by)) if sides[d])
+            if not active:
+                out[cell] = np.zeros((0, 1), dtype=np.int64)
+                continue
+            together.setdefault((int(self.period[cell]), active), []).append((cell, [sides[d] for d in active]))
+        for (p, active), members in together.items():
+            widths = [max(len(sides[k]) for _, sides in members) for k in range(len(active))]
+            per_cell = int(np.prod(widths)) << len(active)
+            step = max(1, BOX_BUDGET // per_cell)
+            for first in range(0, len(members), step):
+                out.update(self._boxes_of(members[first:first + step], p, active, widths, hidden, threshold=threshold))
+        return out
+
+    def _boxes_of(
+        self, members: list[tuple[int, list[list[object]]]], p: int, active: tuple[int, ...], widths: list[int], hidden: np.ndarray,
+        *, threshold: int,
+    ) -> dict[int, np.ndarray]:
+        cells = np.array([cell for cell, _ in members], dtype=np.int64)
+        dense = self._padded(p)
+        # Each cell's own position in every grouping, and its other sides in each free one,
+        # padded with the position beyond the last (no cell there: such a box is dropped).
+        own_at = [np.array([self.position[(p, d)][self.columns[d][c]] for c in cells.tolist()], dtype=np.int64) for d in range(len(self.by))]
+        beyond = [len(self.present[(p, d)]) for d in active]
+        side_at = []
+        for k, d in enumerate(active):
+            padded = np.full((len(members), widths[k]), beyond[k], dtype=np.int64)
+            for row, (_, sides) in enumerate(members):
+                padded[row, : len(sides[k])] = [self.position[(p, d)][v] for v in sides[k]]
+            side_at.append(padded)
+        shape = (len(members), *widths)
         flips = list(itertools.product((0, 1), repeat=len(active)))
         columns = []
         for flip in flips:
-            coords: list[np.ndarray | int] = list(own_at)
-            for k, (d, turned) in enumerate(zip(active, flip, strict=True)):
-                if turned:
-                    coords[d] = grids[k]
-            columns.append(np.broadcast_to(self.dense[p][tuple(coords)], grids[0].shape).ravel())
-        corners = np.stack(columns, axis=1)
+            coords = []
+            for d in range(len(self.by)):
+                k = active.index(d) if d in active else -1
+                if k >= 0 and flip[k]:
+                    coords.append(side_at[k].reshape((len(members), *(widths[j] if j == k else 1 for j in range(len(active))))))
+                else:
+                    coords.append(own_at[d].reshape((len(members), *(1 for _ in active))))
+            columns.append(np.broadcast_to(dense[tuple(coords)], shape).reshape(len(members), -1))
+        corners = np.stack(columns, axis=2)  # cell, box, corner
         signs = np.array([-1 if sum(flip) % 2 else 1 for flip in flips])
-        values = np.where(corners >= 0, self.values[np.maximum(corners, 0)], 0.0)
-        small = (values >= 1) & (values < threshold)
-        up_ok = np.where(small, values <= threshold - 2, values >= threshold)
-        down_ok = np.where(small, values >= 2, values >= threshold + 1)
-        movable = np.zeros(len(corners), dtype=bool)
-        for direction in (1, -1):
-            step = signs * direction
-            movable |= np.where(step > 0, up_ok, down_ok).all(axis=1)
-        movable &= (corners >= 0).all(axis=1) & self._keep_counties(corners)
-        found = corners[movable]
-        if hidden[found].all(axis=1).any():
-            return None
-        return found
+        # Whether each cell may take one more or one less and keep its mark (a small count stays
+        # 1..threshold-1, another count at least the threshold, a zero zero); the last place
+        # stands for "no cell" (-1), which never moves.
+        up, down = _moves(self.values, threshold)
+        plus, minus = corners[:, :, signs > 0], corners[:, :, signs < 0]
+        movable = (up[plus].all(axis=2) & down[minus].all(axis=2)) | (down[plus].all(axis=2) & up[minus].all(axis=2))
+        movable &= self._keep_counties(corners)
+        covered = (movable & hidden[np.maximum(corners, 0)].all(axis=2)).any(axis=1)
+        return {int(cells[row]): corners[row][movable[row]] for row in np.flatnonzero(~covered).tolist()}
+
+    def _padded(self, p: int) -> np.ndarray:
+        """The period's dense array with one more position in every grouping, holding no cell."""
+        if p not in self._padded_dense:
+            self._padded_dense[p] = np.pad(self.dense[p], [(0, 1)] * self.dense[p].ndim, constant_values=-1)
+        return self._padded_dense[p]
 
     def _keep_counties(self, corners: np.ndarray) -> np.ndarray:
         """For each box: one within one county keeps every county total; one across counties
         changes each county total it touches, so every one of them must be hidden in the
         county table."""
         if self.county_shown is None or "municipality" not in self.by:
-            return np.ones(len(corners), dtype=bool)
+            return np.ones(corners.shape[:-1], dtype=bool)
         county = self.county_of[np.maximum(corners, 0)]
-        within = (county == county[:, :1]).all(axis=1)
-        hidden_totals = ~np.where(corners >= 0, self.county_shown[np.maximum(corners, 0)], True).any(axis=1)
+        within = (county == county[..., :1]).all(axis=-1)
+        hidden_totals = ~np.where(corners >= 0, self.county_shown[np.maximum(corners, 0)], True).any(axis=-1)
         keeps: np.ndarray = within | hidden_totals
         return keeps
 
