@@ -263,12 +263,14 @@ def test_feedback_mean_and_nps(engine, settings):
 
 def test_a_0_10_mean_needs_enough_answers_and_nps_hides_a_small_group(engine, settings):
     """20 answers: the mean is hidden (its n is not small: the mark is ".."); one detractor
-    among 20 hides the NPS, whose value, interval and n would give the 1 back."""
+    among 20 hides the NPS, whose value, interval and n would give the 1 back. Its n of 20 is
+    not small either, so its mark is ".." too: "(n<5)" beside 20 answers would be false."""
     add_feedback(engine, [{"answered_at": "2025-03-19T10:00:00", "recommend_score": s} for s in [10] * 12 + [8] * 7 + [2]])
     result = compute(make_store(engine, settings), metrics=["recommend_mean", "nps"], filters=MARCH)
     mean, nps = _value(result, "recommend_mean"), _value(result, "nps")
     assert mean["suppressed"] and mean["secondary"] and mean["value"] is None and mean["ci_low"] is None
     assert nps["suppressed"] and nps["value"] is None and nps["denominator"] is None and nps["ci_high"] is None
+    assert nps["secondary"]
 
 
 def test_feedback_figures_with_few_answers_are_hidden_with_their_intervals(engine, settings):

@@ -66,9 +66,13 @@ def protect(cells: Cells, *, threshold: int, linked: bool = True) -> None:
     primary = np.zeros(cells.keys.height, dtype=bool)
     hidden = np.zeros(cells.keys.height, dtype=bool)
     unmarked = np.zeros(cells.keys.height, dtype=bool)
-    for count in implied_counts(cells):
+    counts = implied_counts(cells)
+    for i, count in enumerate(counts):
         values = np.nan_to_num(count, nan=0.0)
-        primary |= small(values, threshold=threshold)
+        if i < len(counts) - len(cells.parts or []):
+            # A figure hidden for a small part (one detractor of an NPS of 80 answers) is not
+            # built on a small n: it reads "..", as one hidden to protect another.
+            primary |= small(values, threshold=threshold)
         hidden_here, unmarked_here = protect_count(values, cells.keys, threshold=threshold, linked=linked)
         hidden |= hidden_here
         unmarked |= unmarked_here
