@@ -133,6 +133,15 @@ def others_text(ctx: Context, result: pl.DataFrame, measure: str, shown: pl.Data
     return format_value(numerator / denominator, "share", language=ctx.language)
 
 
+def cross_table(table: pl.DataFrame, rows: str, columns: str, values: str, unit: str, language: str) -> pl.DataFrame:
+    """The shown table with ``columns``' values across. A pair with no row is a true zero for a
+    count (no contact had both) and no figure for anything else; polars leaves it empty, which
+    read "None"."""
+    wide = table.pivot(on=columns, index=rows, values=values)
+    empty = format_value(0 if unit == "count" else None, unit, language=language)
+    return wide.with_columns(pl.col(c).fill_null(empty) for c in wide.columns if c != rows)
+
+
 def show(ctx: Context) -> None:
     language = ctx.language
     measure, rows, columns, top, order = controls(ctx)
@@ -151,7 +160,7 @@ def show(ctx: Context) -> None:
     metric = REGISTRY[measure]
     table = display_table(shown, by=by, store=ctx.store, language=language, metrics=[measure])
     if columns:
-        table = table.pivot(on=dimension_title(columns, language), index=dimension_title(rows, language), values=metric.label(language))
+        table = cross_table(table, dimension_title(rows, language), dimension_title(columns, language), metric.label(language), metric.unit, language)
     if groups is not None and order == "value":  # display_table sorts by name
         position = {labels.get(g, g): i for i, g in enumerate(groups)}
         table = table.with_columns(pl.col(table.columns[0]).replace_strict(position, default=len(position)).alias("_order")).sort("_order").drop("_order")

@@ -158,3 +158,18 @@ def test_the_explorers_unknown_group_is_a_row_of_its_own(engine, settings):
     groups = top_groups(result, "service_line", 2, "value", {})
     assert groups == ["health", None]
     assert sorted(among(result, "service_line", groups)["value"].to_list()) == [12.0, 30.0]
+
+
+def test_the_explorers_two_way_table_reads_a_pair_with_no_row_as_zero_or_no_figure():
+    """Askola had no video contacts: the cell reads 0 for contacts and "—" for a share; the
+    pivot left it empty and the page showed "None"."""
+    from dashboard.explorer import cross_table
+
+    table = pl.DataFrame({"Kunta": ["Askola", "Askola", "Halsua"], "Kanava": ["Puhelin", "Chat", "Video"], "Yhteydet": ["12", "<5", "7"]})
+    counts = cross_table(table, "Kunta", "Kanava", "Yhteydet", "count", "fi")
+    assert counts.filter(pl.col("Kunta") == "Askola")["Video"].item() == "0"
+    assert counts.filter(pl.col("Kunta") == "Halsua")["Chat"].item() == "0"
+    assert counts.filter(pl.col("Kunta") == "Askola")["Chat"].item() == "<5"
+    shares = cross_table(table, "Kunta", "Kanava", "Yhteydet", "share", "fi")
+    assert shares.filter(pl.col("Kunta") == "Askola")["Video"].item() == "—"
+    assert None not in [v for c in counts.columns for v in counts[c].to_list()]
