@@ -269,7 +269,7 @@ def change_text(now: float | None, before: float | None, *, unit: str, language:
 
 def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, language: str, threshold: int) -> pl.DataFrame:
     """Today so far against the usual, per source system; suppressed counts stay "<n"."""
-    from dashboard.formatting import format_number
+    from dashboard.formatting import SECONDARY_MARK, format_number
 
     # The usual is the mean over all the earlier days: a day without rows for a source counts
     # as zero, not as a day left out. With a hidden day it is not shown: a mean of the rest
@@ -290,7 +290,9 @@ def usual_volume_table(current: pl.DataFrame, earlier: list[pl.DataFrame], *, la
     rows = []
     for row in joined.sort("source_system").iter_rows(named=True):
         now_text = hidden_text(row, threshold) if row["suppressed"] else format_number(row["value"] or 0, language=language)
-        usual_text = "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
+        # A usual left out for a hidden earlier day is marked as hidden (the legend explains
+        # ".."), not "—", which read as "no data" for a source that sends every day.
+        usual_text = SECONDARY_MARK if row["usual_hidden"] else "—" if row["usual"] is None else format_number(row["usual"], decimals=1, language=language)
         ratio = "—"
         if not row["suppressed"] and not row["usual_hidden"] and row["usual"]:
             ratio = format_number((row["value"] or 0) / row["usual"] * 100, language=language) + "\u00a0%"

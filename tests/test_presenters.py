@@ -24,7 +24,7 @@ def test_the_usual_counts_a_day_without_rows_as_zero_and_is_not_shown_with_a_hid
     assert table.rows() == [
         ("a", "30", "20,0", "150\u00a0%"),
         ("b", "12", "7,5", "160\u00a0%"),  # (10 + 0 + 10 + 10) / 4, not 10
-        ("c", "8", "—", "—"),
+        ("c", "8", "..", "—"),  # hidden: marked as such, with the legend's meaning
         ("new", "7", "0,0", "—"),  # no rows on any earlier day
     ]
 
