@@ -244,8 +244,12 @@ def stacked_share_chart(
     return localise(alt.layer(*layers).properties(height=220 + 20 * legend_rows), language)
 
 
-def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str], unit: str = "count") -> alt.TopLevelMixin:
-    """Counts over two categories; rows grow with the number of categories on the y axis."""
+def heatmap(
+    frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y_order: list[str], unit: str = "count", mark: str | None = None,
+) -> alt.TopLevelMixin:
+    """Counts over two categories; rows grow with the number of categories on the y axis.
+    ``mark``: a column with the text of each hidden cell ("<5", ".."), drawn on a grey cell so
+    that a hidden cell is not read as an empty one."""
     chart = alt.Chart(frame).mark_rect().encode(
         x=alt.X(f"{_f(x)}:O", title=x, axis=alt.Axis(labelAngle=-35, labelLimit=160)),
         y=alt.Y(f"{_f(y)}:N", title=None, sort=y_order),
@@ -255,6 +259,16 @@ def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, language: str, y
             alt.Tooltip(f"{_f(value)}:Q", title=value, format=TOOLTIP_FORMAT[unit]),
         ],
     )
+    if mark is not None:
+        hidden = alt.Chart(frame).transform_filter(alt.datum[mark] != None)  # noqa: E711 (a Vega expression)
+        where = {"x": alt.X(f"{_f(x)}:O"), "y": alt.Y(f"{_f(y)}:N", sort=y_order)}
+        chart = alt.layer(
+            chart,
+            hidden.mark_rect(color="#e6e6e6").encode(
+                **where, tooltip=[alt.Tooltip(f"{_f(y)}:N", title=y), alt.Tooltip(f"{_f(x)}:O", title=x), alt.Tooltip(f"{_f(mark)}:N", title=value)],
+            ),
+            hidden.mark_text(color="#444444", fontSize=11).encode(**where, text=alt.Text(f"{_f(mark)}:N")),
+        )
     # Streamlit draws charts with autosize "fit" containing the padding: the height holds the
     # slanted column labels and the legend too (about 180 px), not the rows alone; without
     # that room twelve rows were squeezed into 90 px.

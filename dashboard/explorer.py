@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard.charts import bar_chart, cached_spec, heatmap, line_chart
 from dashboard.components import chart_block, empty_state
 from dashboard.filters import url_segmented, url_select
-from dashboard.formatting import format_number, format_value, hidden_text
+from dashboard.formatting import SECONDARY_MARK, format_number, format_value, hidden_text, suppressed_text
 from dashboard.i18n import t
 from dashboard.presenters import dimension_title, display_table, labels_for, plot_frame
 from dashboard.sections import figures_of, time_filters
@@ -168,12 +168,12 @@ def show(ctx: Context) -> None:
         rest = others_text(ctx, result, measure, shown)
         if rest is not None:
             table = pl.concat([table, pl.DataFrame({table.columns[0]: [t("explore.others", language)], table.columns[1]: [rest]})])
-    chart = _chart(ctx, shown, measure, rows, columns)
+    chart = _chart(ctx, shown, measure, rows, columns, row_order=table[table.columns[0]].to_list() if groups is not None and order == "value" else None)
     figures = figures_of(ctx, shown, by, [measure])
     chart_block(chart, table, key="explore", language=language, figures=figures, parquet=True)
 
 
-def _chart(ctx: Context, result: pl.DataFrame, measure: str, rows: str, columns: str | None) -> dict[str, Any]:
+def _chart(ctx: Context, result: pl.DataFrame, measure: str, rows: str, columns: str | None, row_order: list[str] | None = None) -> dict[str, Any]:
     """A line over time, bars for categories, a heatmap for two categories."""
     language = ctx.language
     metric = REGISTRY[measure]
@@ -189,9 +189,17 @@ def _chart(ctx: Context, result: pl.DataFrame, measure: str, rows: str, columns:
             band=("ci_low", "ci_high") if metric.unit == "share" and not other else None, grain=time,
         )
     if columns:
+        threshold = ctx.settings.small_cell_threshold
+        frame = frame.with_columns(
+            pl.when(pl.col("suppressed")).then(pl.when(pl.col("secondary")).then(pl.lit(SECONDARY_MARK)).otherwise(pl.lit(suppressed_text(threshold, metric.unit))))
+            .otherwise(None).alias("mark")
+        )
+        names = frame[dimension_title(rows, language)].unique(maintain_order=True).drop_nulls().to_list()
+        if row_order is not None:  # "by value": the rows in the table's order
+            names = sorted(names, key=lambda name: row_order.index(name) if name in row_order else len(row_order))
         return cached_spec(
             heatmap, frame, x=dimension_title(columns, language), y=dimension_title(rows, language), value=value, language=language, unit=metric.unit,
-            y_order=frame[dimension_title(rows, language)].unique(maintain_order=True).drop_nulls().to_list(),
+            y_order=names, mark="mark",
         )
     return cached_spec(
         bar_chart, frame.filter(pl.col(value).is_not_null()), category=dimension_title(rows, language), value=value, unit=metric.unit,

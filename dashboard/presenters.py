@@ -115,6 +115,7 @@ def plot_frame(result: pl.DataFrame, *, metric: str, by: list[str], store: FactS
         pl.col("ci_high"),
         pl.col("denominator").alias("n"),
         pl.col("suppressed"),
+        pl.col("secondary") if "secondary" in frame.columns else pl.lit(False).alias("secondary"),
     )
 
 

@@ -745,6 +745,25 @@ def test_the_explorer_answers_a_measure_by_its_dimensions_with_a_fitting_chart(a
     assert at.get("download_button"), "CSV, Excel, Parquet, pictures"
 
 
+def test_the_explorers_heatmap_marks_hidden_cells_and_keeps_the_tables_order_by_value(app_env):
+    """Reason x channel: a hidden cell is a grey cell with its mark ("<5" or ".."), not an
+    empty one, and the rows follow the table's order by value, not the alphabet."""
+    at = _explore(measure="contacts", rows="reason", cols="channel", sort="value", period="last_7_days")
+    (chart,) = at.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    layers = spec.get("layer", [])
+    assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers] == ["rect", "rect", "text"]
+    import pyarrow as pa
+
+    values = [row for data in chart.proto.datasets for row in pa.ipc.open_stream(data.data.data).read_all().to_pylist()]
+    marks = {row["mark"] for row in values if row.get("mark") is not None}
+    assert marks and marks <= {"<5", ".."}, marks
+    assert all(row["mark"] is not None for row in values if row["suppressed"])
+    table_rows = at.dataframe[0].value.iloc[:, 0].tolist()
+    assert layers[0]["encoding"]["y"]["sort"] == [r for r in table_rows if r in layers[0]["encoding"]["y"]["sort"]]
+    assert layers[0]["encoding"]["y"]["sort"] != sorted(layers[0]["encoding"]["y"]["sort"])
+
+
 @pytest.mark.parametrize(
     ("params", "why"),
     [
