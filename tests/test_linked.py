@@ -152,7 +152,7 @@ def test_a_daily_table_gets_the_same_cells_hidden_by_its_pairs_as_by_the_general
     the general boxes (_protect_grid) would: it is only faster."""
     values, keys = _days(data.draw(st.lists(small_heavy, min_size=length, max_size=length)), first)
     start = small(values, threshold=THRESHOLD)
-    order = sorted(np.flatnonzero(start).tolist(), key=lambda c: keys.rank[c])
+    order = linked.small_counts(values, start, ["day"], keys.period, keys.rank, threshold=THRESHOLD)
     results = []
     for way in ("days", "grid"):
         hidden, unmarked = start | (values == THRESHOLD + 3), np.zeros(length, dtype=bool)

@@ -52,16 +52,22 @@ def protect_boxes(
     """Hide, in place, more cells until every hidden small count lies on a box of hidden cells
     (module docstring); True when anything was hidden. ``county_shown``: for each row, whether
     the county table shows its county's total (None: no municipality grouping)."""
+    order = small_counts(values, hidden, by, period, rank, threshold=threshold)
+    if by == ["day"]:
+        return _protect_days(values, hidden, frame["day"].to_list(), period, rank, order, threshold=threshold, unmarked=unmarked)
+    return _protect_grid(_Grid(values, frame, by, period, counties, county_shown), hidden, rank, order, threshold=threshold, unmarked=unmarked)
+
+
+def small_counts(values: np.ndarray, hidden: np.ndarray, by: list[str], period: np.ndarray, rank: np.ndarray, *, threshold: int) -> list[int]:
+    """The hidden small counts that need a box, in the groups' order."""
     small = hidden & (values >= 1) & (values < threshold)
     if len(by) == 1:
         # A one-way table's only total is the whole area's: where it is small it is hidden
         # wherever it is shown, and nothing here can be worked out from it.
-        totals = np.bincount(np.unique(period, return_inverse=True)[1], weights=values)
-        small &= ~((totals >= 1) & (totals < threshold))[np.unique(period, return_inverse=True)[1]]
-    order = sorted(np.flatnonzero(small).tolist(), key=lambda c: rank[c])
-    if by == ["day"]:
-        return _protect_days(values, hidden, frame["day"].to_list(), period, rank, order, threshold=threshold, unmarked=unmarked)
-    return _protect_grid(_Grid(values, frame, by, period, counties, county_shown), hidden, rank, order, threshold=threshold, unmarked=unmarked)
+        inverse = np.unique(period, return_inverse=True)[1]
+        totals = np.bincount(inverse, weights=values)
+        small &= ~((totals >= 1) & (totals < threshold))[inverse]
+    return sorted(np.flatnonzero(small).tolist(), key=lambda c: rank[c])
 
 
 def _protect_grid(grid: _Grid, hidden: np.ndarray, rank: np.ndarray, order: list[int], *, threshold: int, unmarked: np.ndarray) -> bool:
