@@ -439,11 +439,11 @@ def test_quality_page_compares_today_with_the_same_weekday_in_earlier_weeks(app_
     for _, row in table.iterrows():
         source = row[t("dimension.source_system", "fi")]
         assert row[t("quality.today_so_far", "fi")] == (shown(source) if source in now else "0")
-        # A day without rows counts as zero; with a hidden day there is no usual to show
+        # A day without rows counts as zero; with a hidden day the usual is hidden too (".." with the legend)
         # (hidden in the page's grid by day and source: a day may be hidden to protect another).
         usual = [day.get(source, 0.0) for day in earlier]
         hidden = any(r["suppressed"] for r in grid.iter_rows(named=True) if r["source_system"] == source and r["day"] in earlier_days)
-        assert row[column] == ("—" if hidden else format_number(sum(usual) / len(usual), decimals=1, language="fi"))
+        assert row[column] == (".." if hidden else format_number(sum(usual) / len(usual), decimals=1, language="fi"))
 
 
 def test_only_the_open_tab_computes(app_env, asked):
