@@ -180,7 +180,7 @@ class _Grid:
             dense[coords] = rows
             self.dense[p] = dense
 
-    def _lines(self, cell: int) -> list[np.ndarray]:
+    def lines_through(self, cell: int) -> list[np.ndarray]:
         """The cells of each line through ``cell`` (one grouping free, the rest its own)."""
         p = int(self.period[cell])
         own_at = [self.position[(p, d)][column[cell]] for d, column in enumerate(self.columns)]
@@ -192,10 +192,6 @@ class _Grid:
             lines.append(line[line >= 0])
         return lines
 
-    def lines_through(self, cell: int) -> list[np.ndarray]:
-        """The cells of each line through ``cell`` (one grouping free, the rest its own)."""
-        return self._lines(cell)
-
     def total_shown(self, cell: int, *, threshold: int) -> bool:
         """Whether a total ``cell`` lies in (one of its lines, or the whole period's) is not small,
         so that some table shows it."""
@@ -203,7 +199,7 @@ class _Grid:
         if p not in self._period_total:
             dense = self.dense[p]
             self._period_total[p] = float(self.values[dense[dense >= 0]].sum())
-        totals = [self._period_total[p], *(float(self.values[line].sum()) for line in self._lines(cell))]
+        totals = [self._period_total[p], *(float(self.values[line].sum()) for line in self.lines_through(cell))]
         return any(not 1 <= total < threshold for total in totals)
 
     def sides(self, cell: int, d: int) -> list[object]:
